@@ -1,0 +1,189 @@
+"""Per model-version task queues that replicas pull batches from (DESIGN §5).
+
+A :class:`ModelQueue` orders tasks by deadline (arrival + the app's SLO). A replica's dispatch loop calls
+:meth:`ModelQueue.get_batch` with the batch size its :class:`BatchSizer` proposes; expired tasks are dropped
+before dispatch; tasks of one ``input_batch`` request share a group and stay together where they fit. Optional
+delayed batching waits up to ``batch_wait_timeout`` (counted from the oldest queued task) for a fuller batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections import deque
+from typing import Any
+
+__all__ = ["BatchSizer", "DeadlineExpired", "ModelQueue", "Task"]
+
+_seq = itertools.count()
+
+
+class DeadlineExpired(Exception):
+    """Set on a task's future when it was dropped before dispatch because its deadline passed."""
+
+
+class Task:
+    """One input waiting for one model version. ``future`` resolves to the model output (or an exception)."""
+
+    __slots__ = ("deadline", "enqueued", "future", "group", "item", "key", "seq")
+
+    def __init__(self, item: Any, key: bytes | None, deadline: float, future: asyncio.Future[Any],
+                 group: int = 0) -> None:
+        self.item = item
+        self.key = key
+        self.deadline = deadline
+        self.future = future
+        self.group = group
+        self.enqueued = time.monotonic()
+        self.seq = next(_seq)
+
+    def __lt__(self, other: Task) -> bool:
+        return (self.deadline, self.seq) < (other.deadline, other.seq)
+
+
+class BatchSizer:
+    """AIMD batch size for one replica: grow by ``step`` while batches finish within the latency budget, cut
+    by ``backoff`` (10%) when one does not. A fixed ``batch_size`` (>0) disables adaptation."""
+
+    __slots__ = ("backoff", "budget", "fixed", "max_size", "size", "step")
+
+    def __init__(self, budget_s: float, fixed: int = -1, *, initial: int = 1, step: int = 1,
+                 backoff: float = 0.9, max_size: int = 4096) -> None:
+        self.budget = budget_s
+        self.fixed = fixed
+        self.size = float(fixed if fixed > 0 else initial)
+        self.step = step
+        self.backoff = backoff
+        self.max_size = max_size
+
+    @property
+    def batch_size(self) -> int:
+        return self.fixed if self.fixed > 0 else max(1, int(self.size))
+
+    def observe(self, batch_len: int, latency_s: float) -> None:
+        """Feed back one finished batch of ``batch_len`` tasks that took ``latency_s``."""
+        if self.fixed > 0:
+            return
+        if latency_s > self.budget:
+            self.size = max(1.0, self.size * self.backoff)
+        elif batch_len >= int(self.size):
+            # Only grow when the batch was full: a half-empty batch says nothing about a bigger one.
+            self.size = min(float(self.max_size), self.size + self.step)
+
+
+class ModelQueue:
+    """The deadline-ordered queue of one model version."""
+
+    def __init__(self, name: str, version: str, batch_wait_timeout_s: float = 0.0,
+                 max_length: int = 100_000) -> None:
+        self.name = name
+        self.version = version
+        self.batch_wait_timeout = batch_wait_timeout_s
+        self.max_length = max_length
+        self._heap: list[Task] = []
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def put(self, task: Task) -> None:
+        heapq.heappush(self._heap, task)
+        self._wake()
+
+    def put_many(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            heapq.heappush(self._heap, task)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _wait_nonempty(self) -> None:
+        while not self._heap:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # pass the wake-up on: this waiter is going away
+                raise
+
+    async def get_batch(self, max_size: int) -> list[Task]:
+        """Wait for tasks and return up to ``max_size`` of them, earliest deadline first, never an expired one."""
+        while True:
+            await self._wait_nonempty()
+            if self.batch_wait_timeout > 0 and len(self._heap) < max_size:
+                await self._delay(max_size)
+            batch = self._pop(max_size)
+            if batch:
+                if self._heap:
+                    self._wake()  # more work left: let another idle dispatcher take it
+                return batch
+
+    async def _delay(self, max_size: int) -> None:
+        oldest = min(t.enqueued for t in self._heap)
+        until = oldest + self.batch_wait_timeout
+        while len(self._heap) < max_size:
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), remaining)
+            except asyncio.TimeoutError:
+                return
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+
+    def _pop(self, max_size: int) -> list[Task]:
+        heap = self._heap
+        now = time.monotonic()
+        batch: list[Task] = []
+        while heap and len(batch) < max_size:
+            task = heapq.heappop(heap)
+            if task.future.done():
+                continue  # answered already (e.g. its query was abandoned)
+            if task.deadline <= now:
+                self.dropped += 1
+                task.future.set_exception(DeadlineExpired())
+                task.future.exception()  # mark retrieved: the query may have stopped waiting
+                continue
+            batch.append(task)
+        if heap and batch and batch[-1].group:
+            self._keep_group_together(batch)
+        return batch
+
+    def _keep_group_together(self, batch: list[Task]) -> None:
+        """If the batch ends in the middle of an input_batch request, and that request started inside this
+        batch (so it could fit in a batch of its own), hand its tail back rather than splitting it."""
+        group = batch[-1].group
+        first = next(i for i, t in enumerate(batch) if t.group == group)
+        if first == 0 or not any(t.group == group for t in self._heap):
+            return
+        for task in batch[first:]:
+            heapq.heappush(self._heap, task)
+        del batch[first:]
+
+    def requeue(self, tasks: list[Task]) -> int:
+        """Put back tasks of a failed dispatch whose deadline still allows; return how many went back."""
+        now = time.monotonic()
+        back = [t for t in tasks if not t.future.done() and t.deadline > now]
+        self.put_many(back)
+        return len(back)
+
+    def fail_all(self, exc: BaseException) -> None:
+        while self._heap:
+            task = heapq.heappop(self._heap)
+            if not task.future.done():
+                task.future.set_exception(exc)
+                task.future.exception()

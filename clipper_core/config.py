@@ -1,0 +1,116 @@
+"""Typed configuration, validated at startup. Every ``CLIPPER_*`` environment variable is in :data:`ENV`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENV", "Config", "ConfigError", "clipper_home"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message says which and what to do."""
+
+
+ENV: dict[str, tuple[str, str]] = {
+    # variable: (Config field, meaning)
+    "CLIPPER_HOME": ("home", "state, logs and model directories (default ~/.clipper)"),
+    "CLIPPER_HOST": ("query_host", "address the query frontend binds (default 127.0.0.1)"),
+    "CLIPPER_QUERY_PORT": ("query_port", "query REST port (default 1337; 0 = any free port)"),
+    "CLIPPER_ADMIN_HOST": ("admin_host", "address the management frontend binds (default 127.0.0.1)"),
+    "CLIPPER_MANAGEMENT_PORT": ("admin_port", "management REST port (default 1338; 0 = any free port)"),
+    "CLIPPER_RPC_PORT": ("rpc_port", "ZeroMQ RPC port model containers connect to (default 7000)"),
+    "CLIPPER_STATE_STORE": ("state_store", "sqlite (default), memory, or a redis:// URL"),
+    "CLIPPER_CACHE": ("cache_backend", "prediction cache backend (default lru)"),
+    "CLIPPER_CACHE_SIZE": ("cache_size_bytes", "prediction cache budget in bytes (default 33554432)"),
+    "CLIPPER_ADMIN_TOKEN": ("admin_token", "bearer token required on every /admin endpoint when set"),
+    "CLIPPER_MAX_BODY_BYTES": ("max_body_bytes", "largest accepted request body (default 16 MiB)"),
+    "CLIPPER_HEARTBEAT_INTERVAL": ("heartbeat_interval", "seconds between container heartbeats (default 0.5)"),
+    "CLIPPER_DISABLE_PLUGINS": ("disabled_plugins", "comma-separated plugin names not to load"),
+}
+
+
+def clipper_home() -> Path:
+    return Path(os.environ.get("CLIPPER_HOME") or Path.home() / ".clipper").expanduser()
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path = dataclasses.field(default_factory=clipper_home)
+    query_host: str = "127.0.0.1"
+    query_port: int = 1337
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 1338
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int = 7000
+    state_store: str = "sqlite"
+    cache_backend: str = "lru"
+    cache_size_bytes: int = 32 * 1024 * 1024
+    admin_token: str | None = None
+    max_body_bytes: int = 16 * 1024 * 1024
+    heartbeat_interval: float = 0.5
+    disabled_plugins: str = ""
+    manage_replicas: bool = True
+    """Run the local replica supervisor in this process (embedded mode)."""
+
+    def __post_init__(self) -> None:
+        for port_field in ("query_port", "admin_port", "rpc_port"):
+            port = getattr(self, port_field)
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{port_field}={port} is not a TCP port; use 0..65535 (0 = any free port)")
+        if self.cache_size_bytes < 0:
+            raise ConfigError("cache_size_bytes must be >= 0 (0 disables the cache)")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("max_body_bytes must be at least 1024")
+        if not 0.05 <= self.heartbeat_interval <= 60:
+            raise ConfigError("heartbeat_interval must be between 0.05 and 60 seconds")
+
+    @property
+    def state_path(self) -> Path:
+        return self.home / "state.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def runtime_file(self) -> Path:
+        """Written by a running server: its pid and the addresses it actually bound."""
+        return self.home / "runtime.json"
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Config:
+        env = os.environ if environ is None else environ
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for var, (name, _) in ENV.items():
+            if var in env and env[var] != "":
+                values[name] = _convert(var, env[var], fields[name].type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "home" in values:
+            values["home"] = Path(values["home"]).expanduser()
+        return cls(**values)
+
+
+def _convert(var: str, raw: str, type_name: Any) -> Any:
+    text = str(type_name)
+    try:
+        if text.startswith("int"):
+            return int(raw)
+        if text.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{var}={raw!r} is not a number") from None
+    if text == "Path":
+        return Path(raw)
+    return raw

@@ -1,0 +1,73 @@
+"""Every hook clipper calls. Hooks only *register classes*; the classes do the work, so pluggy never runs on
+the request path. Plugins implement these with ``from clipper_core import hookimpl``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from clipper_core.interfaces import ContainerManager, Deployer, PredictionCache, SelectionPolicy
+
+__all__ = ["hookimpl", "hookspec"]
+
+hookspec = pluggy.HookspecMarker("clipper")
+hookimpl = pluggy.HookimplMarker("clipper")
+
+
+# -- registration: called once per plugin manager, at startup ------------------------------------------
+
+@hookspec
+def clipper_register_container_managers() -> list[type[ContainerManager]]:
+    """Return container-manager classes (each with a unique ``name``).
+
+    Called once when the plugin registry is built. All non-None results are collected."""
+
+
+@hookspec
+def clipper_register_deployers() -> list[type[Deployer]]:
+    """Return deployer classes (each with a unique ``name``).
+
+    Called once when the plugin registry is built. All non-None results are collected."""
+
+
+@hookspec
+def clipper_register_policies() -> list[type[SelectionPolicy]]:
+    """Return selection-policy classes (each with a unique ``name``).
+
+    Called once when the plugin registry is built. All non-None results are collected."""
+
+
+@hookspec
+def clipper_register_caches() -> list[type[PredictionCache]]:
+    """Return prediction-cache classes (each with a unique ``name``).
+
+    Called once when the plugin registry is built. All non-None results are collected."""
+
+
+# -- lifecycle: called by the server process ------------------------------------------------------------
+
+@hookspec
+def clipper_startup(app: web.Application) -> None:
+    """Called once when a clipper web application (query or management) has started, before it serves.
+
+    All non-None results are collected (and ignored)."""
+
+
+@hookspec
+def clipper_shutdown(app: web.Application) -> None:
+    """Called once when a clipper web application is shutting down, after it stopped serving.
+
+    All non-None results are collected (and ignored)."""
+
+
+@hookspec(firstresult=True)
+def clipper_handle_exception(app: web.Application, request: web.Request, exception: BaseException) -> Any:
+    """Called when a request raised an exception that is not a ClipperError (a bug or an outage), before the
+    500 response is written; return a ``web.Response`` to answer with instead.
+
+    Stops at first non-None result (firstresult)."""

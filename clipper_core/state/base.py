@@ -1,0 +1,165 @@
+"""The StateStore ABC: everything clipper must not forget across restarts.
+
+Lifecycle, in call order::
+
+    store = SqliteStateStore(path)      # constructing does no I/O
+    await store.open()                  # connect, create schema
+    unsubscribe = store.subscribe(cb)   # cb(ChangeEvent) after every committed change (any process)
+    ... reads and writes ...
+    await store.close()
+
+Writes are atomic per call. Reads return copies (frozen records). Feedback inputs/labels, policy_config and
+replica info must be JSON values. Backends check only what the data model needs (duplicates, missing apps and
+versions); the management frontend checks the rest (links to existing models, input types). Errors: writes that violate the model (a
+duplicate, a missing app) raise :mod:`clipper_core.errors` classes with Clipper's messages; the management
+frontend adds the remaining semantic checks. Every backend passes
+:class:`clipper_core.testing.StateStoreContract`.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable
+from typing import ClassVar
+
+from clipper_core.state.records import Application, ChangeEvent, Feedback, Model, Replica
+
+__all__ = ["ChangeCallback", "StateStore"]
+
+log = logging.getLogger(__name__)
+
+ChangeCallback = Callable[[ChangeEvent], None]
+
+
+class StateStore(abc.ABC):
+    name: ClassVar[str]
+    shared: ClassVar[bool] = False
+    """True when several processes can share the store and see each other's changes."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[ChangeCallback] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
+        """Call ``callback`` after each committed change; returns a function that unsubscribes.
+
+        Backends with ``shared = True`` also announce changes made by other processes; the others only their
+        own (a second process on the same SQLite file sees committed data on its next read)."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def _notify(self, event: ChangeEvent) -> None:
+        # The change is committed already: a failing subscriber must not turn it into an error for the writer.
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:
+                log.exception("state-store subscriber %r failed on %s", callback, event)
+
+    # -- applications ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_app(self, app: Application) -> None:
+        """Raises AlreadyExists("application '<n>' already exists")."""
+
+    @abc.abstractmethod
+    async def update_app(self, app: Application) -> None:
+        """Replace an existing app's record. Raises NotFound."""
+
+    @abc.abstractmethod
+    async def delete_app(self, name: str) -> None:
+        """Delete the app, its links and its policy state. Raises NotFound("Application '<n>' does not exist")."""
+
+    @abc.abstractmethod
+    async def get_app(self, name: str) -> Application | None: ...
+
+    @abc.abstractmethod
+    async def list_apps(self) -> list[Application]:
+        """Sorted by name."""
+
+    # -- models ---------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_model(self, model: Model, *, make_current: bool = True) -> None:
+        """Raises AlreadyExists for a duplicate (name, version). Makes it current unless told otherwise."""
+
+    @abc.abstractmethod
+    async def update_model(self, model: Model) -> None:
+        """Replace an existing model version's record (e.g. its desired replica count). Raises NotFound."""
+
+    @abc.abstractmethod
+    async def delete_model(self, name: str, version: str) -> None:
+        """Delete one version and its replicas. If it was current, the model has no current version.
+        Raises NotFound."""
+
+    @abc.abstractmethod
+    async def get_model(self, name: str, version: str) -> Model | None: ...
+
+    @abc.abstractmethod
+    async def list_models(self, name: str | None = None) -> list[Model]:
+        """All versions (of one model when ``name`` is given), sorted by (name, created order)."""
+
+    @abc.abstractmethod
+    async def set_current_version(self, name: str, version: str) -> None:
+        """Raises NotFound when that version is not registered."""
+
+    @abc.abstractmethod
+    async def get_current_version(self, name: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def current_versions(self) -> dict[str, str]:
+        """model name -> current version, for every model that has one."""
+
+    # -- links ----------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_links(self, app_name: str, model_names: list[str]) -> None:
+        """Raises NotFound for a missing app."""
+
+    @abc.abstractmethod
+    async def delete_links(self, app_name: str, model_names: list[str]) -> None:
+        """Raises NotFound for a missing app or a model that is not linked."""
+
+    @abc.abstractmethod
+    async def get_links(self, app_name: str) -> list[str]:
+        """Linked model names in link order. Raises NotFound for a missing app."""
+
+    # -- replicas (connected model containers) --------------------------------------------------------
+    @abc.abstractmethod
+    async def add_replica(self, replica: Replica) -> None: ...
+
+    @abc.abstractmethod
+    async def delete_replica(self, model_name: str, model_version: str, replica_id: int) -> None:
+        """Missing replicas are ignored."""
+
+    @abc.abstractmethod
+    async def list_replicas(self, model_name: str | None = None, model_version: str | None = None
+                            ) -> list[Replica]:
+        """Sorted by (model name, version, replica id)."""
+
+    @abc.abstractmethod
+    async def clear_replicas(self, frontend: str) -> None:
+        """Forget every replica recorded for ``frontend`` (used when that frontend starts afresh)."""
+
+    @abc.abstractmethod
+    async def next_replica_id(self, model_name: str, model_version: str) -> int:
+        """A per-model-version counter starting at 0, never reused (survives restarts)."""
+
+    # -- policy state and feedback --------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_policy_state(self, app_name: str, uid: int) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def put_policy_state(self, app_name: str, uid: int, state: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def append_feedback(self, feedback: Feedback) -> int:
+        """Durably store feedback; returns its sequence number (1, 2, ... per app)."""
+
+    @abc.abstractmethod
+    async def list_feedback(self, app_name: str, *, after_seq: int = 0, limit: int = 1000) -> list[Feedback]:
+        """Feedback of one app in sequence order, with seq > after_seq."""

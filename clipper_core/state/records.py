@@ -1,0 +1,89 @@
+"""The records a state store holds. Plain frozen dataclasses: cheap to copy into the frontend's snapshot."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from clipper_core.inputs import InputType
+
+__all__ = ["Application", "ChangeEvent", "Feedback", "Model", "ModelKey", "Replica"]
+
+ModelKey = tuple[str, str]
+"""(model name, model version)."""
+
+
+@dataclass(frozen=True)
+class Application:
+    name: str
+    input_type: InputType
+    default_output: str
+    latency_slo_micros: int
+    policy: str = "default"
+    policy_config: dict[str, Any] = field(default_factory=dict)
+    cache_enabled: bool = True
+
+    def replace(self, **changes: Any) -> Application:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    version: str
+    input_type: InputType
+    labels: tuple[str, ...] = ()
+    container_name: str = "NO_CONTAINER"
+    """Clipper's name for the image; for the local manager, the model directory."""
+    model_data_path: str = "DEPRECATED"
+    batch_size: int = -1
+    """-1 = adaptive; otherwise the fixed batch size the model asks for."""
+    batch_wait_timeout_micros: int = 0
+    num_replicas: int = 0
+    """Desired replica count, kept so a restarted manager can bring them back."""
+    created_at: float = 0.0
+
+    @property
+    def key(self) -> ModelKey:
+        return (self.name, self.version)
+
+    def replace(self, **changes: Any) -> Model:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Replica:
+    model_name: str
+    model_version: str
+    replica_id: int
+    input_type: InputType
+    frontend: str = ""
+    """Which frontend this replica is connected to (its RPC address)."""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    app_name: str
+    uid: int
+    input: Any
+    label: Any
+    query_id: int | None = None
+    received_at: float = 0.0
+    seq: int = 0
+    """Assigned by the store when the feedback is appended (monotonic per app)."""
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """A change a store announces to its subscribers. ``kind`` is one of:
+
+    ``app`` (added, changed or deleted; ``name`` is the app), ``model`` (``name``/``version``), ``link``
+    (``name`` is the app), ``current_version`` (``name`` is the model), ``replica`` and ``reload``
+    (subscribers must re-read everything, e.g. after a reconnect).
+    """
+
+    kind: str
+    name: str = ""
+    version: str = ""

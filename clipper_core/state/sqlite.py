@@ -1,0 +1,376 @@
+"""A durable single-node state store in one SQLite file (stdlib :mod:`sqlite3`).
+
+The calls are synchronous inside the async methods: the file is local and only the admin path writes. The file
+is opened in WAL mode with ``synchronous=FULL`` (acknowledged feedback survives a power cut), created owner-only
+(0600) in a directory created owner-only (0700). Every write is one ``BEGIN IMMEDIATE`` transaction;
+subscribers are told after it commits. Other processes opening the same file see committed data on their next
+read, but are not notified of it (``shared`` is False).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from clipper_core.errors import AlreadyExists, ClipperError, NotFound
+from clipper_core.inputs import InputType
+from clipper_core.state.base import StateStore
+from clipper_core.state.records import Application, ChangeEvent, Feedback, Model, Replica
+
+__all__ = ["SCHEMA_VERSION", "SqliteStateStore"]
+
+SCHEMA_VERSION = 1
+"""Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the schema changes."""
+
+_SCHEMA_V1 = """
+CREATE TABLE apps (name TEXT PRIMARY KEY, input_type TEXT NOT NULL, default_output TEXT NOT NULL,
+    latency_slo_micros INTEGER NOT NULL, policy TEXT NOT NULL, policy_config TEXT NOT NULL,
+    cache_enabled INTEGER NOT NULL);
+CREATE TABLE models (created INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, version TEXT NOT NULL,
+    input_type TEXT NOT NULL, labels TEXT NOT NULL, container_name TEXT NOT NULL, model_data_path TEXT NOT NULL,
+    batch_size INTEGER NOT NULL, batch_wait_timeout_micros INTEGER NOT NULL, num_replicas INTEGER NOT NULL,
+    created_at REAL NOT NULL, UNIQUE (name, version));
+CREATE TABLE current_versions (model_name TEXT PRIMARY KEY, version TEXT NOT NULL);
+CREATE TABLE links (app_name TEXT NOT NULL, model_name TEXT NOT NULL, position INTEGER NOT NULL,
+    PRIMARY KEY (app_name, model_name));
+CREATE TABLE replicas (model_name TEXT NOT NULL, model_version TEXT NOT NULL, replica_id INTEGER NOT NULL,
+    input_type TEXT NOT NULL, frontend TEXT NOT NULL, info TEXT NOT NULL,
+    PRIMARY KEY (model_name, model_version, replica_id));
+CREATE INDEX replicas_frontend ON replicas (frontend);
+CREATE TABLE replica_counters (model_name TEXT NOT NULL, model_version TEXT NOT NULL, next_id INTEGER NOT NULL,
+    PRIMARY KEY (model_name, model_version));
+CREATE TABLE policy_state (app_name TEXT NOT NULL, uid INTEGER NOT NULL, state BLOB NOT NULL,
+    PRIMARY KEY (app_name, uid));
+CREATE TABLE feedback (app_name TEXT NOT NULL, seq INTEGER NOT NULL, uid INTEGER NOT NULL, query_id INTEGER,
+    input TEXT NOT NULL, label TEXT NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (app_name, seq));
+"""
+
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1}
+"""from-version -> the script that brings the schema to from-version + 1."""
+
+_APP_COLS = "name, input_type, default_output, latency_slo_micros, policy, policy_config, cache_enabled"
+_MODEL_COLS = ("name, version, input_type, labels, container_name, model_data_path, batch_size, "
+               "batch_wait_timeout_micros, num_replicas, created_at")
+_REPLICA_COLS = "model_name, model_version, replica_id, input_type, frontend, info"
+_FEEDBACK_COLS = "app_name, uid, input, label, query_id, received_at, seq"
+
+
+def _qs(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    raise TypeError(f"cannot store a {type(value).__name__} as JSON")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+def _app(row: tuple[Any, ...]) -> Application:
+    return Application(row[0], InputType(row[1]), row[2], row[3], row[4], json.loads(row[5]), bool(row[6]))
+
+
+def _model(row: tuple[Any, ...]) -> Model:
+    return Model(row[0], row[1], InputType(row[2]), tuple(json.loads(row[3])), *row[4:10])
+
+
+def _replica(row: tuple[Any, ...]) -> Replica:
+    return Replica(row[0], row[1], row[2], InputType(row[3]), row[4], json.loads(row[5]))
+
+
+def _feedback(row: tuple[Any, ...]) -> Feedback:
+    return Feedback(row[0], row[1], json.loads(row[2]), json.loads(row[3]), row[4], row[5], row[6])
+
+
+def _app_row(app: Application) -> tuple[Any, ...]:
+    return (app.name, app.input_type.value, app.default_output, app.latency_slo_micros, app.policy,
+            _dumps(app.policy_config), int(app.cache_enabled))
+
+
+def _model_row(m: Model) -> tuple[Any, ...]:
+    return (m.name, m.version, m.input_type.value, _dumps(list(m.labels)), m.container_name, m.model_data_path,
+            m.batch_size, m.batch_wait_timeout_micros, m.num_replicas, m.created_at)
+
+
+def _has_model(db: sqlite3.Connection, name: str, version: str) -> bool:
+    return db.execute("SELECT 1 FROM models WHERE name = ? AND version = ?", (name, version)).fetchone() is not None
+
+
+def _require_app(db: sqlite3.Connection, name: str) -> None:
+    if db.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone() is None:
+        raise NotFound(f"Application '{name}' does not exist")
+
+
+def _require_model(db: sqlite3.Connection, name: str, version: str) -> None:
+    if not _has_model(db, name, version):
+        raise NotFound(f"model with name '{name}' and version '{version}' does not exist")
+
+
+class SqliteStateStore(StateStore):
+    """The state of one clipper node in one SQLite file at ``path``."""
+
+    name = "sqlite"
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        self._create_file()
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            self._db = db
+            self._migrate()
+        except BaseException:
+            self._db = None
+            db.close()
+            raise
+
+    def _create_file(self) -> None:
+        missing = [d for d in (self.path.parent, *self.path.parent.parents) if not d.exists()]
+        for directory in reversed(missing):  # every directory we create is owner-only, not just the last
+            directory.mkdir(mode=0o700, exist_ok=True)
+            directory.chmod(0o700)  # mkdir's mode is filtered by the umask
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            return
+        self.path.chmod(0o600)
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ClipperError(f"state database {self.path} has schema version {version}; this clipper "
+                                   f"understands up to {SCHEMA_VERSION}")
+            for step in range(version, SCHEMA_VERSION):
+                for statement in filter(str.strip, _MIGRATIONS[step].split(";")):
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    async def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError(f"{type(self).__name__}({str(self.path)!r}) is not open")
+        return self._db
+
+    def _one(self, sql: str, *params: Any) -> Any:
+        return self._conn.execute(sql, params).fetchone()
+
+    @contextmanager
+    def _tx(self, events: list[ChangeEvent] | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction, then ``events`` (which the body may append to) go to the subscribers.
+
+        BEGIN IMMEDIATE takes the write lock up front, so two writers never deadlock upgrading a read lock.
+        """
+        db = self._conn
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        for event in events or ():
+            self._notify(event)
+
+    # -- applications ---------------------------------------------------------------------------------
+    async def add_app(self, app: Application) -> None:
+        with self._tx([ChangeEvent("app", app.name)]) as db:
+            try:
+                db.execute(f"INSERT INTO apps ({_APP_COLS}) VALUES ({_qs(7)})", _app_row(app))
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"application '{app.name}' already exists") from None
+
+    async def update_app(self, app: Application) -> None:
+        with self._tx([ChangeEvent("app", app.name)]) as db:
+            _require_app(db, app.name)
+            db.execute(f"REPLACE INTO apps ({_APP_COLS}) VALUES ({_qs(7)})", _app_row(app))
+
+    async def delete_app(self, name: str) -> None:
+        with self._tx([ChangeEvent("app", name)]) as db:
+            _require_app(db, name)
+            for table, column in (("apps", "name"), ("links", "app_name"), ("policy_state", "app_name")):
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
+
+    async def get_app(self, name: str) -> Application | None:
+        row = self._one(f"SELECT {_APP_COLS} FROM apps WHERE name = ?", name)
+        return None if row is None else _app(row)
+
+    async def list_apps(self) -> list[Application]:
+        return [_app(r) for r in self._conn.execute(f"SELECT {_APP_COLS} FROM apps ORDER BY name")]
+
+    # -- models ---------------------------------------------------------------------------------------
+    async def add_model(self, model: Model, *, make_current: bool = True) -> None:
+        events = [ChangeEvent("model", model.name, model.version)]
+        with self._tx(events) as db:
+            try:
+                db.execute(f"INSERT INTO models ({_MODEL_COLS}) VALUES ({_qs(10)})", _model_row(model))
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"model with name '{model.name}' and version '{model.version}' "
+                                    "already exists") from None
+            if make_current:
+                db.execute("REPLACE INTO current_versions (model_name, version) VALUES (?, ?)", model.key)
+                events.append(ChangeEvent("current_version", model.name))
+
+    async def update_model(self, model: Model) -> None:
+        with self._tx([ChangeEvent("model", model.name, model.version)]) as db:
+            _require_model(db, model.name, model.version)
+            db.execute("UPDATE models SET input_type = ?, labels = ?, container_name = ?, model_data_path = ?, "
+                       "batch_size = ?, batch_wait_timeout_micros = ?, num_replicas = ?, created_at = ? "
+                       "WHERE name = ? AND version = ?", (*_model_row(model)[2:], *model.key))
+
+    async def delete_model(self, name: str, version: str) -> None:
+        events = [ChangeEvent("model", name, version)]
+        with self._tx(events) as db:
+            _require_model(db, name, version)
+            db.execute("DELETE FROM models WHERE name = ? AND version = ?", (name, version))
+            if db.execute("DELETE FROM current_versions WHERE model_name = ? AND version = ?",
+                          (name, version)).rowcount:
+                events.append(ChangeEvent("current_version", name))
+            if db.execute("DELETE FROM replicas WHERE model_name = ? AND model_version = ?",
+                          (name, version)).rowcount:
+                events.append(ChangeEvent("replica", name, version))
+
+    async def get_model(self, name: str, version: str) -> Model | None:
+        row = self._one(f"SELECT {_MODEL_COLS} FROM models WHERE name = ? AND version = ?", name, version)
+        return None if row is None else _model(row)
+
+    async def list_models(self, name: str | None = None) -> list[Model]:
+        rows = self._conn.execute(f"SELECT {_MODEL_COLS} FROM models WHERE ?1 IS NULL OR name = ?1 "
+                                  "ORDER BY name, created", (name,))
+        return [_model(r) for r in rows]
+
+    async def set_current_version(self, name: str, version: str) -> None:
+        with self._tx([ChangeEvent("current_version", name)]) as db:
+            if not _has_model(db, name, version):
+                raise NotFound(f"Requested version: {version} does not exist for model: {name}")
+            db.execute("REPLACE INTO current_versions (model_name, version) VALUES (?, ?)", (name, version))
+
+    async def get_current_version(self, name: str) -> str | None:
+        row = self._one("SELECT version FROM current_versions WHERE model_name = ?", name)
+        return None if row is None else str(row[0])
+
+    async def current_versions(self) -> dict[str, str]:
+        return dict(self._conn.execute("SELECT model_name, version FROM current_versions ORDER BY model_name"))
+
+    # -- links ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _links(db: sqlite3.Connection, app_name: str) -> list[str]:
+        _require_app(db, app_name)
+        rows = db.execute("SELECT model_name FROM links WHERE app_name = ? ORDER BY position", (app_name,))
+        return [r[0] for r in rows]
+
+    async def add_links(self, app_name: str, model_names: list[str]) -> None:
+        with self._tx() as db:
+            linked = self._links(db, app_name)
+            new = [m for m in dict.fromkeys(model_names) if m not in linked]
+            position = db.execute("SELECT COALESCE(MAX(position), -1) FROM links WHERE app_name = ?",
+                                  (app_name,)).fetchone()[0]
+            db.executemany("INSERT INTO links (app_name, model_name, position) VALUES (?, ?, ?)",
+                           [(app_name, m, position + 1 + i) for i, m in enumerate(new)])
+        if new:
+            self._notify(ChangeEvent("link", app_name))
+
+    async def delete_links(self, app_name: str, model_names: list[str]) -> None:
+        with self._tx() as db:
+            linked = self._links(db, app_name)
+            for m in model_names:
+                if m not in linked:
+                    raise NotFound(f"model '{m}' is not linked to application '{app_name}'")
+            db.executemany("DELETE FROM links WHERE app_name = ? AND model_name = ?",
+                           [(app_name, m) for m in set(model_names)])
+        if model_names:
+            self._notify(ChangeEvent("link", app_name))
+
+    async def get_links(self, app_name: str) -> list[str]:
+        return self._links(self._conn, app_name)
+
+    # -- replicas -------------------------------------------------------------------------------------
+    async def add_replica(self, replica: Replica) -> None:
+        r = replica
+        with self._tx([ChangeEvent("replica", r.model_name, r.model_version)]) as db:
+            db.execute(f"REPLACE INTO replicas ({_REPLICA_COLS}) VALUES ({_qs(6)})", (
+                r.model_name, r.model_version, r.replica_id, r.input_type.value, r.frontend, _dumps(r.info)))
+
+    async def delete_replica(self, model_name: str, model_version: str, replica_id: int) -> None:
+        with self._tx() as db:
+            deleted = db.execute("DELETE FROM replicas WHERE model_name = ? AND model_version = ? AND "
+                                 "replica_id = ?", (model_name, model_version, replica_id)).rowcount
+        if deleted:
+            self._notify(ChangeEvent("replica", model_name, model_version))
+
+    async def list_replicas(self, model_name: str | None = None, model_version: str | None = None
+                            ) -> list[Replica]:
+        rows = self._conn.execute(
+            f"SELECT {_REPLICA_COLS} FROM replicas WHERE (?1 IS NULL OR model_name = ?1) AND "
+            "(?2 IS NULL OR model_version = ?2) ORDER BY model_name, model_version, replica_id",
+            (model_name, model_version))
+        return [_replica(r) for r in rows]
+
+    async def clear_replicas(self, frontend: str) -> None:
+        events: list[ChangeEvent] = []
+        with self._tx(events) as db:
+            events += [ChangeEvent("replica", *key) for key in db.execute(
+                "SELECT DISTINCT model_name, model_version FROM replicas WHERE frontend = ? "
+                "ORDER BY model_name, model_version", (frontend,))]
+            db.execute("DELETE FROM replicas WHERE frontend = ?", (frontend,))
+
+    async def next_replica_id(self, model_name: str, model_version: str) -> int:
+        with self._tx() as db:
+            row = db.execute("SELECT next_id FROM replica_counters WHERE model_name = ? AND model_version = ?",
+                             (model_name, model_version)).fetchone()
+            replica_id = 0 if row is None else int(row[0])
+            db.execute("REPLACE INTO replica_counters (model_name, model_version, next_id) VALUES (?, ?, ?)",
+                       (model_name, model_version, replica_id + 1))
+        return replica_id
+
+    # -- policy state and feedback --------------------------------------------------------------------
+    async def get_policy_state(self, app_name: str, uid: int) -> bytes | None:
+        row = self._one("SELECT state FROM policy_state WHERE app_name = ? AND uid = ?", app_name, uid)
+        return None if row is None else bytes(row[0])
+
+    async def put_policy_state(self, app_name: str, uid: int, state: bytes) -> None:
+        with self._tx() as db:
+            db.execute("REPLACE INTO policy_state (app_name, uid, state) VALUES (?, ?, ?)",
+                       (app_name, uid, bytes(state)))
+
+    async def append_feedback(self, feedback: Feedback) -> int:
+        f = feedback
+        received_at = f.received_at or time.time()
+        payload = (_dumps(f.input), _dumps(f.label))  # fail before taking the write lock
+        with self._tx() as db:
+            seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM feedback WHERE app_name = ?",
+                                 (f.app_name,)).fetchone()[0])
+            db.execute(f"INSERT INTO feedback ({_FEEDBACK_COLS}) VALUES ({_qs(7)})",
+                       (f.app_name, f.uid, *payload, f.query_id, received_at, seq))
+        return seq
+
+    async def list_feedback(self, app_name: str, *, after_seq: int = 0, limit: int = 1000) -> list[Feedback]:
+        rows = self._conn.execute(f"SELECT {_FEEDBACK_COLS} FROM feedback WHERE app_name = ? AND seq > ? "
+                                  "ORDER BY seq LIMIT ?", (app_name, after_seq, max(limit, 0)))
+        return [_feedback(r) for r in rows]

@@ -1,0 +1,79 @@
+"""Pieces both web apps share: the one middleware that renders errors as JSON, and JSON responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from clipper_core.errors import ClipperError, InvalidInput
+
+__all__ = ["error_middleware", "json_response", "read_json_object"]
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+JSON = "application/json"
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type=JSON, headers=headers)
+
+
+def error_body(title: str, cause: str) -> bytes:
+    return orjson.dumps({"error": title, "cause": cause})
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render ClipperError and aiohttp HTTP errors as ``{"error", "cause"}``; never leak a traceback."""
+    try:
+        return await handler(request)
+    except ClipperError as exc:
+        headers = getattr(exc, "headers", None)
+        return web.Response(body=orjson.dumps(exc.to_json()), status=exc.status, content_type=JSON,
+                            headers=headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        cause = _http_cause(request, exc)
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
+        return web.Response(body=error_body(exc.reason, cause), status=exc.status, content_type=JSON,
+                            headers=headers)
+    except Exception as exc:
+        hook = request.app.get(HANDLE_EXCEPTION)
+        if hook is not None:
+            replacement = hook(app=request.app, request=request, exception=exc)
+            if replacement is not None:
+                return replacement  # type: ignore[no-any-return]
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return web.Response(body=error_body("Internal error", f"{type(exc).__name__}: {exc}"), status=500,
+                            content_type=JSON)
+
+
+HANDLE_EXCEPTION: web.AppKey[Callable[..., Any]] = web.AppKey("clipper_handle_exception", Callable[..., Any])
+
+
+def _http_cause(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return f"no such endpoint: {request.method} {request.path}"
+    if exc.status == 405:
+        allowed = exc.headers.get("Allow", "")
+        return f"method {request.method} is not allowed on {request.path}; allowed: {allowed}"
+    return exc.text or exc.reason
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """Parse the body as a JSON object or raise InvalidInput saying what is wrong."""
+    body = await request.read()
+    if not body:
+        raise InvalidInput("request body is empty; expected a JSON object")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"Error parsing JSON: {exc}; expected a JSON object") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"request body is a JSON {type(data).__name__}; expected a JSON object")
+    return data

@@ -1,0 +1,128 @@
+"""The SQLite backend against the state store contract, plus what only a file-backed store has."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from clipper_core.errors import ClipperError
+from clipper_core.inputs import InputType
+from clipper_core.state.base import StateStore
+from clipper_core.state.records import Application
+from clipper_core.state.sqlite import SCHEMA_VERSION, SqliteStateStore
+from clipper_core.testing import StateStoreContract
+
+
+class TestSqliteStateStore(StateStoreContract):
+    persistent = True
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[StateStore]:
+        self.opened: list[SqliteStateStore] = [SqliteStateStore(tmp_path / "state" / "clipper.db")]
+        await self.opened[0].open()
+        yield self.opened[0]
+        for store in self.opened:
+            await store.close()
+
+    async def reopen(self, store: StateStore) -> StateStore:
+        assert isinstance(store, SqliteStateStore)
+        await store.close()
+        fresh = SqliteStateStore(store.path)
+        await fresh.open()
+        self.opened.append(fresh)
+        return fresh
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+async def opened(tmp_path: Path) -> AsyncIterator[SqliteStateStore]:
+    store = SqliteStateStore(tmp_path / "private" / "nested" / "clipper.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_file_and_directory_are_owner_only(opened: SqliteStateStore) -> None:
+    await opened.add_app(Application("a", InputType.INTS, "0", 1000))  # creates the WAL file
+    assert _mode(opened.path.parent) == 0o700
+    assert _mode(opened.path.parent.parent) == 0o700
+    assert _mode(opened.path) == 0o600
+    for suffix in ("-wal", "-shm"):
+        side = opened.path.with_name(opened.path.name + suffix)
+        if side.exists():
+            assert _mode(side) & 0o077 == 0
+
+
+async def test_existing_directory_is_left_alone(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    store = SqliteStateStore(str(tmp_path / "clipper.db"))
+    await store.open()
+    await store.close()
+    assert _mode(tmp_path) == 0o755
+    assert _mode(tmp_path / "clipper.db") == 0o600
+
+
+async def test_second_store_on_the_same_file_sees_committed_data(opened: SqliteStateStore) -> None:
+    other = SqliteStateStore(opened.path)
+    await other.open()
+    try:
+        await opened.add_app(Application("a", InputType.INTS, "0", 1000))
+        assert [a.name for a in await other.list_apps()] == ["a"]
+        assert await other.next_replica_id("m", "1") == 0
+        assert await opened.next_replica_id("m", "1") == 1
+    finally:
+        await other.close()
+
+
+async def test_schema_version_and_pragmas(opened: SqliteStateStore) -> None:
+    db = sqlite3.connect(opened.path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"apps", "models", "current_versions", "links", "replicas", "replica_counters", "policy_state",
+                "feedback"} <= tables
+    finally:
+        db.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "clipper.db"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    store = SqliteStateStore(path)
+    with pytest.raises(ClipperError, match="schema version 2"):
+        await store.open()
+    await store.close()
+
+
+async def test_open_twice_and_close_twice(opened: SqliteStateStore) -> None:
+    await opened.open()
+    await opened.close()
+    await opened.close()
+    with pytest.raises(RuntimeError, match="not open"):
+        await opened.list_apps()
+    await opened.open()
+    assert await opened.list_apps() == []
+
+
+async def test_constructing_does_no_io(tmp_path: Path) -> None:
+    SqliteStateStore(tmp_path / "d" / "clipper.db")
+    assert not (tmp_path / "d").exists()
+
+
+async def test_numpy_feedback_is_stored_as_json(opened: SqliteStateStore) -> None:
+    np = pytest.importorskip("numpy")
+    from clipper_core.state.records import Feedback
+
+    await opened.append_feedback(Feedback("a", 0, np.array([1.5, 2.0]), np.float64(3.0)))
+    (got,) = await opened.list_feedback("a")
+    assert (got.input, got.label) == ([1.5, 2.0], 3.0)
