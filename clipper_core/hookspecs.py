@@ -26,6 +26,7 @@ def clipper_register_container_managers() -> list[type[ContainerManager]]:
     """Return container-manager classes (each with a unique ``name``).
 
     Called once when the plugin registry is built. All non-None results are collected."""
+    raise NotImplementedError
 
 
 @hookspec
@@ -33,6 +34,7 @@ def clipper_register_deployers() -> list[type[Deployer]]:
     """Return deployer classes (each with a unique ``name``).
 
     Called once when the plugin registry is built. All non-None results are collected."""
+    raise NotImplementedError
 
 
 @hookspec
@@ -40,6 +42,7 @@ def clipper_register_policies() -> list[type[SelectionPolicy]]:
     """Return selection-policy classes (each with a unique ``name``).
 
     Called once when the plugin registry is built. All non-None results are collected."""
+    raise NotImplementedError
 
 
 @hookspec
@@ -47,6 +50,7 @@ def clipper_register_caches() -> list[type[PredictionCache]]:
     """Return prediction-cache classes (each with a unique ``name``).
 
     Called once when the plugin registry is built. All non-None results are collected."""
+    raise NotImplementedError
 
 
 # -- lifecycle: called by the server process ------------------------------------------------------------

@@ -65,10 +65,10 @@ def make_plugin_manager(*, load_entry_points: bool = True, disabled: str | None 
             version = ep.dist.version if ep.dist is not None else "unknown"
             pm.register(plugin, name=ep.name)
             _DIST_OF[id(plugin)] = (dist, version)
-    for name, module in default_plugins.BUILTINS.items():
-        if not pm.is_blocked(name):
-            pm.register(module, name=name)
-            _DIST_OF[id(module)] = ("clipper-core", _core_version())
+    blocked = {name for name in _blocked_names(disabled)}
+    for name, module in default_plugins.builtin_plugins(blocked).items():
+        pm.register(module, name=name)
+        _DIST_OF[id(module)] = ("clipper-core", _core_version())
     for plugin in extra or []:
         pm.register(plugin)
     pm.check_pending()

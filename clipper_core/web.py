@@ -47,13 +47,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if hook is not None:
             replacement = hook(app=request.app, request=request, exception=exc)
             if replacement is not None:
-                return replacement  # type: ignore[no-any-return]
+                return replacement
         log.exception("unhandled error in %s %s", request.method, request.path)
         return web.Response(body=error_body("Internal error", f"{type(exc).__name__}: {exc}"), status=500,
                             content_type=JSON)
 
 
-HANDLE_EXCEPTION: web.AppKey[Callable[..., Any]] = web.AppKey("clipper_handle_exception", Callable[..., Any])
+HANDLE_EXCEPTION: web.AppKey[Callable[..., Any]] = web.AppKey("clipper_handle_exception")
 
 
 def _http_cause(request: web.Request, exc: web.HTTPException) -> str:

@@ -10,9 +10,9 @@ Lifecycle, in call order::
 
 Writes are atomic per call. Reads return copies (frozen records). Feedback inputs/labels, policy_config and
 replica info must be JSON values. Backends check only what the data model needs (duplicates, missing apps and
-versions); the management frontend checks the rest (links to existing models, input types). Errors: writes that violate the model (a
-duplicate, a missing app) raise :mod:`clipper_core.errors` classes with Clipper's messages; the management
-frontend adds the remaining semantic checks. Every backend passes
+versions); the management frontend checks the rest (links to existing models, input types). Writes that
+violate the model (a duplicate, a missing app) raise :mod:`clipper_core.errors` classes with Clipper's
+messages. Every backend passes
 :class:`clipper_core.testing.StateStoreContract`.
 """
 

@@ -1,0 +1,76 @@
+"""Baselines: the practical limit of a Python HTTP frontend on this machine.
+
+``python bench/raw_server.py noop``: an aiohttp + uvloop handler that parses the JSON and returns the sum.
+``python bench/raw_server.py batchy``: the same handler, batching in-process: requests queue up, one worker
+thread runs ``batchy`` on everything queued (at most 1024 items) while the next batch gathers.
+Prints ``PORT <n>`` once listening on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import uvloop
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from models import batchy
+
+
+async def noop_handler(request: web.Request) -> web.Response:
+    body = orjson.loads(await request.read())
+    return web.Response(body=orjson.dumps({"query_id": 0, "output": float(sum(body["input"])),
+                                           "default": False}), content_type="application/json")
+
+
+class InProcessBatcher:
+    def __init__(self) -> None:
+        self.pending: list[tuple[np.ndarray[Any, Any], asyncio.Future[float]]] = []
+        self.wakeup = asyncio.Event()
+        self.pool = ThreadPoolExecutor(1)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.pending:
+                batch, self.pending = self.pending[:1024], self.pending[1024:]
+                outputs = await loop.run_in_executor(self.pool, batchy, np.stack([x for x, _ in batch]))
+                for (_, fut), out in zip(batch, outputs, strict=True):
+                    fut.set_result(out)
+
+    async def handler(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.pending.append((np.asarray(body["input"], dtype=np.float64), fut))
+        self.wakeup.set()
+        out = await fut
+        return web.Response(body=orjson.dumps({"query_id": 0, "output": out, "default": False}),
+                            content_type="application/json")
+
+
+async def main(kind: str) -> None:
+    app = web.Application()
+    if kind == "noop":
+        app.router.add_post("/bench/predict", noop_handler)
+    else:
+        batcher = InProcessBatcher()
+        app.router.add_post("/bench/predict", batcher.handler)
+        asyncio.get_running_loop().create_task(batcher.run())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    print("PORT", runner.addresses[0][1], flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    uvloop.run(main(sys.argv[1] if len(sys.argv) > 1 else "noop"))

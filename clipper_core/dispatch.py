@@ -1,0 +1,175 @@
+"""Per model-version runtime: its queue, its connected replicas and the loops that feed them batches.
+
+Each replica runs ``inflight`` dispatch loops (pipelining: while one batch crosses the wire or waits in the
+container, the next is already assembled). A loop pulls a batch sized by the replica's :class:`BatchSizer`,
+sends it, and resolves the tasks' futures with the outputs, filling the cache even for queries that have
+stopped waiting (late results). A lost replica's batch goes back to the queue when deadlines allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from clipper_container.protocol import encode_inputs
+
+from clipper_core.batcher import BatchSizer, ModelQueue, Task
+from clipper_core.inputs import InputType
+from clipper_core.interfaces import PredictionCache
+from clipper_core.metrics import SIZE_BUCKETS, FastHistogram
+from clipper_core.rpc import ReplicaConnection, ReplicaLost
+from clipper_core.state import Model
+
+__all__ = ["ItemFailed", "ModelFailed", "ModelRuntime"]
+
+log = logging.getLogger(__name__)
+
+
+class ModelFailed(Exception):
+    """The model raised for a whole batch."""
+
+
+class ItemFailed(Exception):
+    """The model raised for one item of a batch."""
+
+
+class ModelRuntime:
+    """Everything the query path needs about one model version."""
+
+    def __init__(self, name: str, version: str, input_type: InputType, cache: PredictionCache | None,
+                 *, model: Model | None = None, inflight: int = 2, slo_budget_s: float = 0.1) -> None:
+        self.name = name
+        self.version = version
+        self.input_type = input_type
+        self.dtype = input_type.numpy_dtype
+        self.model = model
+        self.cache = cache
+        self.inflight = inflight
+        self.slo_budget = slo_budget_s
+        wait = (model.batch_wait_timeout_micros / 1e6) if model else 0.0
+        self.queue = ModelQueue(name, version, batch_wait_timeout_s=wait)
+        self.replicas: dict[bytes, ReplicaConnection] = {}
+        self.sizers: dict[bytes, BatchSizer] = {}
+        self._loops: dict[bytes, list[asyncio.Task[None]]] = {}
+        self._idle: dict[bytes, set[asyncio.Task[None]]] = {}
+        # metrics, read by the collector at scrape time
+        self.batch_sizes = FastHistogram(SIZE_BUCKETS)
+        self.rpc_latency = FastHistogram()
+        self.compute_latency = FastHistogram()
+        self.queue_time = FastHistogram()
+        self.predictions = 0
+        self.errors = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def update_model(self, model: Model | None) -> None:
+        self.model = model
+        if model is not None:
+            self.queue.batch_wait_timeout = model.batch_wait_timeout_micros / 1e6
+            for sizer in self.sizers.values():
+                sizer.fixed = model.batch_size
+
+    # -- replicas -------------------------------------------------------------------------------------
+    def add_replica(self, replica: ReplicaConnection) -> None:
+        fixed = self.model.batch_size if self.model is not None else -1
+        max_size = replica.info.get("max_batch_size") or -1
+        sizer = BatchSizer(self.slo_budget, fixed, max_size=max_size if max_size > 0 else 4096)
+        self.replicas[replica.identity] = replica
+        self.sizers[replica.identity] = sizer
+        self._idle[replica.identity] = set()
+        loop = asyncio.get_running_loop()
+        self._loops[replica.identity] = [loop.create_task(self._dispatch_loop(replica, sizer))
+                                         for _ in range(max(1, self.inflight))]
+
+    def remove_replica(self, replica: ReplicaConnection) -> None:
+        self.replicas.pop(replica.identity, None)
+        self.sizers.pop(replica.identity, None)
+        self._loops.pop(replica.identity, None)
+        # Only loops parked in get_batch are cancelled; a loop awaiting a result gets ReplicaLost instead and
+        # re-queues its batch itself (cancelling it could lose that batch).
+        for task in self._idle.pop(replica.identity, set()):
+            task.cancel()
+
+    async def close(self) -> None:
+        tasks = [t for loops in self._loops.values() for t in loops]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loops.clear()
+
+    @property
+    def num_replicas(self) -> int:
+        return len(self.replicas)
+
+    # -- dispatch -------------------------------------------------------------------------------------
+    async def _dispatch_loop(self, replica: ReplicaConnection, sizer: BatchSizer) -> None:
+        queue = self.queue
+        me = asyncio.current_task()
+        assert me is not None
+        idle = self._idle[replica.identity]
+        while replica.alive:
+            idle.add(me)
+            try:
+                batch = await queue.get_batch(sizer.batch_size)
+            finally:
+                idle.discard(me)
+            if not replica.alive:
+                queue.requeue(batch)
+                return
+            await self._run_batch(replica, sizer, batch)
+
+    async def _run_batch(self, replica: ReplicaConnection, sizer: BatchSizer, batch: list[Task]) -> None:
+        fields, buffers = encode_inputs([t.item for t in batch], self.dtype)
+        sent = time.monotonic()
+        try:
+            result = await replica.predict(fields, buffers)
+        except ReplicaLost as exc:
+            back = self.queue.requeue(batch)
+            log.info("%s: %d of %d tasks re-queued after replica %s was lost (%s)", self.label, back,
+                     len(batch), replica.replica_id, exc)
+            return
+        latency = time.monotonic() - sent
+        sizer.observe(len(batch), latency)
+        self.batch_sizes.observe(len(batch))
+        self.rpc_latency.observe(latency)
+        compute = result.get("compute_ms")
+        if compute is not None:
+            self.compute_latency.observe(compute / 1000.0)
+        for task in batch:
+            self.queue_time.observe(sent - task.enqueued)
+        self._complete(batch, result)
+
+    def _complete(self, batch: list[Task], result: dict[str, Any]) -> None:
+        error = result.get("error")
+        outputs = result.get("out")
+        if error is None and (not isinstance(outputs, list) or len(outputs) != len(batch)):
+            got = len(outputs) if isinstance(outputs, list) else type(outputs).__name__
+            error = f"model returned {got} outputs for a batch of {len(batch)} inputs"
+        if error is not None:
+            self.errors += len(batch)
+            exc = ModelFailed(str(error))
+            for task in batch:
+                if not task.future.done():
+                    task.future.set_exception(exc)
+                    task.future.exception()  # the query may have stopped waiting: no "never retrieved" noise
+            return
+        assert outputs is not None
+        item_errors = dict(result.get("errs") or ())
+        cache = self.cache
+        self.predictions += len(batch)
+        for i, task in enumerate(batch):
+            if item_errors and i in item_errors:
+                self.errors += 1
+                if not task.future.done():
+                    task.future.set_exception(ItemFailed(str(item_errors[i])))
+                    task.future.exception()
+                continue
+            output = outputs[i]
+            if cache is not None and task.key is not None:
+                cache.put((self.name, self.version, task.key), output)
+            if not task.future.done():
+                task.future.set_result(output)

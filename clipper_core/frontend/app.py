@@ -1,0 +1,85 @@
+"""``create_query_app(ctx)``: the aiohttp application serving predictions."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from clipper_core.context import ServerContext
+from clipper_core.errors import InvalidInput
+from clipper_core.frontend.metrics import router_rows
+from clipper_core.metrics import MetricsCollector, render
+from clipper_core.router import Router
+from clipper_core.web import error_middleware
+
+__all__ = ["CONTEXT", "create_query_app", "setup_routes"]
+
+CONTEXT = web.AppKey("clipper_context", ServerContext)
+ROUTER = web.AppKey("clipper_router", Router)
+METRICS = web.AppKey("clipper_metrics_registry", CollectorRegistry)
+JSON = "application/json"
+
+
+def create_query_app(ctx: ServerContext) -> web.Application:
+    assert ctx.router is not None, "the query app needs a router"
+    app = web.Application(middlewares=[error_middleware], client_max_size=ctx.config.max_body_bytes)
+    app[CONTEXT] = ctx
+    app[ROUTER] = ctx.router
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(MetricsCollector(lambda: router_rows(ctx.router)))  # type: ignore[arg-type]
+    app[METRICS] = registry
+    setup_routes(app)
+    return app
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/{app}/predict", predict)
+    app.router.add_post("/{app}/predict/", predict)
+    app.router.add_post("/{app}/update", update)
+    app.router.add_post("/{app}/update/", update)
+
+
+async def _body(request: web.Request) -> dict[str, object]:
+    raw = await request.read()
+    if not raw:
+        raise InvalidInput("request body is empty; expected a JSON object with 'input' or 'input_batch'")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"Error parsing JSON: {exc}; expected a JSON object with 'input' or 'input_batch'"
+                           ) from None
+    if body.__class__ is not dict:
+        raise InvalidInput(f"request body is a JSON {_kind(body)}; expected a JSON object with 'input' or "
+                           "'input_batch'")
+    return body
+
+
+def _kind(value: object) -> str:
+    return {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(value), "null")
+
+
+async def predict(request: web.Request) -> web.Response:
+    body = await _body(request)
+    result = await request.app[ROUTER].predict(request.match_info["app"], body)
+    return web.Response(body=orjson.dumps(result), content_type=JSON)
+
+
+async def update(request: web.Request) -> web.Response:
+    body = await _body(request)
+    result = await request.app[ROUTER].update(request.match_info["app"], body)
+    return web.Response(body=orjson.dumps(result), content_type=JSON)
+
+
+async def health(request: web.Request) -> web.Response:
+    router = request.app[ROUTER]
+    return web.Response(body=orjson.dumps({"status": "ok", "apps": len(router.apps),
+                                           "replicas": sum(m.num_replicas for m in router.models.values())}),
+                        content_type=JSON)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=render(request.app[METRICS]), headers={"Content-Type": "text/plain; version=0.0.4"})

@@ -1,0 +1,43 @@
+"""The query frontend's Prometheus rows, read from the router's plain counters at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from clipper_core.router import Router
+
+__all__ = ["router_rows"]
+
+Row = tuple[str, str, str, dict[str, str], Any]
+
+
+def router_rows(router: Router) -> Iterator[Row]:
+    for name, rt in sorted(router.apps.items()):
+        labels = {"app": name}
+        yield ("histogram", "clipper_app_prediction_latency_seconds",
+               "End-to-end latency of a predict request, parse to response", labels, rt.latency)
+        yield ("counter", "clipper_app_predictions", "Predictions answered (one per input)", labels,
+               rt.predictions)
+        yield ("counter", "clipper_app_default_predictions", "Predictions answered with the default output",
+               labels, rt.defaults)
+    for (model, version), mr in sorted(router.models.items()):
+        labels = {"model": model, "version": version}
+        yield ("histogram", "clipper_model_batch_size", "Inputs per batch sent to a replica", labels,
+               mr.batch_sizes)
+        yield ("histogram", "clipper_model_rpc_latency_seconds", "Batch round trip, send to result", labels,
+               mr.rpc_latency)
+        yield ("histogram", "clipper_model_compute_seconds", "Time inside the model per batch", labels,
+               mr.compute_latency)
+        yield ("histogram", "clipper_model_queue_seconds", "Time a task waited in the queue", labels,
+               mr.queue_time)
+        yield ("counter", "clipper_model_predictions", "Outputs received from replicas", labels, mr.predictions)
+        yield ("counter", "clipper_model_errors", "Inputs the model failed on", labels, mr.errors)
+        yield ("gauge", "clipper_model_replicas_connected", "Connected replicas", labels, mr.num_replicas)
+        yield ("gauge", "clipper_model_queue_length", "Tasks waiting in the queue", labels, len(mr.queue))
+        yield ("counter", "clipper_model_dropped_expired", "Tasks dropped because their deadline passed",
+               labels, mr.queue.dropped)
+    cache = router.cache
+    if cache is not None:
+        yield ("counter", "clipper_cache_hits", "Prediction cache hits", {}, cache.hits)
+        yield ("counter", "clipper_cache_misses", "Prediction cache misses", {}, cache.misses)

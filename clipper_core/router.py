@@ -1,0 +1,371 @@
+"""The query path: an in-memory snapshot of apps, links and versions, and predict/update over it.
+
+The snapshot is rebuilt from the state store when it announces a change (debounced, swapped atomically, so
+``set_model_version`` flips every later query at once). A query: validate → policy.select → per model, cache
+lookup or a task in that version's queue → wait until every result is in or the SLO deadline, whichever is
+first → policy.combine → Clipper's response JSON. Nothing here calls pluggy, threads or pydantic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from clipper_core.batcher import DeadlineExpired, Task
+from clipper_core.dispatch import ItemFailed, ModelFailed, ModelRuntime
+from clipper_core.errors import InvalidInput, ModelUnavailable, NotFound, QueryError
+from clipper_core.inputs import InputType, decode_input
+from clipper_core.interfaces import PredictionCache, Query, SelectionPolicy
+from clipper_core.metrics import FastHistogram
+from clipper_core.plugins import PluginRegistry
+from clipper_core.rpc import ReplicaConnection
+from clipper_core.state import Application, ChangeEvent, Feedback, Model, StateStore
+
+__all__ = ["NO_MODELS", "SLO_MISSED", "AppRuntime", "Router"]
+
+log = logging.getLogger(__name__)
+
+NO_MODELS = "No connected models found for query"
+SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO"
+_MISSING = object()
+
+
+def as_json_value(output: Any) -> Any:
+    """Clipper re-parses string outputs as JSON ("1.0" → 1.0, "[1,2]" → [1, 2]); others pass through."""
+    if output.__class__ is str:
+        try:
+            return orjson.loads(output)
+        except orjson.JSONDecodeError:
+            return output
+    return output
+
+
+@dataclass
+class AppRuntime:
+    app: Application
+    policy: SelectionPolicy | None
+    linked: list[str]
+    default_output: Any
+    slo: float
+    policy_error: str = ""
+    latency: FastHistogram = field(default_factory=FastHistogram)
+    predictions: int = 0
+    defaults: int = 0
+
+
+def _item_key(item: Any) -> bytes:
+    if item.__class__ is str:
+        return item.encode()
+    if item.__class__ is bytes:
+        return item
+    return item.tobytes()
+
+
+class Router:
+    def __init__(self, store: StateStore, registry: PluginRegistry, cache: PredictionCache | None,
+                 *, inflight: int = 2) -> None:
+        self.store = store
+        self.registry = registry
+        self.cache = cache
+        self.inflight = inflight
+        self.apps: dict[str, AppRuntime] = {}
+        self.current: dict[str, str] = {}
+        self.versions: dict[str, dict[str, Model]] = {}
+        self.models: dict[tuple[str, str], ModelRuntime] = {}
+        self._query_ids = itertools.count()
+        self._group_ids = itertools.count(1)
+        self._dirty = False
+        self._reload_task: asyncio.Task[None] | None = None
+
+    # -- snapshot ------------------------------------------------------------------------------------
+    async def load(self) -> None:
+        """Re-read apps, links, models and current versions from the store and swap them in."""
+        store = self.store
+        apps, links = [], {}
+        for app in await store.list_apps():
+            try:
+                links[app.name] = await store.get_links(app.name)
+            except NotFound:
+                continue  # deleted while we read; its deletion event triggers another reload
+            apps.append(app)
+        models = await store.list_models()
+        current = await store.current_versions()
+        versions: dict[str, dict[str, Model]] = {}
+        for model in models:
+            versions.setdefault(model.name, {})[model.version] = model
+        new_apps: dict[str, AppRuntime] = {}
+        for app in apps:
+            old = self.apps.get(app.name)
+            if old is not None and old.app == app:
+                old.linked = links[app.name]
+                new_apps[app.name] = old
+            else:
+                new_apps[app.name] = self._app_runtime(app, links[app.name])
+        self.apps, self.current, self.versions = new_apps, current, versions
+        budgets: dict[str, float] = {}
+        for rt in new_apps.values():
+            for name in rt.linked:
+                budgets[name] = min(budgets.get(name, rt.slo), rt.slo)
+        for model in models:
+            mr = self._model_runtime(model.name, model.version, model.input_type)
+            mr.update_model(model)
+            mr.slo_budget = 0.5 * budgets.get(model.name, 0.2)
+            for sizer in mr.sizers.values():
+                sizer.budget = mr.slo_budget
+        for key, mr in list(self.models.items()):
+            if key[1] not in versions.get(key[0], {}):
+                mr.update_model(None)
+                if not mr.replicas:
+                    del self.models[key]
+                    await mr.close()
+
+    def _app_runtime(self, app: Application, linked: list[str]) -> AppRuntime:
+        policy: SelectionPolicy | None = None
+        error = ""
+        try:
+            policy = self.registry.policies.get(app.policy)(app, app.policy_config)
+        except Exception as exc:
+            error = f"selection policy {app.policy!r} of application '{app.name}' is unavailable: {exc}"
+            log.error("%s", error)
+        return AppRuntime(app=app, policy=policy, linked=linked, default_output=as_json_value(app.default_output),
+                          slo=app.latency_slo_micros / 1e6, policy_error=error)
+
+    def _model_runtime(self, name: str, version: str, input_type: InputType) -> ModelRuntime:
+        mr = self.models.get((name, version))
+        if mr is None:
+            mr = self.models[(name, version)] = ModelRuntime(name, version, input_type, self.cache,
+                                                             inflight=self.inflight)
+        return mr
+
+    def on_change(self, event: ChangeEvent) -> None:
+        """Store subscriber: schedule a (coalesced) reload of the snapshot."""
+        if event.kind == "replica":
+            return
+        self._dirty = True
+        if self._reload_task is None or self._reload_task.done():
+            self._reload_task = asyncio.get_running_loop().create_task(self._reload_loop())
+
+    async def _reload_loop(self) -> None:
+        while self._dirty:
+            self._dirty = False
+            try:
+                await self.load()
+            except Exception:
+                log.exception("reloading the serving snapshot failed; keeping the previous one")
+
+    async def sync(self) -> None:
+        """Wait until every announced change is in the snapshot."""
+        while self._reload_task is not None and not self._reload_task.done():
+            await asyncio.shield(self._reload_task)
+
+    async def close(self) -> None:
+        if self._reload_task is not None:
+            self._reload_task.cancel()
+        for mr in list(self.models.values()):
+            await mr.close()
+
+    # -- replicas ------------------------------------------------------------------------------------
+    async def on_replica_ready(self, replica: ReplicaConnection) -> None:
+        model = self.versions.get(replica.model_name, {}).get(replica.model_version)
+        input_type = model.input_type if model is not None else replica.input_type
+        if model is not None and model.input_type is not replica.input_type:
+            log.warning("replica %s of %s:%s says input type %s but the model is registered as %s",
+                        replica.replica_id, replica.model_name, replica.model_version,
+                        replica.input_type.value, model.input_type.value)
+        self._model_runtime(replica.model_name, replica.model_version, input_type).add_replica(replica)
+
+    async def on_replica_gone(self, replica: ReplicaConnection) -> None:
+        mr = self.models.get(replica.key)
+        if mr is not None:
+            mr.remove_replica(replica)
+
+    # -- predict -------------------------------------------------------------------------------------
+    def app_runtime(self, app_name: str) -> AppRuntime:
+        rt = self.apps.get(app_name)
+        if rt is None:
+            raise NotFound(f"application '{app_name}' does not exist")
+        return rt
+
+    async def predict(self, app_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        started = time.monotonic()
+        rt = self.app_runtime(app_name)
+        if rt.policy is None:
+            raise ModelUnavailable(rt.policy_error)
+        input_type = rt.app.input_type
+        if "input" in body:
+            if "input_batch" in body:
+                raise InvalidInput("request has both 'input' and 'input_batch'; send exactly one of them")
+            items = [decode_input(body["input"], input_type)]
+            single = True
+        elif "input_batch" in body:
+            batch = body["input_batch"]
+            if batch.__class__ is not list:
+                raise InvalidInput("'input_batch' must be a JSON array of inputs")
+            if not batch:
+                raise InvalidInput("'input_batch' is empty; expected at least one input")
+            items = [decode_input(value, input_type, f"input_batch[{i}]") for i, value in enumerate(batch)]
+            single = False
+        else:
+            raise InvalidInput("JSON object does not have required keys input or input_batch")
+        uid = _uid(body)
+        version = self._requested_version(rt, body.get("version", _MISSING))
+        results = await self._run(rt, items, uid, version, started)
+        if single:
+            return results[0]
+        return {"batch_predictions": results}
+
+    def _requested_version(self, rt: AppRuntime, version: Any) -> str | None:
+        if version is _MISSING or version is None:
+            return None
+        if version.__class__ is int:
+            version = str(version)
+        if version.__class__ is not str or not version:
+            raise InvalidInput("'version' must be a non-empty string naming a registered model version")
+        if not rt.linked:
+            raise QueryError(f"application '{rt.app.name}' has no linked model, so version '{version}' "
+                             "cannot be served")
+        if len(rt.linked) > 1:
+            raise QueryError(f"Too many models linked to application {rt.app.name}")
+        model = rt.linked[0]
+        if version not in self.versions.get(model, {}):
+            raise QueryError(f"Requested version: {version} does not exist for model: {model}")
+        return version
+
+    async def _run(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None,
+                   started: float) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        deadline = started + rt.slo
+        policy = rt.policy
+        assert policy is not None
+        cacheable = rt.app.cache_enabled and self.cache is not None
+        group = next(self._group_ids) if len(items) > 1 else 0
+        # per item: the query, and {model: future-or-value}
+        plans: list[tuple[Query, dict[str, Any]]] = []
+        enqueued: dict[ModelRuntime, list[Task]] = {}
+        waiting: list[asyncio.Future[Any]] = []
+        for item in items:
+            query = Query(rt.app.name, uid, item, next(self._query_ids))
+            chosen = policy.select(None, query, rt.linked)
+            plan: dict[str, Any] = {}
+            key = _item_key(item) if cacheable else None
+            for name in chosen:
+                ver = version or self.current.get(name)
+                mr = self.models.get((name, ver)) if ver is not None else None
+                if mr is None:
+                    continue
+                if key is not None:
+                    assert self.cache is not None
+                    hit, value = self.cache.get((name, mr.version, key))
+                    if hit:
+                        plan[name] = value
+                        continue
+                if not mr.replicas:
+                    continue
+                fut = loop.create_future()
+                enqueued.setdefault(mr, []).append(Task(item, key, deadline, fut, group))
+                waiting.append(fut)
+                plan[name] = fut
+            plans.append((query, plan))
+        for mr, tasks in enqueued.items():
+            mr.queue.put_many(tasks)
+        if waiting:
+            await _wait_all(loop, waiting, deadline - time.monotonic())
+        results = [self._combine(rt, query, plan) for query, plan in plans]
+        elapsed = time.monotonic() - started
+        rt.latency.observe(elapsed)
+        rt.predictions += len(results)
+        return results
+
+    def _combine(self, rt: AppRuntime, query: Query, plan: dict[str, Any]) -> dict[str, Any]:
+        if not plan:
+            return self._default(rt, query, NO_MODELS)
+        predictions: dict[str, Any] = {}
+        failures: list[str] = []
+        for name, value in plan.items():
+            if isinstance(value, asyncio.Future):
+                if not value.done():
+                    continue
+                exc = value.exception()
+                if exc is None:
+                    predictions[name] = value.result()
+                elif isinstance(exc, (ModelFailed, ItemFailed)):
+                    failures.append(f"model '{name}' failed: {exc}")
+                elif not isinstance(exc, DeadlineExpired):
+                    failures.append(f"model '{name}' failed: {type(exc).__name__}: {exc}")
+            else:
+                predictions[name] = value
+        if not predictions:
+            return self._default(rt, query, "; ".join(failures) if failures else SLO_MISSED)
+        assert rt.policy is not None
+        output, is_default, why = rt.policy.combine(None, query, predictions)
+        if is_default:
+            return self._default(rt, query, why, output)
+        return {"query_id": query.query_id, "output": as_json_value(output), "default": False}
+
+    def _default(self, rt: AppRuntime, query: Query, why: str, output: Any = _MISSING) -> dict[str, Any]:
+        rt.defaults += 1
+        value = rt.default_output if output is _MISSING else as_json_value(output)
+        return {"query_id": query.query_id, "output": value, "default": True, "default_explanation": why}
+
+    # -- feedback ------------------------------------------------------------------------------------
+    async def update(self, app_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        rt = self.app_runtime(app_name)
+        if "input" not in body:
+            raise InvalidInput("JSON object does not have required key: input")
+        if "label" not in body:
+            raise InvalidInput("JSON object does not have required key: label; expected a number")
+        label = body["label"]
+        if label.__class__ not in (int, float):
+            raise InvalidInput("'label' must be a JSON number")
+        item = decode_input(body["input"], rt.app.input_type)
+        uid = _uid(body)
+        query_id = body.get("query_id")
+        if query_id is not None and query_id.__class__ is not int:
+            raise InvalidInput("'query_id' must be an integer")
+        stored_input = item.tolist() if hasattr(item, "tolist") else (
+            item if isinstance(item, str) else item.hex())
+        seq = await self.store.append_feedback(Feedback(app_name, uid, stored_input, label, query_id,
+                                                        received_at=time.time()))
+        return {"query_id": next(self._query_ids), "feedback_received": True, "seq": seq}
+
+
+def _uid(body: dict[str, Any]) -> int:
+    uid = body.get("uid", 0)
+    if uid.__class__ is not int:
+        raise InvalidInput("'uid' must be an integer user id")
+    return uid
+
+
+async def _wait_all(loop: asyncio.AbstractEventLoop, futures: list[asyncio.Future[Any]], timeout: float) -> None:
+    """Return when every future is done or ``timeout`` seconds passed, whichever is first (one timer)."""
+    pending = [f for f in futures if not f.done()]
+    if not pending or timeout <= 0:
+        return
+    waiter: asyncio.Future[None] = loop.create_future()
+    remaining = len(pending)
+
+    def one_done(_: asyncio.Future[Any]) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and not waiter.done():
+            waiter.set_result(None)
+
+    for fut in pending:
+        fut.add_done_callback(one_done)
+    def expire() -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    handle = loop.call_later(timeout, expire)
+    try:
+        await waiter
+    finally:
+        handle.cancel()
+        for fut in pending:
+            fut.remove_done_callback(one_done)

@@ -1,0 +1,14 @@
+"""Test helpers for clipper and its plugins, also loaded as a pytest plugin (entry point ``pytest11``).
+
+* :class:`StateStoreContract`: the behaviour every state store must have (subclass it, override ``store``).
+* :class:`ServerThread`: a real embedded server on OS-picked ports, for end-to-end tests.
+* fixtures: ``clipper_home`` (a fresh $CLIPPER_HOME), ``clipper_server`` (a running ServerThread) and
+  ``clipper_conn`` (a ``ClipperConnection`` connected to it).
+"""
+
+from clipper_core.testing.fixtures import clipper_conn, clipper_home, clipper_server
+from clipper_core.testing.server import ServerThread, http_json, wait_until
+from clipper_core.testing.state import StateStoreContract
+
+__all__ = ["ServerThread", "StateStoreContract", "clipper_conn", "clipper_home", "clipper_server", "http_json",
+           "wait_until"]

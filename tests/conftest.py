@@ -1,0 +1,51 @@
+"""Shared test helpers: deploy toy models into a running ServerThread through the admin REST API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clipper_container.loaders import python_closure
+
+from clipper_core.testing import ServerThread, http_json
+
+
+class Deploy:
+    """``deploy(name, version, func, input_type=..., replicas=1, app=None)``: save the closure, register it, start
+    its replicas, link it to ``app`` if given, and wait until the replicas are connected."""
+
+    def __init__(self, server: ServerThread, tmp_path: Path) -> None:
+        self.server = server
+        self.tmp_path = tmp_path
+
+    def admin(self, endpoint: str, body: Any) -> Any:
+        status, answer = http_json(f"{self.server.admin_url}/admin/{endpoint}", body)
+        assert status == 200, (endpoint, status, answer)
+        return answer
+
+    def app(self, name: str, input_type: str = "doubles", default_output: str = "-1.0",
+            slo_micros: int = 2_000_000, **extra: Any) -> None:
+        self.admin("add_app", {"name": name, "input_type": input_type, "default_output": default_output,
+                               "latency_slo_micros": slo_micros, **extra})
+
+    def __call__(self, name: str, version: Any, func: Callable[..., Any], input_type: str = "doubles",
+                 replicas: int = 1, app: str | None = None, batch_size: int = -1, wait: bool = True) -> Path:
+        model_dir = self.tmp_path / "models" / f"{name}-{version}"
+        python_closure.save(model_dir, func, input_type=input_type, name=name, version=str(version))
+        self.admin("add_model", {"model_name": name, "model_version": str(version), "labels": [],
+                                 "input_type": input_type, "container_name": str(model_dir),
+                                 "model_data_path": "DEPRECATED", "batch_size": batch_size})
+        self.admin("set_num_replicas", {"model_name": name, "model_version": str(version),
+                                        "num_replicas": replicas})
+        if app is not None:
+            self.admin("add_model_links", {"app_name": app, "model_names": [name]})
+        if wait:
+            self.server.wait_replicas(name, str(version), replicas)
+        return model_dir
+
+
+@pytest.fixture
+def deploy(clipper_server: ServerThread, tmp_path: Path) -> Deploy:
+    return Deploy(clipper_server, tmp_path)
