@@ -21,7 +21,7 @@ from clipper_core.batcher import DeadlineExpired, Task
 from clipper_core.dispatch import ItemFailed, ModelFailed, ModelRuntime
 from clipper_core.errors import InvalidInput, ModelUnavailable, NotFound, QueryError
 from clipper_core.inputs import InputType, decode_input
-from clipper_core.interfaces import PredictionCache, Query, SelectionPolicy
+from clipper_core.interfaces import CacheKey, PredictionCache, Query, SelectionPolicy
 from clipper_core.metrics import FastHistogram
 from clipper_core.plugins import PluginRegistry
 from clipper_core.rpc import ReplicaConnection
@@ -82,6 +82,7 @@ class Router:
         self._group_ids = itertools.count(1)
         self._dirty = False
         self._reload_task: asyncio.Task[None] | None = None
+        self._inflight: dict[CacheKey, asyncio.Future[Any]] = {}
 
     # -- snapshot ------------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -265,9 +266,16 @@ class Router:
                     if hit:
                         plan[name] = value
                         continue
+                    shared = self._inflight.get((name, mr.version, key))
+                    if shared is not None:  # single flight: an identical query is already on its way
+                        waiting.append(shared)
+                        plan[name] = shared
+                        continue
                 if not mr.replicas:
                     continue
                 fut = loop.create_future()
+                if key is not None:
+                    self._track_inflight((name, mr.version, key), fut)
                 enqueued.setdefault(mr, []).append(Task(item, key, deadline, fut, group))
                 waiting.append(fut)
                 plan[name] = fut
@@ -281,6 +289,11 @@ class Router:
         rt.latency.observe(elapsed)
         rt.predictions += len(results)
         return results
+
+    def _track_inflight(self, key: CacheKey, fut: asyncio.Future[Any]) -> None:
+        inflight = self._inflight
+        inflight[key] = fut
+        fut.add_done_callback(lambda _: inflight.pop(key, None))
 
     def _combine(self, rt: AppRuntime, query: Query, plan: dict[str, Any]) -> dict[str, Any]:
         if not plan:

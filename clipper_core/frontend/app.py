@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 from clipper_core.context import ServerContext
 from clipper_core.errors import InvalidInput
 from clipper_core.frontend.metrics import router_rows
+from clipper_core.frontend.v2 import setup_v2_routes
 from clipper_core.metrics import MetricsCollector, render
 from clipper_core.router import Router
 from clipper_core.web import error_middleware
@@ -34,6 +35,7 @@ def create_query_app(ctx: ServerContext) -> web.Application:
 
 
 def setup_routes(app: web.Application) -> None:
+    setup_v2_routes(app, ROUTER)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/{app}/predict", predict)

@@ -1,0 +1,255 @@
+"""The local container manager: clipper and its replicas as processes on this machine.
+
+``start_clipper`` starts the embedded server (``clipper start --foreground``) as a background process in its
+own session; that server runs the replicas (``python -m clipper_container``) and restarts them with back-off.
+Everything lives under ``$CLIPPER_HOME`` (default ``~/.clipper``): the SQLite state, ``runtime.json`` (pid and
+bound addresses), ``models/`` and ``logs/``, all owner-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+from clipper_core.config import clipper_home
+from clipper_core.errors import ClipperException
+from clipper_core.hookspecs import hookimpl
+from clipper_core.interfaces import ContainerManager
+from clipper_core.rest import AdminClient
+
+__all__ = ["LocalContainerManager"]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # a zombie child of ours counts as dead
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def _copytree_private(src: Path, dst: Path) -> None:
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shutil.copytree(src, dst)
+    for root, _dirs, files in os.walk(dst):
+        os.chmod(root, 0o700)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o600)
+
+
+class LocalContainerManager(ContainerManager):
+    """Runs clipper and its model replicas as local processes, in the current Python environment.
+
+    :param clipper_home: state, logs and model directories (default ``$CLIPPER_HOME`` or ``~/.clipper``)
+    :param clipper_query_port: query REST port (0 = any free port)
+    :param clipper_management_port: management REST port (0 = any free port)
+    :param clipper_rpc_port: the port model replicas connect to (0 = any free port)
+    :param admin_token: bearer token for the management API (default ``$CLIPPER_ADMIN_TOKEN``)
+    """
+
+    name: ClassVar[str] = "local"
+    supports_build: ClassVar[bool] = True
+
+    def __init__(self, clipper_home: str | os.PathLike[str] | None = None, host: str = "127.0.0.1",
+                 clipper_query_port: int = 1337, clipper_management_port: int = 1338,
+                 clipper_rpc_port: int = 7000, admin_token: str | None = None, python: str = sys.executable,
+                 extra_env: dict[str, str] | None = None, startup_timeout: float = 60.0) -> None:
+        self.home = Path(clipper_home).expanduser() if clipper_home is not None else clipper_home_default()
+        self.host = host
+        self.query_port = clipper_query_port
+        self.admin_port = clipper_management_port
+        self.rpc_port = clipper_rpc_port
+        self.admin_token = admin_token or os.environ.get("CLIPPER_ADMIN_TOKEN") or None
+        self.python = python
+        self.extra_env = dict(extra_env or {})
+        self.startup_timeout = startup_timeout
+        self.runtime: dict[str, Any] = {}
+
+    # -- clipper itself -------------------------------------------------------------------------------
+    @property
+    def runtime_file(self) -> Path:
+        return self.home / "runtime.json"
+
+    def _read_runtime(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.runtime_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if _pid_alive(int(data.get("pid", -1))) else None
+
+    def start_clipper(self, cache_size: int | None = None, **ignored: Any) -> None:
+        """Start the embedded server in the background and wait until it answers (Clipper's Docker-only
+        arguments, such as image names, are accepted and ignored)."""
+        running = self._read_runtime()
+        if running is not None:
+            raise ClipperException(f"clipper is already running for {self.home} (pid {running['pid']}); "
+                                   "use connect() or stop_all()")
+        logs = self.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.home, 0o700)
+        cmd = [self.python, "-m", "clipper_core.cli", "start", "--foreground", "--home", str(self.home),
+               "--host", self.host, "--query-port", str(self.query_port), "--admin-port", str(self.admin_port),
+               "--rpc-port", str(self.rpc_port)]
+        if cache_size is not None:
+            cmd += ["--cache-size", str(cache_size)]
+        env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        if self.admin_token:
+            env["CLIPPER_ADMIN_TOKEN"] = self.admin_token
+        log_path = logs / "clipper.log"
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env,
+                                    start_new_session=True)
+        finally:
+            os.close(fd)
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            code = proc.poll()
+            if code is not None:
+                tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-40:])
+                raise ClipperException(f"clipper exited with status {code} while starting; log {log_path}:\n{tail}")
+            runtime = self._read_runtime()
+            if runtime is not None and runtime.get("pid") == proc.pid:
+                self.runtime = runtime
+                if self._ping():
+                    return
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise ClipperException(f"clipper did not start within {self.startup_timeout:.0f} s; see {log_path}")
+            time.sleep(0.05)  # polling another process's readiness, bounded by startup_timeout
+
+    def _admin(self) -> AdminClient:
+        if not self.runtime:
+            raise ClipperException("not connected: call start_clipper() or connect() first")
+        return AdminClient(f"http://{self.runtime['admin_addr']}", self.admin_token)
+
+    def _ping(self) -> bool:
+        try:
+            return self._admin().get_text("/admin/ping") == "PONG"
+        except ClipperException as exc:
+            if exc.status == 401:
+                raise
+            return False
+
+    def connect(self) -> None:
+        runtime = self._read_runtime()
+        if runtime is None:
+            raise ClipperException(f"no running clipper found for {self.home}; call start_clipper() first")
+        self.runtime = runtime
+        if not self._ping():
+            raise ClipperException(f"clipper (pid {runtime['pid']}) does not answer on {runtime['admin_addr']}")
+
+    def get_admin_addr(self) -> str:
+        return str(self.runtime["admin_addr"]) if self.runtime else f"{self.host}:{self.admin_port}"
+
+    def get_query_addr(self) -> str:
+        return str(self.runtime["query_addr"]) if self.runtime else f"{self.host}:{self.query_port}"
+
+    def get_metric_addr(self) -> str:
+        return str(self.runtime["metrics_addr"]) if self.runtime else f"{self.host}:{self.query_port}"
+
+    def stop_all(self, graceful: bool = True) -> None:
+        runtime = self._read_runtime()
+        if runtime is None:
+            with contextlib.suppress(FileNotFoundError):
+                self.runtime_file.unlink()
+            return
+        pid = int(runtime["pid"])
+        if graceful:
+            with contextlib.suppress(ClipperException):
+                self._admin().post("/admin/shutdown", {})
+            deadline = time.monotonic() + 30
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)  # waiting for another process to exit, bounded
+        if _pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        with contextlib.suppress(FileNotFoundError):
+            self.runtime_file.unlink()
+        self.runtime = {}
+
+    # -- models ---------------------------------------------------------------------------------------
+    def build_model(self, name: str, version: str, model_data_path: str, base_image: str | None = None,
+                    pkgs_to_install: list[str] | None = None) -> str:
+        """Copy the model directory to ``$CLIPPER_HOME/models/<name>/<version>`` and return that path.
+
+        Replicas run in this environment, so ``pkgs_to_install`` must already be installed here."""
+        missing = []
+        for requirement in pkgs_to_install or []:
+            dist = requirement.split("==")[0].split(">=")[0].split("<")[0].split("[")[0].strip()
+            try:
+                metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                missing.append(requirement)
+        if missing:
+            raise ClipperException(f"the local container manager runs models in this Python environment "
+                                   f"({sys.prefix}), where {missing} are not installed: install them first")
+        target = self.home / "models" / name / str(version)
+        _copytree_private(Path(model_data_path), target)
+        return str(target)
+
+    def deploy_model(self, name: str, version: str, input_type: str, image: str, num_replicas: int = 1) -> None:
+        self.set_num_replicas(name, version, input_type, image, num_replicas)
+
+    def set_num_replicas(self, name: str, version: str, input_type: str, image: str, num_replicas: int) -> None:
+        self._admin().post("/admin/set_num_replicas", {"model_name": name, "model_version": str(version),
+                                                       "num_replicas": num_replicas})
+
+    def get_num_replicas(self, name: str, version: str) -> int:
+        answer = self._admin().post("/admin/get_num_replicas", {"model_name": name, "model_version": str(version)})
+        return int(answer["num_replicas"])
+
+    def get_logs(self, logging_dir: str) -> list[str]:
+        files = self._admin().post("/admin/get_logs", {})["files"]
+        target = Path(logging_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        copied = []
+        for path in files:
+            dst = target / Path(path).name
+            with contextlib.suppress(FileNotFoundError):
+                shutil.copyfile(path, dst)
+                copied.append(str(dst))
+        return copied
+
+    def stop_models(self, models: dict[str, list[str]]) -> None:
+        for name, versions in models.items():
+            for version in versions:
+                with contextlib.suppress(ClipperException):
+                    self.set_num_replicas(name, version, "", "", 0)
+
+    def stop_all_model_containers(self) -> None:
+        models = self._admin().post("/admin/get_all_models", {"verbose": False})
+        grouped: dict[str, list[str]] = {}
+        for key in models:
+            name, version = key.split(":", 1)
+            grouped.setdefault(name, []).append(version)
+        self.stop_models(grouped)
+
+
+def clipper_home_default() -> Path:
+    return clipper_home()
+
+
+@hookimpl
+def clipper_register_container_managers() -> list[type[ContainerManager]]:
+    return [LocalContainerManager]

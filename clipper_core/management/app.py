@@ -1,0 +1,49 @@
+"""``create_admin_app(ctx)``: the management frontend (Clipper's /admin API), 127.0.0.1 by default."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from clipper_core.context import ServerContext
+from clipper_core.errors import Unauthorized
+from clipper_core.management.handlers import CONTEXT, ROUTES
+from clipper_core.web import error_middleware
+
+__all__ = ["create_admin_app", "setup_routes"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_admin_app(ctx: ServerContext) -> web.Application:
+    middlewares: list[Any] = [error_middleware]
+    if ctx.config.admin_token:
+        middlewares.append(bearer_token_middleware(ctx.config.admin_token))
+    app = web.Application(middlewares=middlewares, client_max_size=ctx.config.max_body_bytes)
+    app[CONTEXT] = ctx
+    setup_routes(app)
+    return app
+
+
+def setup_routes(app: web.Application) -> None:
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+
+
+def bearer_token_middleware(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Every endpoint, ping included, requires ``Authorization: Bearer <token>`` (constant-time compare)."""
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            error = Unauthorized("this endpoint requires the header 'Authorization: Bearer <CLIPPER_ADMIN_TOKEN>'")
+            error.headers = {"WWW-Authenticate": 'Bearer realm="clipper-admin"'}  # type: ignore[attr-defined]
+            raise error
+        return await handler(request)
+
+    return middleware

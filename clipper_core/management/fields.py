@@ -1,0 +1,112 @@
+"""Reading and validating the fields of admin request bodies: every problem becomes an InvalidInput that
+names the field, what was wrong, and what is expected."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from clipper_core.errors import InvalidInput
+from clipper_core.inputs import InputType, parse_input_type
+
+__all__ = ["MAX_SLO_MICROS", "Body"]
+
+MAX_SLO_MICROS = 2**31 - 1  # Clipper stores the SLO as a signed 32-bit int (~35.8 minutes)
+_NAME_LIMIT = 128
+_BAD_NAME = re.compile(r"[,:/\\\s]|\.\.")
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "an object"}
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    names: dict[type, str] = {str: "a string", list: "an array", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
+class Body:
+    """A parsed JSON object body with typed accessors."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def _get(self, key: str, kind: type, default: Any) -> Any:
+        if key not in self.data:
+            if default is _REQUIRED:
+                raise InvalidInput(f"JSON object does not have required key: {key}")
+            return default
+        value = self.data[key]
+        ok = isinstance(value, int) and not isinstance(value, bool) if kind is int else isinstance(value, kind)
+        if not ok:
+            raise InvalidInput(f"'{key}' is {_kind(value)}; expected {_TYPE_NAMES[kind]}")
+        return value
+
+    def text(self, key: str, default: Any = None) -> Any:
+        return self._get(key, str, _REQUIRED if default is None else default)
+
+    def integer(self, key: str, default: Any = None) -> Any:
+        return self._get(key, int, _REQUIRED if default is None else default)
+
+    def boolean(self, key: str, default: Any = None) -> Any:
+        return self._get(key, bool, _REQUIRED if default is None else default)
+
+    def mapping(self, key: str, default: Any = None) -> Any:
+        return self._get(key, dict, _REQUIRED if default is None else default)
+
+    def name(self, key: str) -> str:
+        """An app name, model name or version: non-empty, short, and safe in paths and store keys."""
+        value: str = self.text(key)
+        return check_name(key, value)
+
+    def names(self, key: str) -> list[str]:
+        values = self._get(key, list, _REQUIRED)
+        if not values:
+            raise InvalidInput(f"'{key}' is empty; expected an array of at least one name")
+        for value in values:
+            if not isinstance(value, str):
+                raise InvalidInput(f"'{key}' contains {_kind(value)}; expected an array of names")
+            check_name(key, value)
+        return list(values)
+
+    def version(self, key: str) -> str:
+        """Clipper clients send versions as strings; integers are accepted and converted."""
+        value = self.data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return check_name(key, str(value))
+        return self.name(key)
+
+    def input_type(self, key: str = "input_type") -> InputType:
+        return parse_input_type(self.text(key))
+
+    def labels(self, key: str = "labels") -> tuple[str, ...]:
+        values = self._get(key, list, [])
+        for value in values:
+            if not isinstance(value, str):
+                raise InvalidInput(f"'{key}' contains {_kind(value)}; expected an array of strings")
+            if "," in value or ":" in value:
+                raise InvalidInput(f"label {value!r} contains ',' or ':', which are not allowed in labels")
+        return tuple(values)
+
+    def slo(self, key: str = "latency_slo_micros") -> int:
+        value: int = self.integer(key)
+        if not 0 < value <= MAX_SLO_MICROS:
+            raise InvalidInput(f"'{key}' is {value}; expected microseconds between 1 and {MAX_SLO_MICROS}")
+        return value
+
+
+_REQUIRED = object()
+
+
+def check_name(key: str, value: str) -> str:
+    if not value:
+        raise InvalidInput(f"'{key}' is empty; expected a non-empty name")
+    if len(value) > _NAME_LIMIT:
+        raise InvalidInput(f"'{key}' is {len(value)} characters long; at most {_NAME_LIMIT} are allowed")
+    if _BAD_NAME.search(value) or value in (".", ".."):
+        raise InvalidInput(f"'{key}' {value!r} contains a character that is not allowed (',', ':', '/', "
+                           "'\\\\', whitespace or '..'); use letters, digits, '-', '_' and '.'")
+    return value
