@@ -1,6 +1,33 @@
-"""clipper: low-latency prediction serving."""
+"""clipper: low-latency prediction serving with adaptive batching, caching and model selection.
 
+``from clipper_core import ClipperConnection, LocalContainerManager`` gives the Clipper admin API; plugins
+write ``from clipper_core import hookimpl``. Importing this package does not import aiohttp.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from clipper_core.errors import ClipperException, UnconnectedException
 from clipper_core.hookspecs import hookimpl, hookspec
 
-__all__ = ["hookimpl", "hookspec"]
+if TYPE_CHECKING:
+    from clipper_core.admin import ClipperConnection
+    from clipper_core.default_plugins.local_manager import LocalContainerManager
+
+__all__ = ["ClipperConnection", "ClipperException", "LocalContainerManager", "UnconnectedException", "__version__",
+           "hookimpl", "hookspec"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: ``from clipper_core import hookimpl`` in a plugin must not pull in numpy and cloudpickle.
+    if name == "ClipperConnection":
+        from clipper_core.admin import ClipperConnection
+
+        return ClipperConnection
+    if name == "LocalContainerManager":
+        from clipper_core.default_plugins.local_manager import LocalContainerManager
+
+        return LocalContainerManager
+    raise AttributeError(f"module 'clipper_core' has no attribute {name!r}")

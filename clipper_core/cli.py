@@ -1,0 +1,222 @@
+"""``clipper``: start, inspect and drive a local clipper from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from clipper_core.errors import ClipperException
+
+__all__ = ["main"]
+
+
+def _manager(args: argparse.Namespace) -> Any:
+    from clipper_core.default_plugins.local_manager import LocalContainerManager
+
+    options: dict[str, Any] = {"clipper_home": args.home}
+    for attr, option in (("query_port", "clipper_query_port"), ("admin_port", "clipper_management_port"),
+                         ("rpc_port", "clipper_rpc_port"), ("host", "host")):
+        value = getattr(args, attr, None)
+        if value is not None:
+            options[option] = value
+    return LocalContainerManager(**options)
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    from clipper_core.admin import ClipperConnection
+
+    conn = ClipperConnection(_manager(args))
+    conn.connect()
+    return conn
+
+
+def _print(args: argparse.Namespace, data: Any, columns: list[str] | None = None) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return
+    if columns and isinstance(data, list):
+        rows = [[str(item.get(c, "")) for c in columns] for item in data]
+        widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+        print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+        for row in rows:
+            print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+        return
+    if isinstance(data, dict):
+        for key, value in data.items():
+            print(f"{key}: {value}")
+        return
+    print(data)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    if args.foreground:
+        from clipper_core.config import Config
+        from clipper_core.server import run
+
+        overrides = {"home": args.home, "query_host": args.host, "query_port": args.query_port,
+                     "admin_port": args.admin_port, "rpc_port": args.rpc_port,
+                     "cache_size_bytes": args.cache_size, "state_store": args.state_store}
+        run(Config.from_env(**overrides))
+        return 0
+    manager = _manager(args)
+    manager.start_clipper(cache_size=args.cache_size)
+    print(f"clipper started (pid {manager.runtime['pid']}): queries on http://{manager.get_query_addr()}, "
+          f"admin on http://{manager.get_admin_addr()}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    conn = _connect(args)
+    runtime = dict(conn.cm.runtime)
+    runtime["apps"] = len(conn.get_all_apps())
+    runtime["models"] = len(conn.get_all_models())
+    runtime["replicas"] = len(conn.get_all_model_replicas())
+    _print(args, runtime)
+    return 0
+
+
+def cmd_apps(args: argparse.Namespace) -> int:
+    _print(args, _connect(args).get_all_apps(verbose=True),
+           ["name", "input_type", "latency_slo_micros", "default_output", "policy", "linked_models"])
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    _print(args, _connect(args).get_all_models(verbose=True),
+           ["model_name", "model_version", "input_type", "is_current_version", "num_replicas", "batch_size"])
+    return 0
+
+
+def _load_function(spec: str) -> Any:
+    path, sep, func_name = spec.rpartition(":")
+    if not sep or not path.endswith(".py"):
+        raise ClipperException(f"expected FILE.py:FUNCTION, got {spec!r}")
+    file = Path(path).resolve()
+    module_spec = importlib.util.spec_from_file_location(file.stem, file)
+    if module_spec is None or module_spec.loader is None:
+        raise ClipperException(f"cannot import {file}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise ClipperException(f"{file} has no function {func_name!r}")
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)  # the file is not importable inside the replica
+    return func
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from clipper_core.deployers.python import deploy_python_closure
+
+    func = _load_function(args.function)
+    conn = _connect(args)
+    deploy_python_closure(conn, name=args.name, version=args.version, input_type=args.input_type, func=func,
+                          num_replicas=args.replicas, batch_size=args.batch_size)
+    if args.app:
+        conn.link_model_to_app(args.app, args.name)
+    print(f"deployed {args.name}:{args.version} with {args.replicas} replica(s)"
+          + (f", linked to {args.app}" if args.app else ""))
+    return 0
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    _connect(args).link_model_to_app(args.app, args.model)
+    print(f"linked {args.model} to {args.app}")
+    return 0
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    conn = _connect(args)
+    conn.set_num_replicas(args.model, args.replicas, args.version)
+    print(f"{args.model}: {args.replicas} replica(s)")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    for path in _connect(args).get_clipper_logs(args.dir):
+        print(path)
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    _manager(args).stop_all(graceful=not args.kill)
+    print("clipper stopped")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from clipper_core.plugins import PluginRegistry
+
+    registry = PluginRegistry.create()
+    rows = [{"name": p.name, "distribution": p.distribution, "version": p.version, "hooks": ", ".join(p.hooks)}
+            for p in registry.plugins()]
+    _print(args, rows, ["name", "distribution", "version", "hooks"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clipper", description="Low-latency prediction serving.")
+    parser.add_argument("--home", default=None, help="$CLIPPER_HOME (default ~/.clipper)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", default=argparse.SUPPRESS, help="$CLIPPER_HOME (default ~/.clipper)")
+
+    def add(name: str, func: Any, help: str, json_flag: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, parents=[common])
+        p.set_defaults(func=func)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print JSON")
+        return p
+
+    start = add("start", cmd_start, "start clipper (in the background unless --foreground)")
+    start.add_argument("--foreground", action="store_true")
+    start.add_argument("--host", default=None, help="query frontend address (default 127.0.0.1)")
+    start.add_argument("--query-port", type=int, default=None)
+    start.add_argument("--admin-port", type=int, default=None)
+    start.add_argument("--rpc-port", type=int, default=None)
+    start.add_argument("--cache-size", type=int, default=None, help="prediction cache bytes")
+    start.add_argument("--state-store", default=None, help="sqlite (default) or memory")
+    add("status", cmd_status, "show the running clipper", json_flag=True)
+    add("apps", cmd_apps, "list applications", json_flag=True)
+    add("models", cmd_models, "list model versions", json_flag=True)
+    deploy = add("deploy", cmd_deploy, "deploy FILE.py:FUNCTION as a python-closure model")
+    deploy.add_argument("function", help="FILE.py:FUNCTION")
+    deploy.add_argument("--name", required=True)
+    deploy.add_argument("--version", required=True)
+    deploy.add_argument("--input-type", required=True)
+    deploy.add_argument("--replicas", type=int, default=1)
+    deploy.add_argument("--batch-size", type=int, default=-1)
+    deploy.add_argument("--app", default=None, help="link the model to this app")
+    link = add("link", cmd_link, "link a model to an app")
+    link.add_argument("app")
+    link.add_argument("model")
+    scale = add("scale", cmd_scale, "set a model version's replica count")
+    scale.add_argument("model")
+    scale.add_argument("replicas", type=int)
+    scale.add_argument("--version", default=None, help="default: the current version")
+    logs = add("logs", cmd_logs, "copy every log into DIR")
+    logs.add_argument("dir", nargs="?", default="clipper_logs")
+    stop = add("stop", cmd_stop, "stop clipper and its replicas")
+    stop.add_argument("--kill", action="store_true", help="SIGKILL instead of a graceful stop")
+    add("plugins", cmd_plugins, "list installed plugins", json_flag=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not hasattr(args, "json"):
+        args.json = False
+    try:
+        return int(args.func(args))
+    except ClipperException as exc:
+        print(f"clipper: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Deploy Python closures, as Clipper's ``clipper_admin.deployers.python`` did."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from clipper_core.default_plugins.closure_deployer import PythonClosureDeployer
+
+__all__ = ["create_endpoint", "deploy_python_closure"]
+
+
+def deploy_python_closure(clipper_conn: Any, name: str, version: Any, input_type: str, func: Any,
+                          base_image: str = "default", labels: list[str] | None = None, registry: str | None = None,
+                          num_replicas: int = 1, batch_size: int = -1,
+                          pkgs_to_install: list[str] | None = None) -> None:
+    """Serialize ``func`` (a function of a batch returning one output per input) with what it captures, build
+    it into a model the container manager runs, register it as the current version and start its replicas.
+
+    :param clipper_conn: a started or connected ``ClipperConnection``
+    :param func: ``func(inputs) -> list``; numeric inputs arrive as a 2-D numpy array (rows of equal length)
+        or a list of 1-D arrays, strings as ``str``, bytes as ``bytes``
+    """
+    version = str(version)
+    with tempfile.TemporaryDirectory(prefix="clipper-closure-") as tmp:
+        PythonClosureDeployer().save(Path(tmp), func, input_type=input_type, name=name, version=version,
+                                     pkgs_to_install=pkgs_to_install)
+        clipper_conn.build_and_deploy_model(name, version, input_type, tmp, base_image, labels, registry,
+                                            num_replicas, batch_size, pkgs_to_install)
+
+
+def create_endpoint(clipper_conn: Any, name: str, input_type: str, func: Any, default_output: str = "None",
+                    version: Any = 1, slo_micros: int = 3000000, labels: list[str] | None = None,
+                    registry: str | None = None, base_image: str = "default", num_replicas: int = 1,
+                    batch_size: int = -1, pkgs_to_install: list[str] | None = None) -> None:
+    """Register an app named ``name``, deploy ``func`` as model ``name`` and link the two."""
+    clipper_conn.register_application(name, input_type, default_output, slo_micros)
+    deploy_python_closure(clipper_conn, name, version, input_type, func, base_image, labels, registry,
+                          num_replicas, batch_size, pkgs_to_install)
+    clipper_conn.link_model_to_app(name, name)
