@@ -3,12 +3,14 @@ background clipper process; and a restart of that process keeps every registrati
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from clipper_core import ClipperConnection, LocalContainerManager
 from clipper_core.deployers import python as python_deployer
+from clipper_core.state.sqlite import SqliteStateStore
 from clipper_core.testing import http_json, wait_until
 
 
@@ -77,8 +79,6 @@ def test_restart_keeps_every_registration_and_brings_replicas_back(tmp_path: Pat
         assert conn.get_num_replicas("m", "2") == 2
     finally:
         conn.stop_all()
-    from clipper_core.state.sqlite import SqliteStateStore
-    import asyncio
 
     async def feedback() -> list[object]:
         store = SqliteStateStore(home / "state.db")
