@@ -58,3 +58,9 @@ def echo_strings(xs: Any) -> list[str]:
 
 def bytes_length(xs: Any) -> list[int]:
     return [len(b) for b in xs]
+
+
+def slow_batch_size_model(xs: Any) -> list[str]:
+    """Slow enough (20 ms a batch) that a burst of queries saturates the queue."""
+    time.sleep(0.02)
+    return [str(len(xs)) for _ in xs]
