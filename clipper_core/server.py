@@ -23,6 +23,7 @@ from clipper_core.plugins import PluginRegistry, make_plugin_manager
 from clipper_core.router import Router
 from clipper_core.rpc import ReplicaConnection, RpcServer
 from clipper_core.state import Replica, StateStore
+from clipper_core.web import HANDLE_EXCEPTION
 
 __all__ = ["RunningServer", "open_store", "run", "start_server"]
 
@@ -129,6 +130,8 @@ async def start_server(config: Config) -> RunningServer:
     admin_app.middlewares.append(_synced(router))
     query_app = create_query_app(ctx)
     for app in (admin_app, query_app):
+        handle_exception: Callable[..., Any] = registry.pm.hook.clipper_handle_exception
+        app[HANDLE_EXCEPTION] = handle_exception
         app.on_startup.append(_lifecycle(registry, "clipper_startup"))
         app.on_shutdown.append(_lifecycle(registry, "clipper_shutdown"))
     runners = [await _start_site(query_app, config.query_host, config.query_port),
