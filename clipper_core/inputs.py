@@ -93,13 +93,13 @@ def decode_input(value: Any, input_type: InputType, where: str = "input") -> Any
     dtype = _DTYPES.get(input_type)
     if dtype is not None:
         if value.__class__ is not list:
-            raise _fail(input_type, f"is a {_json_kind(value)}", where)
+            raise _fail(input_type, f"is {_json_kind(value)}", where)
         if not value:
             raise _fail(input_type, "is an empty array", where)
         kinds = set(map(type, value))
         if not kinds <= _NUMBER_TYPES:
             bad = next(v for v in value if type(v) not in _NUMBER_TYPES)
-            raise _fail(input_type, f"contains a {_json_kind(bad)} ({_short(bad)})", where)
+            raise _fail(input_type, f"contains {_json_kind(bad)} ({_short(bad)})", where)
         if input_type is InputType.INTS:
             if float in kinds:
                 raise _fail(input_type, "contains a non-integer number", where)
@@ -113,7 +113,7 @@ def decode_input(value: Any, input_type: InputType, where: str = "input") -> Any
         except OverflowError:
             raise _fail(input_type, "contains an integer too large for a float", where) from None
     if value.__class__ is not str:
-        raise _fail(input_type, f"is a {_json_kind(value)}", where)
+        raise _fail(input_type, f"is {_json_kind(value)}", where)
     if not value:
         raise _fail(input_type, "is an empty string", where)
     if input_type is InputType.STRINGS:
@@ -128,16 +128,16 @@ def _json_kind(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return "boolean"
+        return "a boolean"
     if isinstance(value, (int, float)):
-        return "number"
+        return "a number"
     if isinstance(value, str):
-        return "string"
+        return "a string"
     if isinstance(value, list):
-        return "array"
+        return "an array"
     if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+        return "an object"
+    return f"a {type(value).__name__}"
 
 
 def _short(value: object) -> str:

@@ -64,3 +64,16 @@ def slow_batch_size_model(xs: Any) -> list[str]:
     """Slow enough (20 ms a batch) that a burst of queries saturates the queue."""
     time.sleep(0.02)
     return [str(len(xs)) for _ in xs]
+
+
+def crash_on_negative(xs: Any) -> list[str]:
+    """Kills its own process (no cleanup, like a segfault) when it sees a negative input."""
+    if any(x[0] < 0 for x in xs):
+        os._exit(17)
+    return [str(float(x[0])) for x in xs]
+
+
+def four_second_model(xs: Any) -> list[str]:
+    """Longer than the frontend's dead-replica timeout (3 x 0.5 s + 1.5 s): only heartbeats keep it alive."""
+    time.sleep(4.0)
+    return ["done" for _ in xs]

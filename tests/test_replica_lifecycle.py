@@ -1,0 +1,46 @@
+"""Replica supervision and liveness with real processes: restart after a crash, a long batch is not death."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from clipper_core.router import SLO_MISSED
+from clipper_core.testing import ServerThread, wait_until
+from tests import models
+from tests.conftest import Deploy
+
+
+def replica_ids(server: ServerThread, name: str, version: str) -> set[int]:
+    def ids() -> set[int]:
+        mr = server.server.ctx.router.models.get((name, version))
+        return {r.replica_id for r in mr.replicas.values()} if mr else set()
+
+    return server.call(ids)
+
+
+def test_crashed_replica_is_restarted_and_serves_again(clipper_server: ServerThread, deploy: Deploy,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="clipper_core.default_plugins.local_supervisor")
+    deploy.app("fragile", slo_micros=1_000_000)
+    deploy("crashy", 1, models.crash_on_negative, app="fragile")
+    assert clipper_server.predict("fragile", {"input": [1.0]})[1]["output"] == 1.0
+    assert replica_ids(clipper_server, "crashy", "1") == {0}
+    status, answer = clipper_server.predict("fragile", {"input": [-1.0]})
+    assert status == 200 and answer["default"] is True and answer["default_explanation"] == SLO_MISSED
+    # The supervisor restarts the process; the frontend drops the dead replica (~3 s) and welcomes the new one.
+    wait_until(lambda: replica_ids(clipper_server, "crashy", "1") == {1}, 15, what="replica 1 replacing replica 0")
+    answer = clipper_server.predict("fragile", {"input": [3.0]})[1]
+    assert (answer["output"], answer["default"]) == (3.0, False)
+    assert clipper_server.server.ctx.supervisor.running("crashy", "1") == 1
+    assert any("exited with 17" in r.getMessage() and "restarting in" in r.getMessage() for r in caplog.records)
+
+
+def test_a_batch_longer_than_the_liveness_timeout_is_not_death(clipper_server: ServerThread,
+                                                               deploy: Deploy) -> None:
+    deploy.app("patient", slo_micros=10_000_000)
+    deploy("long", 1, models.four_second_model, app="patient")
+    status, answer = clipper_server.predict("patient", {"input": [1.0]})
+    assert (status, answer["output"], answer["default"]) == (200, "done", False)
+    assert replica_ids(clipper_server, "long", "1") == {0}  # never dropped and re-welcomed
