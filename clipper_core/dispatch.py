@@ -61,6 +61,8 @@ class ModelRuntime:
         self.queue_time = FastHistogram()
         self.predictions = 0
         self.errors = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     @property
     def label(self) -> str:

@@ -264,8 +264,10 @@ class Router:
                     assert self.cache is not None
                     hit, value = self.cache.get((name, mr.version, key))
                     if hit:
+                        mr.cache_hits += 1
                         plan[name] = value
                         continue
+                    mr.cache_misses += 1
                     shared = self._inflight.get((name, mr.version, key))
                     if shared is not None:  # single flight: an identical query is already on its way
                         waiting.append(shared)

@@ -101,7 +101,7 @@ async def start_server(config: Config) -> RunningServer:
     if config.cache_size_bytes > 0:
         cache = registry.caches.get(config.cache_backend)({"size_bytes": config.cache_size_bytes})
         await cache.start()
-    router = Router(store, registry, cache)
+    router = Router(store, registry, cache, inflight=config.batches_in_flight)
     stopped = asyncio.Event()
     ctx = ServerContext(config=config, store=store, registry=registry, router=router)
 

@@ -135,3 +135,34 @@ def test_metrics_and_health(clipper_server: ServerThread, deploy: Deploy) -> Non
     assert 'clipper_model_replicas_connected{model="sum-model",version="1"} 1.0' in text
     status, health = http_json(f"{clipper_server.query_url}/health")
     assert status == 200 and health["status"] == "ok"
+
+
+def test_late_results_still_fill_the_cache(clipper_server: ServerThread, deploy: Deploy) -> None:
+    from clipper_core.testing import wait_until
+
+    deploy.app("late", slo_micros=100_000)
+    deploy("slow", 1, models.slow_model, app="late")
+    first = clipper_server.predict("late", {"input": [42.0]})[1]
+    assert first["default"] is True
+    wait_until(lambda: clipper_server.predict("late", {"input": [42.0]})[1]["default"] is False, 5,
+               what="the late output to land in the cache")
+    assert clipper_server.predict("late", {"input": [42.0]})[1]["output"] == "slow"
+
+
+def test_identical_concurrent_misses_make_one_model_call(clipper_server: ServerThread, deploy: Deploy) -> None:
+    deploy.app("flight", slo_micros=5_000_000)
+    deploy("slow", 1, models.slow_model, app="flight")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: clipper_server.predict("flight", {"input": [1.0, 2.0]})[1], range(8)))
+    assert all(a["output"] == "slow" and not a["default"] for a in answers)
+    mr = clipper_server.server.ctx.router.models[("slow", "1")]
+    assert clipper_server.call(lambda: mr.predictions) == 1
+
+
+def test_cache_can_be_disabled_per_app(clipper_server: ServerThread, deploy: Deploy) -> None:
+    deploy.app("fresh", cache_enabled=False)
+    deploy("sum-model", 1, models.feature_sum, app="fresh")
+    for _ in range(3):
+        assert clipper_server.predict("fresh", {"input": [1.0, 1.0]})[1]["output"] == 2.0
+    mr = clipper_server.server.ctx.router.models[("sum-model", "1")]
+    assert clipper_server.call(lambda: (mr.predictions, mr.cache_hits)) == (3, 0)

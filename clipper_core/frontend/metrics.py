@@ -35,9 +35,11 @@ def router_rows(router: Router) -> Iterator[Row]:
         yield ("counter", "clipper_model_errors", "Inputs the model failed on", labels, mr.errors)
         yield ("gauge", "clipper_model_replicas_connected", "Connected replicas", labels, mr.num_replicas)
         yield ("gauge", "clipper_model_queue_length", "Tasks waiting in the queue", labels, len(mr.queue))
+        yield ("counter", "clipper_model_cache_hits", "Prediction cache hits", labels, mr.cache_hits)
+        yield ("counter", "clipper_model_cache_misses", "Prediction cache misses", labels, mr.cache_misses)
         yield ("counter", "clipper_model_dropped_expired", "Tasks dropped because their deadline passed",
                labels, mr.queue.dropped)
     cache = router.cache
     if cache is not None:
-        yield ("counter", "clipper_cache_hits", "Prediction cache hits", {}, cache.hits)
-        yield ("counter", "clipper_cache_misses", "Prediction cache misses", {}, cache.misses)
+        yield ("counter", "clipper_cache_hits", "Prediction cache hits, all models", {}, cache.hits)
+        yield ("counter", "clipper_cache_misses", "Prediction cache misses, all models", {}, cache.misses)
