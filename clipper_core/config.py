@@ -29,6 +29,7 @@ ENV: dict[str, tuple[str, str]] = {
     "CLIPPER_ADMIN_TOKEN": ("admin_token", "bearer token required on every /admin endpoint when set"),
     "CLIPPER_MAX_BODY_BYTES": ("max_body_bytes", "largest accepted request body (default 16 MiB)"),
     "CLIPPER_HEARTBEAT_INTERVAL": ("heartbeat_interval", "seconds between container heartbeats (default 0.5)"),
+    "CLIPPER_MAX_QUEUE_LENGTH": ("max_queue_length", "tasks one model version may queue before 503 (10000)"),
     "CLIPPER_BATCHES_IN_FLIGHT": ("batches_in_flight", "batches sent to one replica before its first answers (2)"),
     "CLIPPER_DISABLE_PLUGINS": ("disabled_plugins", "comma-separated plugin names not to load"),
 }
@@ -54,6 +55,7 @@ class Config:
     max_body_bytes: int = 16 * 1024 * 1024
     heartbeat_interval: float = 0.5
     batches_in_flight: int = 2
+    max_queue_length: int = 10_000
     disabled_plugins: str = ""
     manage_replicas: bool = True
     """Run the local replica supervisor in this process (embedded mode)."""
@@ -67,6 +69,8 @@ class Config:
             raise ConfigError("cache_size_bytes must be >= 0 (0 disables the cache)")
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes must be at least 1024")
+        if self.max_queue_length < 1:
+            raise ConfigError("max_queue_length must be at least 1")
         if not 1 <= self.batches_in_flight <= 64:
             raise ConfigError("batches_in_flight must be between 1 and 64")
         if not 0.05 <= self.heartbeat_interval <= 60:

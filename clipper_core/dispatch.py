@@ -39,7 +39,8 @@ class ModelRuntime:
     """Everything the query path needs about one model version."""
 
     def __init__(self, name: str, version: str, input_type: InputType, cache: PredictionCache | None,
-                 *, model: Model | None = None, inflight: int = 2, slo_budget_s: float = 0.1) -> None:
+                 *, model: Model | None = None, inflight: int = 2, slo_budget_s: float = 0.1,
+                 max_queue_length: int = 10_000) -> None:
         self.name = name
         self.version = version
         self.input_type = input_type
@@ -49,7 +50,7 @@ class ModelRuntime:
         self.inflight = inflight
         self.slo_budget = slo_budget_s
         wait = (model.batch_wait_timeout_micros / 1e6) if model else 0.0
-        self.queue = ModelQueue(name, version, batch_wait_timeout_s=wait)
+        self.queue = ModelQueue(name, version, batch_wait_timeout_s=wait, max_length=max_queue_length)
         self.replicas: dict[bytes, ReplicaConnection] = {}
         self.sizers: dict[bytes, BatchSizer] = {}
         self._loops: dict[bytes, list[asyncio.Task[None]]] = {}
@@ -63,6 +64,8 @@ class ModelRuntime:
         self.errors = 0
         self.cache_hits = 0
         self.cache_misses = 0
+        self.item_seconds = 0.0
+        """Moving average of model time per input: with the queue length, predicts a new task's wait."""
 
     @property
     def label(self) -> str:
@@ -107,6 +110,13 @@ class ModelRuntime:
     def num_replicas(self) -> int:
         return len(self.replicas)
 
+    def expected_wait(self, extra: int) -> float:
+        """Seconds of model work queued ahead of ``extra`` new tasks, spread over the connected replicas."""
+        replicas = len(self.replicas)
+        if not replicas or not self.item_seconds:
+            return 0.0
+        return (len(self.queue) + extra) * self.item_seconds / replicas
+
     # -- dispatch -------------------------------------------------------------------------------------
     async def _dispatch_loop(self, replica: ReplicaConnection, sizer: BatchSizer) -> None:
         queue = self.queue
@@ -141,6 +151,8 @@ class ModelRuntime:
         compute = result.get("compute_ms")
         if compute is not None:
             self.compute_latency.observe(compute / 1000.0)
+        per_item = (compute / 1000.0 if compute is not None else latency) / len(batch)
+        self.item_seconds = per_item if not self.item_seconds else 0.8 * self.item_seconds + 0.2 * per_item
         for task in batch:
             self.queue_time.observe(sent - task.enqueued)
         self._complete(batch, result)

@@ -28,9 +28,10 @@ class ClipperError(Exception):
     status: int = 500
     title: str = "Internal error"
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers
         if status is not None:
             self.status = status
 

@@ -9,8 +9,10 @@ first → policy.combine → Clipper's response JSON. Nothing here calls pluggy,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +21,7 @@ import orjson
 
 from clipper_core.batcher import DeadlineExpired, Task
 from clipper_core.dispatch import ItemFailed, ModelFailed, ModelRuntime
-from clipper_core.errors import InvalidInput, ModelUnavailable, NotFound, QueryError
+from clipper_core.errors import InvalidInput, ModelUnavailable, NotFound, Overloaded, QueryError
 from clipper_core.inputs import InputType, decode_input
 from clipper_core.interfaces import CacheKey, PredictionCache, Query, SelectionPolicy
 from clipper_core.metrics import FastHistogram
@@ -69,11 +71,12 @@ def _item_key(item: Any) -> bytes:
 
 class Router:
     def __init__(self, store: StateStore, registry: PluginRegistry, cache: PredictionCache | None,
-                 *, inflight: int = 2) -> None:
+                 *, inflight: int = 2, max_queue_length: int = 10_000) -> None:
         self.store = store
         self.registry = registry
         self.cache = cache
         self.inflight = inflight
+        self.max_queue_length = max_queue_length
         self.apps: dict[str, AppRuntime] = {}
         self.current: dict[str, str] = {}
         self.versions: dict[str, dict[str, Model]] = {}
@@ -83,6 +86,10 @@ class Router:
         self._dirty = False
         self._reload_task: asyncio.Task[None] | None = None
         self._inflight: dict[CacheKey, asyncio.Future[Any]] = {}
+        self.draining = False
+        self._drained: asyncio.Event | None = None
+        self.active = 0
+        """Predict requests being answered now (a graceful stop waits for them)."""
 
     # -- snapshot ------------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -141,7 +148,8 @@ class Router:
         mr = self.models.get((name, version))
         if mr is None:
             mr = self.models[(name, version)] = ModelRuntime(name, version, input_type, self.cache,
-                                                             inflight=self.inflight)
+                                                             inflight=self.inflight,
+                                                             max_queue_length=self.max_queue_length)
         return mr
 
     def on_change(self, event: ChangeEvent) -> None:
@@ -164,6 +172,15 @@ class Router:
         """Wait until every announced change is in the snapshot."""
         while self._reload_task is not None and not self._reload_task.done():
             await asyncio.shield(self._reload_task)
+
+    async def drain(self, timeout: float) -> None:
+        """Refuse new queries (503) and wait up to ``timeout`` seconds for the ones in flight to be answered."""
+        self.draining = True
+        if not self.active:
+            return
+        self._drained = asyncio.Event()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), timeout)  # in-flight queries end by their SLO
 
     async def close(self) -> None:
         if self._reload_task is not None:
@@ -194,6 +211,17 @@ class Router:
         return rt
 
     async def predict(self, app_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.draining:
+            raise ModelUnavailable("clipper is shutting down and takes no new queries", headers={"Retry-After": "1"})
+        self.active += 1
+        try:
+            return await self._predict(app_name, body)
+        finally:
+            self.active -= 1
+            if not self.active and self._drained is not None:
+                self._drained.set()
+
+    async def _predict(self, app_name: str, body: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         rt = self.app_runtime(app_name)
         if rt.policy is None:
@@ -282,6 +310,8 @@ class Router:
                 waiting.append(fut)
                 plan[name] = fut
             plans.append((query, plan))
+        if enqueued:
+            self._admit(rt, enqueued)
         for mr, tasks in enqueued.items():
             mr.queue.put_many(tasks)
         if waiting:
@@ -291,6 +321,26 @@ class Router:
         rt.latency.observe(elapsed)
         rt.predictions += len(results)
         return results
+
+    def _admit(self, rt: AppRuntime, enqueued: dict[ModelRuntime, list[Task]]) -> None:
+        """Admission control: refuse (503 + Retry-After) work that would overflow a queue or could not be
+        answered within the SLO anyway, so overload costs a fast answer instead of unbounded memory."""
+        for mr, tasks in enqueued.items():
+            queued = len(mr.queue)
+            wait = mr.expected_wait(len(tasks))
+            if queued + len(tasks) > mr.queue.max_length:
+                why = f"its queue is full ({queued} tasks waiting, limit {mr.queue.max_length})"
+            elif wait > rt.slo:
+                why = (f"{queued} tasks are queued, about {wait * 1000:.0f} ms of work for an SLO of "
+                       f"{rt.slo * 1000:.0f} ms")
+            else:
+                continue
+            for task_list in enqueued.values():
+                for task in task_list:
+                    task.future.cancel()  # nothing else awaits them yet: we have not yielded to the loop
+            retry = max(1, math.ceil(wait - rt.slo)) if wait > rt.slo else 1
+            raise Overloaded(f"model {mr.label} is overloaded: {why}; retry later",
+                             headers={"Retry-After": str(retry)})
 
     def _track_inflight(self, key: CacheKey, fut: asyncio.Future[Any]) -> None:
         inflight = self._inflight
@@ -330,6 +380,8 @@ class Router:
 
     # -- feedback ------------------------------------------------------------------------------------
     async def update(self, app_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.draining:
+            raise ModelUnavailable("clipper is shutting down and takes no new feedback", headers={"Retry-After": "1"})
         rt = self.app_runtime(app_name)
         if "input" not in body:
             raise InvalidInput("JSON object does not have required key: input")

@@ -56,6 +56,8 @@ class RunningServer:
     async def stop(self) -> None:
         """Graceful stop: refuse new connections, finish in-flight requests, stop replicas, close the store."""
         ctx = self.ctx
+        if ctx.router is not None:
+            await ctx.router.drain(timeout=30.0)
         for runner in self.runners:
             await runner.cleanup()
         if ctx.supervisor is not None:
@@ -101,7 +103,8 @@ async def start_server(config: Config) -> RunningServer:
     if config.cache_size_bytes > 0:
         cache = registry.caches.get(config.cache_backend)({"size_bytes": config.cache_size_bytes})
         await cache.start()
-    router = Router(store, registry, cache, inflight=config.batches_in_flight)
+    router = Router(store, registry, cache, inflight=config.batches_in_flight,
+                    max_queue_length=config.max_queue_length)
     stopped = asyncio.Event()
     ctx = ServerContext(config=config, store=store, registry=registry, router=router)
 

@@ -32,9 +32,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ClipperError as exc:
-        headers = getattr(exc, "headers", None)
         return web.Response(body=orjson.dumps(exc.to_json()), status=exc.status, content_type=JSON,
-                            headers=headers)
+                            headers=exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

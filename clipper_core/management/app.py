@@ -41,9 +41,8 @@ def bearer_token_middleware(token: str) -> Callable[[web.Request, Handler], Awai
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):
-            error = Unauthorized("this endpoint requires the header 'Authorization: Bearer <CLIPPER_ADMIN_TOKEN>'")
-            error.headers = {"WWW-Authenticate": 'Bearer realm="clipper-admin"'}  # type: ignore[attr-defined]
-            raise error
+            raise Unauthorized("this endpoint requires the header 'Authorization: Bearer <CLIPPER_ADMIN_TOKEN>'",
+                               headers={"WWW-Authenticate": 'Bearer realm="clipper-admin"'})
         return await handler(request)
 
     return middleware
