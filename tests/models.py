@@ -77,3 +77,8 @@ def four_second_model(xs: Any) -> list[str]:
     """Longer than the frontend's dead-replica timeout (3 x 0.5 s + 1.5 s): only heartbeats keep it alive."""
     time.sleep(4.0)
     return ["done" for _ in xs]
+
+
+def slow_one_at_a_time(xs: Any) -> list[str]:
+    time.sleep(0.2 * len(xs))
+    return ["ok" for _ in xs]
