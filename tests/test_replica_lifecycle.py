@@ -44,3 +44,33 @@ def test_a_batch_longer_than_the_liveness_timeout_is_not_death(clipper_server: S
     status, answer = clipper_server.predict("patient", {"input": [1.0]})
     assert (status, answer["output"], answer["default"]) == (200, "done", False)
     assert replica_ids(clipper_server, "long", "1") == {0}  # never dropped and re-welcomed
+
+
+def test_kill_9_mid_batch_requeues_to_the_other_replica(clipper_server: ServerThread, deploy: Deploy) -> None:
+    import os
+    import signal
+    import threading
+    import time
+
+    deploy.app("sturdy", slo_micros=10_000_000)
+    deploy("slowpoke", 1, models.slow_model, app="sturdy", replicas=2)
+    router = clipper_server.server.ctx.router
+
+    def busy_replica_pid() -> int | None:
+        mr = router.models[("slowpoke", "1")]
+        busy = [r for r in mr.replicas.values() if r.pending]
+        return int(busy[0].info["pid"]) if busy else None
+
+    results: list[tuple[int, object]] = []
+    query = threading.Thread(target=lambda: results.append(clipper_server.predict("sturdy", {"input": [9.0]})))
+    started = time.monotonic()
+    query.start()
+    wait_until(lambda: clipper_server.call(busy_replica_pid) is not None, 5, what="a batch in flight")
+    victim = clipper_server.call(busy_replica_pid)
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    query.join(15)
+    status, answer = results[0]
+    assert status == 200 and answer["output"] == "slow" and answer["default"] is False  # type: ignore[index]
+    # noticed within ~3 s (3 heartbeats + 1.5 s), re-queued, answered by the survivor in 0.5 s more
+    assert time.monotonic() - started < 6
