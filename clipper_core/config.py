@@ -30,6 +30,8 @@ ENV: dict[str, tuple[str, str]] = {
     "CLIPPER_MAX_BODY_BYTES": ("max_body_bytes", "largest accepted request body (default 16 MiB)"),
     "CLIPPER_HEARTBEAT_INTERVAL": ("heartbeat_interval", "seconds between container heartbeats (default 0.5)"),
     "CLIPPER_MAX_QUEUE_LENGTH": ("max_queue_length", "tasks one model version may queue before 503 (10000)"),
+    "CLIPPER_STUCK_BATCH_SECONDS": ("stuck_batch_seconds",
+                                    "restart a local replica stuck on a batch this long (0: off)"),
     "CLIPPER_BATCHES_IN_FLIGHT": ("batches_in_flight", "batches sent to one replica before its first answers (2)"),
     "CLIPPER_DISABLE_PLUGINS": ("disabled_plugins", "comma-separated plugin names not to load"),
 }
@@ -56,6 +58,7 @@ class Config:
     heartbeat_interval: float = 0.5
     batches_in_flight: int = 2
     max_queue_length: int = 10_000
+    stuck_batch_seconds: float = 0.0
     disabled_plugins: str = ""
     manage_replicas: bool = True
     """Run the local replica supervisor in this process (embedded mode)."""

@@ -72,6 +72,13 @@ class RunningServer:
         self.stopped.set()
 
 
+def _previous_rpc_port(config: Config) -> int:
+    try:
+        return int(json.loads(config.runtime_file.read_text())["rpc_addr"].rsplit(":", 1)[1])
+    except (OSError, ValueError, KeyError, IndexError):
+        return 0
+
+
 def _runtime_pid(config: Config) -> int | None:
     try:
         return int(json.loads(config.runtime_file.read_text())["pid"])
@@ -120,8 +127,19 @@ async def start_server(config: Config) -> RunningServer:
         await router.on_replica_gone(replica)
         await store.delete_replica(replica.model_name, replica.model_version, replica.replica_id)
 
-    rpc = RpcServer(config.rpc_host, config.rpc_port, heartbeat_interval=config.heartbeat_interval,
-                    assign_replica_id=assign, on_ready=ready, on_gone=gone)
+    def stuck(replica: ReplicaConnection) -> None:
+        pid = replica.info.get("pid")
+        supervisor = ctx.supervisor
+        if isinstance(pid, int) and isinstance(supervisor, LocalReplicaSupervisor) and supervisor.kill(pid):
+            return
+        log.warning("replica %s of %s:%s is stuck, but it is not a local replica this server can restart",
+                    replica.replica_id, replica.model_name, replica.model_version)
+
+    # With port 0, prefer the previous run's RPC port: replicas that outlived a killed server reconnect there.
+    rpc_port = config.rpc_port or _previous_rpc_port(config)
+    rpc = RpcServer(config.rpc_host, rpc_port, heartbeat_interval=config.heartbeat_interval,
+                    assign_replica_id=assign, on_ready=ready, on_gone=gone,
+                    stuck_after=config.stuck_batch_seconds, on_stuck=stuck, any_port_fallback=config.rpc_port == 0)
     ctx.rpc_addr = await rpc.start()
     await store.clear_replicas(ctx.rpc_addr)
     store.subscribe(router.on_change)

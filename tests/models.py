@@ -82,3 +82,11 @@ def four_second_model(xs: Any) -> list[str]:
 def slow_one_at_a_time(xs: Any) -> list[str]:
     time.sleep(0.2 * len(xs))
     return ["ok" for _ in xs]
+
+
+def hang_on_negative(xs: Any) -> list[str]:
+    """Never returns for a negative input (a deadlock), while its heartbeat thread keeps running."""
+    if any(x[0] < 0 for x in xs):
+        while True:
+            time.sleep(1)
+    return [str(float(x[0])) for x in xs]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,15 @@ def test_kill_9_mid_batch_requeues_to_the_other_replica(clipper_server: ServerTh
     assert status == 200 and answer["output"] == "slow" and answer["default"] is False  # type: ignore[index]
     # noticed within ~3 s (3 heartbeats + 1.5 s), re-queued, answered by the survivor in 0.5 s more
     assert time.monotonic() - started < 6
+
+
+def test_a_stuck_replica_is_restarted_when_configured(tmp_path: Path) -> None:
+    with ServerThread(tmp_path / "home", stuck_batch_seconds=1.0) as server:
+        deploy = Deploy(server, tmp_path)
+        deploy.app("hangs", slo_micros=500_000)
+        deploy("hanger", 1, models.hang_on_negative, app="hangs")
+        answer = server.predict("hangs", {"input": [-1.0]})[1]
+        assert answer["default"] is True and answer["default_explanation"] == SLO_MISSED
+        wait_until(lambda: replica_ids(server, "hanger", "1") == {1}, 15, what="the stuck replica replaced")
+        answer = server.predict("hangs", {"input": [2.0]})[1]
+        assert (answer["output"], answer["default"]) == (2.0, False)

@@ -4,6 +4,10 @@ Each replica slot is a supervision task: start ``python -m clipper_container`` (
 environment), wait for it to exit, and unless it was asked to stop, start it again after a back-off that
 doubles from 0.5 s to 30 s and resets once a replica has stayed up for 30 s. Logs go to
 ``$CLIPPER_HOME/logs/<model>_<version>_<slot>.log`` (owner-only).
+
+Each slot's pid is kept in ``$CLIPPER_HOME/run/``. When the server itself was killed (``kill -9``), its
+replicas live on and keep trying to reconnect; the restarted server *adopts* them instead of starting
+duplicates, watching them by pid until they exit.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from clipper_core.state import Model
@@ -26,6 +30,35 @@ log = logging.getLogger(__name__)
 CONTAINERLESS = "NO_CONTAINER"
 # Exit codes of python -m clipper_container that a restart cannot fix.
 _PERMANENT_FAILURES = {2: "bad arguments", 3: "rejected by the frontend", 4: "the model cannot be loaded"}
+_ADOPTED_POLL = 0.5
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def _is_replica_of(pid: int, model: Model) -> bool:
+    """True when ``pid`` runs ``python -m clipper_container`` for this model version (not a reused pid)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    args = [a.decode(errors="replace") for a in argv]
+    return ("clipper_container" in args and _arg(args, "--name") == model.name
+            and _arg(args, "--version") == model.version)
+
+
+def _arg(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
 
 
 @dataclass
@@ -33,20 +66,31 @@ class _Slot:
     model: Model
     index: int
     log_path: Path
+    pid_path: Path
     process: asyncio.subprocess.Process | None = None
+    adopted_pid: int | None = None
     task: asyncio.Task[None] | None = None
     stopping: bool = False
     restarts: int = 0
     started_at: float = 0.0
-    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def pid(self) -> int | None:
+        if self.process is not None and self.process.returncode is None:
+            return self.process.pid
+        if self.adopted_pid is not None and _alive(self.adopted_pid):
+            return self.adopted_pid
+        return None
 
 
 class LocalReplicaSupervisor:
     """Runs and supervises model replicas as local subprocesses connecting to ``rpc_addr``."""
 
-    def __init__(self, logs_dir: Path, rpc_addr: str, *, heartbeat_interval: float = 0.5,
-                 python: str = sys.executable, stop_timeout: float = 10.0, max_backoff: float = 30.0) -> None:
+    def __init__(self, logs_dir: Path, rpc_addr: str, *, run_dir: Path | None = None,
+                 heartbeat_interval: float = 0.5, python: str = sys.executable, stop_timeout: float = 10.0,
+                 max_backoff: float = 30.0) -> None:
         self.logs_dir = logs_dir
+        self.run_dir = run_dir or logs_dir.parent / "run"
         self.rpc_addr = rpc_addr
         self.heartbeat_interval = heartbeat_interval
         self.python = python
@@ -64,9 +108,7 @@ class LocalReplicaSupervisor:
         async with self._lock:
             slots = self._slots.setdefault(model.key, [])
             while len(slots) < num_replicas:
-                slot = _Slot(model, len(slots), self.logs_dir / f"{model.name}_{model.version}_{len(slots)}.log")
-                slot.task = asyncio.get_running_loop().create_task(self._supervise(slot))
-                slots.append(slot)
+                slots.append(self._new_slot(model, len(slots)))
             surplus = slots[num_replicas:]
             del slots[num_replicas:]
             if not slots:
@@ -77,15 +119,27 @@ class LocalReplicaSupervisor:
         return len(self._slots.get((name, version), ()))
 
     def running(self, name: str, version: str) -> int:
-        return sum(1 for s in self._slots.get((name, version), ())
-                   if s.process is not None and s.process.returncode is None)
+        return sum(1 for s in self._slots.get((name, version), ()) if s.pid is not None)
 
     def log_files(self) -> list[Path]:
         return sorted(self.logs_dir.glob("*.log")) if self.logs_dir.exists() else []
 
+    def kill(self, pid: int) -> bool:
+        """SIGKILL the managed replica with this pid (a stuck one); its slot restarts it. False if not ours."""
+        for slots in self._slots.values():
+            for slot in slots:
+                if slot.pid == pid:
+                    log.warning("killing stuck replica %d of %s:%s (pid %d)", slot.index, slot.model.name,
+                                slot.model.version, pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    return True
+        return False
+
     # -- lifecycle ------------------------------------------------------------------------------------
     async def restore(self, models: list[Model]) -> None:
-        """Bring back the replicas every registered model version asked for (after a restart)."""
+        """Bring back the replicas every registered model version asked for (after a restart), adopting
+        replicas that outlived a killed server."""
         for model in models:
             if model.num_replicas > 0 and model.container_name != CONTAINERLESS:
                 await self.set_replicas(model, model.num_replicas)
@@ -97,30 +151,57 @@ class LocalReplicaSupervisor:
         await asyncio.gather(*(self._stop(slot) for slot in slots))
 
     # -- internals ------------------------------------------------------------------------------------
+    def _new_slot(self, model: Model, index: int) -> _Slot:
+        stem = f"{model.name}_{model.version}_{index}"
+        slot = _Slot(model, index, self.logs_dir / f"{stem}.log", self.run_dir / f"{stem}.pid")
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(slot.pid_path.read_text())
+            if _alive(pid) and _is_replica_of(pid, model):
+                slot.adopted_pid = pid
+                log.info("adopting replica %d of %s:%s (pid %d) that outlived the previous server", index,
+                         model.name, model.version, pid)
+        slot.task = asyncio.get_running_loop().create_task(self._supervise(slot))
+        return slot
+
     def _command(self, model: Model) -> list[str]:
         return [self.python, "-m", "clipper_container", "--model-dir", model.container_name,
                 "--frontend", self.rpc_addr, "--name", model.name, "--version", model.version,
                 "--input-type", model.input_type.value, "--heartbeat-interval", str(self.heartbeat_interval)]
 
+    async def _start(self, slot: _Slot) -> int | None:
+        """Start the slot's process and wait for it to exit; return its status (None: not started)."""
+        fd = os.open(slot.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            slot.process = await asyncio.create_subprocess_exec(
+                *self._command(slot.model), stdin=asyncio.subprocess.DEVNULL, stdout=fd, stderr=fd,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        except OSError as exc:
+            log.error("cannot start replica %d of %s:%s: %s", slot.index, slot.model.name, slot.model.version, exc)
+            slot.process = None
+            return None
+        finally:
+            os.close(fd)
+        _write_private(slot.pid_path, str(slot.process.pid))
+        return await slot.process.wait()
+
+    async def _watch_adopted(self, slot: _Slot) -> None:
+        pid = slot.adopted_pid
+        assert pid is not None
+        while _alive(pid):
+            await asyncio.sleep(_ADOPTED_POLL)  # not our child: no wait() possible, so poll its pid
+        slot.adopted_pid = None
+
     async def _supervise(self, slot: _Slot) -> None:
         backoff = 0.5
         self.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         while not slot.stopping:
-            fd = os.open(slot.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                slot.exited.clear()
-                slot.started_at = time.monotonic()
-                slot.process = await asyncio.create_subprocess_exec(
-                    *self._command(slot.model), stdin=asyncio.subprocess.DEVNULL, stdout=fd, stderr=fd,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            except OSError as exc:
-                log.error("cannot start replica %d of %s:%s: %s", slot.index, slot.model.name,
-                          slot.model.version, exc)
-                slot.process = None
-            finally:
-                os.close(fd)
-            code = await slot.process.wait() if slot.process is not None else -1
-            slot.exited.set()
+            slot.started_at = time.monotonic()
+            if slot.adopted_pid is not None:
+                await self._watch_adopted(slot)
+                code: int | None = -1
+            else:
+                code = await self._start(slot)
             if slot.stopping:
                 return
             if code in _PERMANENT_FAILURES:
@@ -136,17 +217,38 @@ class LocalReplicaSupervisor:
 
     async def _stop(self, slot: _Slot) -> None:
         slot.stopping = True
-        proc = slot.process
-        if proc is not None and proc.returncode is None:
+        pid = slot.pid
+        if pid is not None:
             with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), self.stop_timeout)
-            except asyncio.TimeoutError:
+                os.kill(pid, signal.SIGTERM)
+            if not await self._exited(slot, pid, self.stop_timeout):
                 with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+                    os.kill(pid, signal.SIGKILL)
+                await self._exited(slot, pid, self.stop_timeout)
         if slot.task is not None:
             slot.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await slot.task
+        with contextlib.suppress(FileNotFoundError):
+            slot.pid_path.unlink()
+
+    @staticmethod
+    async def _exited(slot: _Slot, pid: int, timeout: float) -> bool:
+        if slot.process is not None and slot.process.pid == pid:
+            try:
+                await asyncio.wait_for(slot.process.wait(), timeout)
+                return True
+            except asyncio.TimeoutError:
+                return False
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)  # an adopted replica is not our child: poll until its pid is gone
+        return True
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)

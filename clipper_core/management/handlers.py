@@ -220,7 +220,8 @@ async def get_model(request: web.Request) -> web.Response:
 
 def _replica_json(r: Any) -> dict[str, Any]:
     return {"model_id": f"{r.model_name}:{r.model_version}", "model_name": r.model_name,
-            "model_version": r.model_version, "model_replica_id": r.replica_id, "input_type": r.input_type.value}
+            "model_version": r.model_version, "model_replica_id": r.replica_id, "input_type": r.input_type.value,
+            "pid": r.info.get("pid")}
 
 
 async def get_all_containers(request: web.Request) -> web.Response:

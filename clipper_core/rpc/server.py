@@ -34,7 +34,7 @@ class ReplicaConnection:
     """One connected container: its identity on the ROUTER and its in-flight batches."""
 
     __slots__ = ("_server", "alive", "identity", "info", "input_type", "last_seen", "model_name",
-                 "model_version", "pending", "replica_id")
+                 "model_version", "pending", "replica_id", "sent_at", "stuck_reported")
 
     def __init__(self, server: RpcServer, identity: bytes, model_name: str, model_version: str,
                  input_type: InputType, replica_id: int, info: dict[str, Any]) -> None:
@@ -47,6 +47,8 @@ class ReplicaConnection:
         self.info = info
         self.last_seen = time.monotonic()
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.sent_at: dict[int, float] = {}
+        self.stuck_reported = False
         self.alive = True
 
     @property
@@ -64,6 +66,8 @@ class ReplicaConnection:
         fields["t"] = MsgType.PREDICT
         fields["id"] = msg_id
         self.pending[msg_id] = fut
+        if self._server.stuck_after:
+            self.sent_at[msg_id] = time.monotonic()
         self._server.send(self.identity, [pack(fields), *buffers])
         return fut
 
@@ -83,11 +87,16 @@ class RpcServer:
 
     def __init__(self, host: str, port: int, *, heartbeat_interval: float = 0.5,
                  assign_replica_id: Callable[[str, str], Awaitable[int]],
-                 on_ready: ReplicaCallback, on_gone: ReplicaCallback) -> None:
+                 on_ready: ReplicaCallback, on_gone: ReplicaCallback,
+                 stuck_after: float = 0.0, on_stuck: Callable[[ReplicaConnection], None] | None = None,
+                 any_port_fallback: bool = False) -> None:
         self.host = host
         self.port = port
         self.heartbeat_interval = heartbeat_interval
         self.dead_after = 3 * heartbeat_interval + 1.5
+        self.stuck_after = stuck_after
+        self._on_stuck = on_stuck
+        self.any_port_fallback = any_port_fallback
         self._assign_replica_id = assign_replica_id
         self._on_ready = on_ready
         self._on_gone = on_gone
@@ -122,10 +131,17 @@ class RpcServer:
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.SNDHWM, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
+        if self.port != 0:
+            try:
+                sock.bind(f"tcp://{self.host}:{self.port}")
+            except zmq.ZMQError:
+                if not self.any_port_fallback:
+                    sock.close(linger=0)
+                    raise
+                log.info("RPC port %d is taken; binding another", self.port)
+                self.port = 0
         if self.port == 0:
             self.port = sock.bind_to_random_port(f"tcp://{self.host}")
-        else:
-            sock.bind(f"tcp://{self.host}:{self.port}")
         self._sock = sock
         self.address = f"tcp://{self.host}:{self.port}"
         loop = self._loop = asyncio.get_running_loop()
@@ -199,6 +215,7 @@ class RpcServer:
             if replica is None:
                 log.warning("RESULT from unknown sender %s dropped", identity.hex())
                 return
+            replica.sent_at.pop(header["id"], None)
             fut = replica.pending.pop(header["id"], None)
             if fut is None:
                 log.warning("RESULT with unknown id %s from replica %s dropped", header["id"], replica.replica_id)
@@ -265,3 +282,10 @@ class RpcServer:
             for replica in list(self.replicas.values()):
                 if now - replica.last_seen > self.dead_after:
                     await self._drop(replica, f"no message for {now - replica.last_seen:.1f} s")
+                elif (self.stuck_after and replica.sent_at and not replica.stuck_reported
+                      and now - min(replica.sent_at.values()) > self.stuck_after):
+                    replica.stuck_reported = True
+                    log.warning("replica %s of %s:%s has held a batch for more than %.1f s", replica.replica_id,
+                                replica.model_name, replica.model_version, self.stuck_after)
+                    if self._on_stuck is not None:
+                        self._on_stuck(replica)
