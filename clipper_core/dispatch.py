@@ -64,6 +64,8 @@ class ModelRuntime:
         self.errors = 0
         self.cache_hits = 0
         self.cache_misses = 0
+        self.inflight_items = 0
+        """Inputs sent to replicas and not answered yet."""
         self.item_seconds = 0.0
         """Moving average of model time per input: with the queue length, predicts a new task's wait."""
 
@@ -111,11 +113,12 @@ class ModelRuntime:
         return len(self.replicas)
 
     def expected_wait(self, extra: int) -> float:
-        """Seconds of model work queued ahead of ``extra`` new tasks, spread over the connected replicas."""
+        """Seconds until ``extra`` new tasks would be answered: the model work queued and in flight ahead of
+        them plus their own, spread over the connected replicas."""
         replicas = len(self.replicas)
         if not replicas or not self.item_seconds:
             return 0.0
-        return (len(self.queue) + extra) * self.item_seconds / replicas
+        return (len(self.queue) + self.inflight_items + extra) * self.item_seconds / replicas
 
     # -- dispatch -------------------------------------------------------------------------------------
     async def _dispatch_loop(self, replica: ReplicaConnection, sizer: BatchSizer) -> None:
@@ -137,6 +140,7 @@ class ModelRuntime:
     async def _run_batch(self, replica: ReplicaConnection, sizer: BatchSizer, batch: list[Task]) -> None:
         fields, buffers = encode_inputs([t.item for t in batch], self.dtype)
         sent = time.monotonic()
+        self.inflight_items += len(batch)
         try:
             result = await replica.predict(fields, buffers)
         except ReplicaLost as exc:
@@ -144,6 +148,8 @@ class ModelRuntime:
             log.info("%s: %d of %d tasks re-queued after replica %s was lost (%s)", self.label, back,
                      len(batch), replica.replica_id, exc)
             return
+        finally:
+            self.inflight_items -= len(batch)
         latency = time.monotonic() - sent
         sizer.observe(len(batch), latency)
         self.batch_sizes.observe(len(batch))

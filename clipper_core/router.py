@@ -77,6 +77,8 @@ class Router:
         self.cache = cache
         self.inflight = inflight
         self.max_queue_length = max_queue_length
+        self.admission_slo_fraction = 0.9
+        """Refuse work predicted to finish later than this fraction of the SLO (it would only time out)."""
         self.apps: dict[str, AppRuntime] = {}
         self.current: dict[str, str] = {}
         self.versions: dict[str, dict[str, Model]] = {}
@@ -330,7 +332,7 @@ class Router:
             wait = mr.expected_wait(len(tasks))
             if queued + len(tasks) > mr.queue.max_length:
                 why = f"its queue is full ({queued} tasks waiting, limit {mr.queue.max_length})"
-            elif wait > rt.slo:
+            elif wait > self.admission_slo_fraction * rt.slo:
                 why = (f"{queued} tasks are queued, about {wait * 1000:.0f} ms of work for an SLO of "
                        f"{rt.slo * 1000:.0f} ms")
             else:
