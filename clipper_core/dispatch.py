@@ -17,7 +17,7 @@ from clipper_container.protocol import encode_inputs
 
 from clipper_core.batcher import BatchSizer, ModelQueue, Task
 from clipper_core.inputs import InputType
-from clipper_core.interfaces import PredictionCache
+from clipper_core.interfaces import CacheKey, PredictionCache
 from clipper_core.metrics import SIZE_BUCKETS, FastHistogram
 from clipper_core.rpc import ReplicaConnection, ReplicaLost
 from clipper_core.state import Model
@@ -55,6 +55,7 @@ class ModelRuntime:
         self.sizers: dict[bytes, BatchSizer] = {}
         self._loops: dict[bytes, list[asyncio.Task[None]]] = {}
         self._idle: dict[bytes, set[asyncio.Task[None]]] = {}
+        self._puts: set[asyncio.Task[None]] = set()
         # metrics, read by the collector at scrape time
         self.batch_sizes = FastHistogram(SIZE_BUCKETS)
         self.rpc_latency = FastHistogram()
@@ -163,6 +164,17 @@ class ModelRuntime:
             self.queue_time.observe(sent - task.enqueued)
         self._complete(batch, result)
 
+    def _spawn_put(self, cache: PredictionCache, key: CacheKey, output: Any) -> None:
+        async def put() -> None:
+            try:
+                await cache.aput(key, output)
+            except Exception as exc:  # a cache outage costs hits, never answers
+                log.warning("prediction cache write failed: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(put())
+        self._puts.add(task)
+        task.add_done_callback(self._puts.discard)
+
     def _complete(self, batch: list[Task], result: dict[str, Any]) -> None:
         error = result.get("error")
         outputs = result.get("out")
@@ -190,6 +202,9 @@ class ModelRuntime:
                 continue
             output = outputs[i]
             if cache is not None and task.key is not None:
-                cache.put((self.name, self.version, task.key), output)
+                if cache.is_async:
+                    self._spawn_put(cache, (self.name, self.version, task.key), output)
+                else:
+                    cache.put((self.name, self.version, task.key), output)
             if not task.future.done():
                 task.future.set_result(output)

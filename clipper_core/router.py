@@ -14,6 +14,7 @@ import itertools
 import logging
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +57,37 @@ class AppRuntime:
     default_output: Any
     slo: float
     policy_error: str = ""
+    states: OrderedDict[int, Any] = field(default_factory=OrderedDict)
+    """Recently used per-user policy states (bounded; the store has them all)."""
+    state_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     latency: FastHistogram = field(default_factory=FastHistogram)
     predictions: int = 0
     defaults: int = 0
+
+
+class RecentPredictions:
+    """The predictions of recent queries, so feedback can be joined with what the models said (bounded)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._by_id: OrderedDict[int, tuple[Query, dict[str, Any], tuple[str, int, bytes]]] = OrderedDict()
+        self._by_input: dict[tuple[str, int, bytes], int] = {}
+
+    def remember(self, query: Query, predictions: dict[str, Any]) -> None:
+        key = (query.app, query.uid, _item_key(query.input))
+        self._by_id[query.query_id] = (query, predictions, key)
+        self._by_input[key] = query.query_id
+        while len(self._by_id) > self.capacity:
+            _, (_, _, old_key) = self._by_id.popitem(last=False)
+            self._by_input.pop(old_key, None)
+
+    def find(self, app: str, uid: int, key: bytes, query_id: int | None) -> tuple[Query, dict[str, Any]] | None:
+        if query_id is None or query_id not in self._by_id:
+            query_id = self._by_input.get((app, uid, key))
+        entry = self._by_id.get(query_id) if query_id is not None else None
+        if entry is None or entry[0].app != app:
+            return None
+        return entry[0], entry[1]
 
 
 def _item_key(item: Any) -> bytes:
@@ -89,6 +118,8 @@ class Router:
         self._reload_task: asyncio.Task[None] | None = None
         self._inflight: dict[CacheKey, asyncio.Future[Any]] = {}
         self.draining = False
+        self.recent = RecentPredictions(100_000)
+        self.max_states_per_app = 10_000
         self._drained: asyncio.Event | None = None
         self.active = 0
         """Predict requests being answered now (a graceful stop waits for them)."""
@@ -246,7 +277,11 @@ class Router:
             raise InvalidInput("JSON object does not have required keys input or input_batch")
         uid = _uid(body)
         version = self._requested_version(rt, body.get("version", _MISSING))
-        results = await self._run(rt, items, uid, version, started)
+        state = await self.policy_state(rt, uid) if rt.policy.needs_state else None
+        plans = await self._run(rt, items, uid, version, started, state)
+        results = [self._combine(rt, state, query, plan) for query, plan in plans]
+        rt.latency.observe(time.monotonic() - started)
+        rt.predictions += len(results)
         if single:
             return results[0]
         return {"batch_predictions": results}
@@ -268,37 +303,49 @@ class Router:
             raise QueryError(f"Requested version: {version} does not exist for model: {model}")
         return version
 
-    async def _run(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None,
-                   started: float) -> list[dict[str, Any]]:
+    async def _run(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None, started: float,
+                   state: Any, every_model: bool = False) -> list[tuple[Query, dict[str, Any]]]:
+        """Send each item to the models the policy selects (or every linked model) and wait for their outputs
+        until the SLO deadline; return, per item, its query and {model: output, future or exception}."""
         loop = asyncio.get_running_loop()
         deadline = started + rt.slo
         policy = rt.policy
         assert policy is not None
-        cacheable = rt.app.cache_enabled and self.cache is not None
+        cache = self.cache if rt.app.cache_enabled else None
+        # 1. choose models per item (policy.select), resolve their versions
+        routes: list[tuple[Query, bytes | None, list[tuple[str, ModelRuntime]]]] = []
+        for item in items:
+            query = Query(rt.app.name, uid, item, next(self._query_ids))
+            chosen = []
+            for name in (rt.linked if every_model else policy.select(state, query, rt.linked)):
+                ver = version or self.current.get(name)
+                mr = self.models.get((name, ver)) if ver is not None else None
+                if mr is not None:
+                    chosen.append((name, mr))
+            routes.append((query, _item_key(item) if cache is not None else None, chosen))
+        # 2. a remote cache is asked before anything is enqueued (the rest must not yield to the loop)
+        remote_hits = await self._remote_lookups(routes) if cache is not None and cache.is_async else None
+        # 3. cache hits, single flight, tasks
         group = next(self._group_ids) if len(items) > 1 else 0
-        # per item: the query, and {model: future-or-value}
         plans: list[tuple[Query, dict[str, Any]]] = []
         enqueued: dict[ModelRuntime, list[Task]] = {}
         waiting: list[asyncio.Future[Any]] = []
-        for item in items:
-            query = Query(rt.app.name, uid, item, next(self._query_ids))
-            chosen = policy.select(None, query, rt.linked)
+        for query, key, chosen in routes:
             plan: dict[str, Any] = {}
-            key = _item_key(item) if cacheable else None
-            for name in chosen:
-                ver = version or self.current.get(name)
-                mr = self.models.get((name, ver)) if ver is not None else None
-                if mr is None:
-                    continue
+            for name, mr in chosen:
                 if key is not None:
-                    assert self.cache is not None
-                    hit, value = self.cache.get((name, mr.version, key))
+                    ckey = (name, mr.version, key)
+                    if remote_hits is not None:
+                        hit, value = (ckey in remote_hits), remote_hits.get(ckey)
+                    else:
+                        assert cache is not None
+                        hit, value = cache.get(ckey)
                     if hit:
                         mr.cache_hits += 1
                         plan[name] = value
                         continue
                     mr.cache_misses += 1
-                    shared = self._inflight.get((name, mr.version, key))
+                    shared = self._inflight.get(ckey)
                     if shared is not None:  # single flight: an identical query is already on its way
                         waiting.append(shared)
                         plan[name] = shared
@@ -308,7 +355,7 @@ class Router:
                 fut = loop.create_future()
                 if key is not None:
                     self._track_inflight((name, mr.version, key), fut)
-                enqueued.setdefault(mr, []).append(Task(item, key, deadline, fut, group))
+                enqueued.setdefault(mr, []).append(Task(query.input, key, deadline, fut, group))
                 waiting.append(fut)
                 plan[name] = fut
             plans.append((query, plan))
@@ -318,11 +365,22 @@ class Router:
             mr.queue.put_many(tasks)
         if waiting:
             await _wait_all(loop, waiting, deadline - time.monotonic())
-        results = [self._combine(rt, query, plan) for query, plan in plans]
-        elapsed = time.monotonic() - started
-        rt.latency.observe(elapsed)
-        rt.predictions += len(results)
-        return results
+        return plans
+
+    async def _remote_lookups(self, routes: list[tuple[Query, bytes | None, list[tuple[str, ModelRuntime]]]]
+                              ) -> dict[CacheKey, Any]:
+        assert self.cache is not None
+        keys = {(name, mr.version, key) for _, key, chosen in routes if key is not None for name, mr in chosen}
+        hits: dict[CacheKey, Any] = {}
+        for ckey in keys:
+            try:
+                found, value = await self.cache.aget(ckey)
+            except Exception as exc:  # a cache outage must not fail queries: treat it as a miss
+                log.warning("prediction cache lookup failed: %s", exc)
+                continue
+            if found:
+                hits[ckey] = value
+        return hits
 
     def _admit(self, rt: AppRuntime, enqueued: dict[ModelRuntime, list[Task]]) -> None:
         """Admission control: refuse (503 + Retry-After) work that would overflow a queue or could not be
@@ -349,9 +407,9 @@ class Router:
         inflight[key] = fut
         fut.add_done_callback(lambda _: inflight.pop(key, None))
 
-    def _combine(self, rt: AppRuntime, query: Query, plan: dict[str, Any]) -> dict[str, Any]:
-        if not plan:
-            return self._default(rt, query, NO_MODELS)
+    @staticmethod
+    def _outputs(plan: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The outputs that arrived in time, and what went wrong with the others."""
         predictions: dict[str, Any] = {}
         failures: list[str] = []
         for name, value in plan.items():
@@ -367,13 +425,25 @@ class Router:
                     failures.append(f"model '{name}' failed: {type(exc).__name__}: {exc}")
             else:
                 predictions[name] = value
+        return predictions, failures
+
+    def _combine(self, rt: AppRuntime, state: Any, query: Query, plan: dict[str, Any]) -> dict[str, Any]:
+        if not plan:
+            return self._default(rt, query, NO_MODELS)
+        predictions, failures = self._outputs(plan)
         if not predictions:
             return self._default(rt, query, "; ".join(failures) if failures else SLO_MISSED)
-        assert rt.policy is not None
-        output, is_default, why = rt.policy.combine(None, query, predictions)
+        policy = rt.policy
+        assert policy is not None
+        if policy.needs_state:
+            self.recent.remember(query, predictions)
+        output, is_default, why = policy.combine(state, query, predictions)
         if is_default:
             return self._default(rt, query, why, output)
-        return {"query_id": query.query_id, "output": as_json_value(output), "default": False}
+        answer = {"query_id": query.query_id, "output": as_json_value(output), "default": False}
+        if policy.max_models != 1:
+            answer["models"] = sorted(predictions)  # which models contributed (stragglers left out)
+        return answer
 
     def _default(self, rt: AppRuntime, query: Query, why: str, output: Any = _MISSING) -> dict[str, Any]:
         rt.defaults += 1
@@ -401,7 +471,45 @@ class Router:
             item if isinstance(item, str) else item.hex())
         seq = await self.store.append_feedback(Feedback(app_name, uid, stored_input, label, query_id,
                                                         received_at=time.time()))
+        policy = rt.policy
+        if policy is not None and policy.needs_state:
+            await self._observe(rt, uid, item, label, query_id)
         return {"query_id": next(self._query_ids), "feedback_received": True, "seq": seq}
+
+    async def _observe(self, rt: AppRuntime, uid: int, item: Any, label: Any, query_id: int | None) -> None:
+        """Teach the policy: join the feedback with the predictions made for that query (by query id, else by
+        input), re-query every linked model only when none are remembered, then persist the new state."""
+        policy = rt.policy
+        assert policy is not None
+        key = _item_key(item)
+        found = self.recent.find(rt.app.name, uid, key, query_id)
+        if found is None:
+            started = time.monotonic()
+            plans = await self._run(rt, [item], uid, None, started, None, every_model=True)
+            query, plan = plans[0]
+            predictions, _ = self._outputs(plan)
+        else:
+            query, predictions = found
+        async with rt.state_lock:
+            state = await self.policy_state(rt, uid, fresh=self.store.shared)
+            state = policy.observe(state, query, label, predictions)
+            rt.states[uid] = state
+            await self.store.put_policy_state(rt.app.name, uid, policy.dumps_state(state))
+
+    async def policy_state(self, rt: AppRuntime, uid: int, fresh: bool = False) -> Any:
+        """Per-(app, user) policy state: a bounded in-memory cache over the state store."""
+        policy = rt.policy
+        assert policy is not None
+        states = rt.states
+        if not fresh and uid in states:
+            states.move_to_end(uid)
+            return states[uid]
+        raw = await self.store.get_policy_state(rt.app.name, uid)
+        state = policy.loads_state(raw) if raw is not None else policy.initial_state(list(rt.linked))
+        states[uid] = state
+        if len(states) > self.max_states_per_app:
+            states.popitem(last=False)
+        return state
 
 
 def _uid(body: dict[str, Any]) -> int:

@@ -8,10 +8,20 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.clipper-installed
-want=$(cat pyproject.toml containers/pyproject.toml | sha1sum | cut -d' ' -f1)
+# Every plugin package (plugins/<kind>/<name>/pyproject.toml) is installed editable, with its test extra.
+plugins=$(ls plugins/*/*/pyproject.toml 2>/dev/null | sort || true)
+want=$(cat pyproject.toml containers/pyproject.toml $plugins | sha1sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ./containers
   .venv/bin/python -m pip install -q -e ".[dev]"
+  for p in $plugins; do
+    dir=$(dirname "$p")
+    if grep -q '^test = ' "$p"; then
+      .venv/bin/python -m pip install -q -e "$dir[test]"
+    else
+      .venv/bin/python -m pip install -q -e "$dir"
+    fi
+  done
   echo "$want" > "$stamp"
 fi

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import time
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -39,6 +40,7 @@ class StateStore(abc.ABC):
 
     def __init__(self) -> None:
         self._subscribers: list[ChangeCallback] = []
+        self._frontends: dict[str, float] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -148,6 +150,21 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     async def next_replica_id(self, model_name: str, model_version: str) -> int:
         """A per-model-version counter starting at 0, never reused (survives restarts)."""
+
+    # -- query frontends (where model replicas connect) --------------------------------------------------
+    # Not abstract: a store that is not ``shared`` serves one process, so a dict is the whole truth. Shared
+    # backends override these so every frontend, admin server and replica sees the same set.
+    async def register_frontend(self, rpc_addr: str, ttl: float = 10.0) -> None:
+        """Announce or refresh a query frontend's RPC address; it expires ``ttl`` seconds after the last call."""
+        self._frontends[rpc_addr] = time.time() + ttl
+
+    async def unregister_frontend(self, rpc_addr: str) -> None:
+        self._frontends.pop(rpc_addr, None)
+
+    async def list_frontends(self) -> list[str]:
+        """The RPC addresses of live query frontends, sorted."""
+        now = time.time()
+        return sorted(addr for addr, expiry in self._frontends.items() if expiry > now)
 
     # -- policy state and feedback --------------------------------------------------------------------
     @abc.abstractmethod
