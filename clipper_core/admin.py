@@ -75,6 +75,10 @@ class ClipperConnection:
             body["policy_config"] = policy_config
         self._post("add_app", body)
 
+    def set_app_policy(self, name: str, policy: str, policy_config: dict[str, Any] | None = None) -> None:
+        """Switch an app to another selection policy (registered by a plugin); learning starts afresh."""
+        self._post("set_app_policy", {"name": name, "policy": policy, "policy_config": policy_config or {}})
+
     def unregister_application(self, name: str) -> None:
         self._post("delete_app", {"name": name})
 

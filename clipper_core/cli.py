@@ -124,6 +124,31 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy_config(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise ClipperException(f"--policy-config is not JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise ClipperException("--policy-config must be a JSON object")
+    return config
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    _connect(args).register_application(args.app, args.input_type, args.default_output, args.slo_micros,
+                                        policy=args.policy, policy_config=_policy_config(args.policy_config))
+    print(f"registered application {args.app}")
+    return 0
+
+
+def cmd_set_policy(args: argparse.Namespace) -> int:
+    _connect(args).set_app_policy(args.app, args.policy, _policy_config(args.policy_config))
+    print(f"{args.app}: policy {args.policy}")
+    return 0
+
+
 def cmd_link(args: argparse.Namespace) -> int:
     _connect(args).link_model_to_app(args.app, args.model)
     print(f"linked {args.model} to {args.app}")
@@ -192,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--replicas", type=int, default=1)
     deploy.add_argument("--batch-size", type=int, default=-1)
     deploy.add_argument("--app", default=None, help="link the model to this app")
+    register = add("register", cmd_register, "register an application")
+    register.add_argument("app")
+    register.add_argument("--input-type", required=True)
+    register.add_argument("--default-output", default="None")
+    register.add_argument("--slo-micros", type=int, default=100000)
+    register.add_argument("--policy", default=None, help="selection policy (default: Clipper's one-model policy)")
+    register.add_argument("--policy-config", default=None, help="JSON object")
+    set_policy = add("set-policy", cmd_set_policy, "change an application's selection policy")
+    set_policy.add_argument("app")
+    set_policy.add_argument("policy")
+    set_policy.add_argument("--policy-config", default=None, help="JSON object")
     link = add("link", cmd_link, "link a model to an app")
     link.add_argument("app")
     link.add_argument("model")

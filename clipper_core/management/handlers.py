@@ -63,6 +63,23 @@ def _app_json(app: Application, links: list[str]) -> dict[str, Any]:
             "policy_config": app.policy_config, "cache_enabled": app.cache_enabled}
 
 
+async def set_app_policy(request: web.Request) -> web.Response:
+    """Change an app's selection policy (and its config); per-user policy state starts afresh."""
+    ctx, body = _ctx(request), await _body(request)
+    name = body.name("name")
+    policy = body.text("policy")
+    policy_class = ctx.registry.policies.get(policy)
+    app = await ctx.store.get_app(name)
+    if app is None:
+        raise NotFound(f"Application '{name}' does not exist")
+    links = await ctx.store.get_links(name)
+    if policy_class.max_models is not None and len(links) > policy_class.max_models:
+        raise Conflict(f"policy '{policy}' serves at most {policy_class.max_models} linked model(s); application "
+                       f"'{name}' has {len(links)}: unlink some first")
+    await ctx.store.update_app(app.replace(policy=policy, policy_config=body.mapping("policy_config", {})))
+    return _text(f"Successfully set the policy of application '{name}' to '{policy}'")
+
+
 async def get_all_applications(request: web.Request) -> web.Response:
     ctx, body = _ctx(request), await _body(request)
     verbose = body.boolean("verbose", False)
@@ -320,6 +337,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/plugins", plugins),
     ("POST", "/admin/add_app", add_app),
     ("POST", "/admin/delete_app", delete_app),
+    ("POST", "/admin/set_app_policy", set_app_policy),
     ("POST", "/admin/get_all_applications", get_all_applications),
     ("POST", "/admin/get_application", get_application),
     ("POST", "/admin/get_state", get_state),
