@@ -52,20 +52,49 @@ def _print(args: argparse.Namespace, data: Any, columns: list[str] | None = None
     print(data)
 
 
+def _config(args: argparse.Namespace, **extra: Any) -> Any:
+    from clipper_core.config import Config
+
+    overrides = {"home": args.home, "query_host": getattr(args, "host", None),
+                 "query_port": getattr(args, "query_port", None), "admin_host": getattr(args, "admin_host", None),
+                 "admin_port": getattr(args, "admin_port", None), "rpc_host": getattr(args, "rpc_host", None),
+                 "rpc_port": getattr(args, "rpc_port", None), "cache_size_bytes": getattr(args, "cache_size", None),
+                 "state_store": getattr(args, "state_store", None),
+                 "rpc_advertise": getattr(args, "rpc_advertise", None), **extra}
+    return Config.from_env(**overrides)
+
+
 def cmd_start(args: argparse.Namespace) -> int:
+    if args.foreground and args.frontends > 1:
+        from clipper_core.multi import run_multi
+
+        run_multi(_config(args), args.frontends)
+        return 0
     if args.foreground:
-        from clipper_core.config import Config
         from clipper_core.server import run
 
-        overrides = {"home": args.home, "query_host": args.host, "query_port": args.query_port,
-                     "admin_port": args.admin_port, "rpc_port": args.rpc_port,
-                     "cache_size_bytes": args.cache_size, "state_store": args.state_store}
-        run(Config.from_env(**overrides))
+        run(_config(args))
         return 0
     manager = _manager(args)
     manager.start_clipper(cache_size=args.cache_size)
     print(f"clipper started (pid {manager.runtime['pid']}): queries on http://{manager.get_query_addr()}, "
           f"admin on http://{manager.get_admin_addr()}")
+    return 0
+
+
+def cmd_frontend(args: argparse.Namespace) -> int:
+    """A query frontend alone (REST + RPC), following a shared state store."""
+    from clipper_core.server import run
+
+    run(_config(args, manage_replicas=False, write_runtime=False, reuse_port=args.reuse_port), roles=("query",))
+    return 0
+
+
+def cmd_admin_server(args: argparse.Namespace) -> int:
+    """The management frontend alone (and the local replica supervisor unless --no-replicas)."""
+    from clipper_core.server import run
+
+    run(_config(args, manage_replicas=not args.no_replicas), roles=("admin",))
     return 0
 
 
@@ -205,7 +234,23 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--admin-port", type=int, default=None)
     start.add_argument("--rpc-port", type=int, default=None)
     start.add_argument("--cache-size", type=int, default=None, help="prediction cache bytes")
-    start.add_argument("--state-store", default=None, help="sqlite (default) or memory")
+    start.add_argument("--state-store", default=None, help="sqlite (default), memory or redis://host:port/db")
+    start.add_argument("--frontends", type=int, default=1,
+                       help="query frontend processes sharing the query port (SO_REUSEPORT; >1 uses Redis)")
+    frontend = add("frontend", cmd_frontend, "run a query frontend alone, over a shared state store")
+    frontend.add_argument("--state-store", default=None, help="redis://host:port/db (shared with the admin server)")
+    frontend.add_argument("--host", default=None, help="query address (default 127.0.0.1)")
+    frontend.add_argument("--query-port", type=int, default=None)
+    frontend.add_argument("--rpc-host", default=None)
+    frontend.add_argument("--rpc-port", type=int, default=None)
+    frontend.add_argument("--rpc-advertise", default=None, help="RPC address announced to replicas")
+    frontend.add_argument("--cache-size", type=int, default=None)
+    frontend.add_argument("--reuse-port", action="store_true", help="share the query port (SO_REUSEPORT)")
+    admin = add("admin-server", cmd_admin_server, "run the management frontend alone, over a shared state store")
+    admin.add_argument("--state-store", default=None, help="redis://host:port/db (shared with the frontends)")
+    admin.add_argument("--admin-host", default=None, help="default 127.0.0.1")
+    admin.add_argument("--admin-port", type=int, default=None)
+    admin.add_argument("--no-replicas", action="store_true", help="replicas are run by another manager")
     add("status", cmd_status, "show the running clipper", json_flag=True)
     add("apps", cmd_apps, "list applications", json_flag=True)
     add("models", cmd_models, "list model versions", json_flag=True)

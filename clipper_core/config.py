@@ -22,6 +22,7 @@ ENV: dict[str, tuple[str, str]] = {
     "CLIPPER_QUERY_PORT": ("query_port", "query REST port (default 1337; 0 = any free port)"),
     "CLIPPER_ADMIN_HOST": ("admin_host", "address the management frontend binds (default 127.0.0.1)"),
     "CLIPPER_MANAGEMENT_PORT": ("admin_port", "management REST port (default 1338; 0 = any free port)"),
+    "CLIPPER_RPC_HOST": ("rpc_host", "address the RPC server binds (default 127.0.0.1)"),
     "CLIPPER_RPC_PORT": ("rpc_port", "ZeroMQ RPC port model containers connect to (default 7000)"),
     "CLIPPER_STATE_STORE": ("state_store", "sqlite (default), memory, or a redis:// URL"),
     "CLIPPER_CACHE": ("cache_backend", "prediction cache backend (default lru)"),
@@ -34,6 +35,7 @@ ENV: dict[str, tuple[str, str]] = {
                                     "restart a local replica stuck on a batch this long (0: off)"),
     "CLIPPER_BATCHES_IN_FLIGHT": ("batches_in_flight", "batches sent to one replica before its first answers (2)"),
     "CLIPPER_DISABLE_PLUGINS": ("disabled_plugins", "comma-separated plugin names not to load"),
+    "CLIPPER_RPC_ADVERTISE": ("rpc_advertise", "RPC address announced to replicas (tcp://host:port)"),
 }
 
 
@@ -62,6 +64,14 @@ class Config:
     disabled_plugins: str = ""
     manage_replicas: bool = True
     """Run the local replica supervisor in this process (embedded mode)."""
+    write_runtime: bool = True
+    """Write $CLIPPER_HOME/runtime.json (the process a LocalContainerManager talks to)."""
+    reuse_port: bool = False
+    """Bind the query port with SO_REUSEPORT, so several frontend processes share it."""
+    rpc_advertise: str = ""
+    """The RPC address replicas should use for this frontend (default: the bound one), e.g. in containers."""
+    advertise_query: str = ""
+    """The query address written to runtime.json (default: the bound one)."""
 
     def __post_init__(self) -> None:
         for port_field in ("query_port", "admin_port", "rpc_port"):

@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -31,8 +31,13 @@ log = logging.getLogger(__name__)
 
 
 def open_store(config: Config) -> StateStore:
-    """The state store the config names: ``sqlite`` (default, under $CLIPPER_HOME), ``memory``."""
+    """The state store the config names: ``sqlite`` (default, under $CLIPPER_HOME), ``memory``, or a
+    ``redis://host:port/db`` URL (shared by several frontends)."""
     kind = config.state_store
+    if kind.startswith(("redis://", "rediss://", "unix://")):
+        from clipper_core.state.redis_store import RedisStateStore
+
+        return RedisStateStore(kind)
     if kind == "sqlite":
         from clipper_core.state.sqlite import SqliteStateStore
 
@@ -47,11 +52,12 @@ def open_store(config: Config) -> StateStore:
 @dataclass
 class RunningServer:
     ctx: ServerContext
-    rpc: RpcServer
+    rpc: RpcServer | None
     runners: list[web.AppRunner]
     stopped: asyncio.Event
     query_addr: str
     admin_addr: str
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self) -> None:
         """Graceful stop: refuse new connections, finish in-flight requests, stop replicas, close the store."""
@@ -60,9 +66,14 @@ class RunningServer:
             await ctx.router.drain(timeout=30.0)
         for runner in self.runners:
             await runner.cleanup()
+        for task in self.tasks:
+            task.cancel()
         if ctx.supervisor is not None:
             await ctx.supervisor.stop_all()  # type: ignore[attr-defined]
-        await self.rpc.stop()
+        if self.rpc is not None:
+            with contextlib.suppress(Exception):
+                await ctx.store.unregister_frontend(ctx.rpc_addr)
+            await self.rpc.stop()
         if ctx.router is not None:
             await ctx.router.close()
         await ctx.store.close()
@@ -91,29 +102,80 @@ def _bound_addr(runner: web.AppRunner) -> str:
     return f"{host}:{port}"
 
 
-async def _start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def _start_site(app: web.Application, host: str, port: int, reuse_port: bool = False) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, host, port, backlog=1024).start()
+    await web.TCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port or None).start()
     return runner
 
 
-async def start_server(config: Config) -> RunningServer:
-    """Start every part on the running loop; returns once all ports are bound and runtime.json is written."""
-    from clipper_core.management import create_admin_app
-
+async def start_server(config: Config, roles: tuple[str, ...] = ("query", "admin")) -> RunningServer:
+    """Start the given roles on the running loop: ``query`` (router, RPC server, query REST API) and/or
+    ``admin`` (management REST API and, with ``manage_replicas``, the local replica supervisor). Returns once
+    every port is bound (and runtime.json written, with ``write_runtime``)."""
     config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
     registry = PluginRegistry.create(make_plugin_manager(disabled=config.disabled_plugins))
     store = open_store(config)
     await store.open()
+    ctx = ServerContext(config=config, store=store, registry=registry)
+    runners: list[web.AppRunner] = []
+    rpc: RpcServer | None = None
+    apps: list[web.Application] = []
+    query_addr = admin_addr = ""
+    if "query" in roles:
+        rpc = await _start_query_role(ctx)
+        query_app = create_query_app(ctx)
+        apps.append(query_app)
+        runners.append(await _start_site(query_app, config.query_host, config.query_port, config.reuse_port))
+        query_addr = _bound_addr(runners[-1])
+    if "admin" in roles:
+        from clipper_core.management import create_admin_app
+
+        if config.manage_replicas:
+            ctx.supervisor = LocalReplicaSupervisor(config.logs_dir, ctx.rpc_addr,
+                                                    heartbeat_interval=config.heartbeat_interval)
+        admin_app = create_admin_app(ctx)
+        if ctx.router is not None:
+            admin_app.middlewares.append(_synced(ctx.router))
+        apps.append(admin_app)
+        runners.append(await _start_site(admin_app, config.admin_host, config.admin_port))
+        admin_addr = _bound_addr(runners[-1])
+    for app in apps:
+        handle_exception: Callable[..., Any] = registry.pm.hook.clipper_handle_exception
+        app[HANDLE_EXCEPTION] = handle_exception
+        app.on_startup.append(_lifecycle(registry, "clipper_startup"))
+        app.on_shutdown.append(_lifecycle(registry, "clipper_shutdown"))
+    ctx.extra.update(query_addr=query_addr, admin_addr=admin_addr, metrics_addr=query_addr)
+    server = RunningServer(ctx, rpc, runners, asyncio.Event(), query_addr, admin_addr)
+    background: set[asyncio.Task[None]] = set()
+
+    def spawn(coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    ctx.request_shutdown = lambda: spawn(_stop_once(server))
+    await _sync_frontends(ctx, rpc)
+    server.tasks.append(asyncio.get_running_loop().create_task(_frontends_loop(ctx, rpc)))
+    if ctx.supervisor is not None:
+        await ctx.supervisor.restore(await store.list_models())  # type: ignore[attr-defined]
+    if config.write_runtime:
+        _write_runtime(config, {"pid": os.getpid(), "query_addr": config.advertise_query or query_addr,
+                                "admin_addr": admin_addr, "rpc_addr": ctx.rpc_addr,
+                                "metrics_addr": config.advertise_query or query_addr, "home": str(config.home)})
+    log.info("clipper %s up: queries on %s, admin on %s, RPC on %s", "+".join(roles), query_addr or "-",
+             admin_addr or "-", ctx.rpc_addr or "-")
+    return server
+
+
+async def _start_query_role(ctx: ServerContext) -> RpcServer:
+    config, store, registry = ctx.config, ctx.store, ctx.registry
     cache = None
     if config.cache_size_bytes > 0:
         cache = registry.caches.get(config.cache_backend)({"size_bytes": config.cache_size_bytes})
         await cache.start()
-    router = Router(store, registry, cache, inflight=config.batches_in_flight,
-                    max_queue_length=config.max_queue_length)
-    stopped = asyncio.Event()
-    ctx = ServerContext(config=config, store=store, registry=registry, router=router)
+    router = ctx.router = Router(store, registry, cache, inflight=config.batches_in_flight,
+                                 max_queue_length=config.max_queue_length)
 
     async def assign(name: str, version: str) -> int:
         return await store.next_replica_id(name, version)
@@ -121,7 +183,7 @@ async def start_server(config: Config) -> RunningServer:
     async def ready(replica: ReplicaConnection) -> None:
         await router.on_replica_ready(replica)
         await store.add_replica(Replica(replica.model_name, replica.model_version, replica.replica_id,
-                                        replica.input_type, frontend=rpc.address, info=dict(replica.info)))
+                                        replica.input_type, frontend=ctx.rpc_addr, info=dict(replica.info)))
 
     async def gone(replica: ReplicaConnection) -> None:
         await router.on_replica_gone(replica)
@@ -136,44 +198,43 @@ async def start_server(config: Config) -> RunningServer:
                     replica.replica_id, replica.model_name, replica.model_version)
 
     # With port 0, prefer the previous run's RPC port: replicas that outlived a killed server reconnect there.
-    rpc_port = config.rpc_port or _previous_rpc_port(config)
+    rpc_port = config.rpc_port or (_previous_rpc_port(config) if config.write_runtime else 0)
     rpc = RpcServer(config.rpc_host, rpc_port, heartbeat_interval=config.heartbeat_interval,
                     assign_replica_id=assign, on_ready=ready, on_gone=gone,
                     stuck_after=config.stuck_batch_seconds, on_stuck=stuck, any_port_fallback=config.rpc_port == 0)
-    ctx.rpc_addr = await rpc.start()
+    bound = await rpc.start()
+    ctx.rpc_addr = config.rpc_advertise or bound
     await store.clear_replicas(ctx.rpc_addr)
     store.subscribe(router.on_change)
     await router.load()
-    if config.manage_replicas:
-        ctx.supervisor = LocalReplicaSupervisor(config.logs_dir, ctx.rpc_addr,
-                                                heartbeat_interval=config.heartbeat_interval)
-    admin_app = create_admin_app(ctx)
-    admin_app.middlewares.append(_synced(router))
-    query_app = create_query_app(ctx)
-    for app in (admin_app, query_app):
-        handle_exception: Callable[..., Any] = registry.pm.hook.clipper_handle_exception
-        app[HANDLE_EXCEPTION] = handle_exception
-        app.on_startup.append(_lifecycle(registry, "clipper_startup"))
-        app.on_shutdown.append(_lifecycle(registry, "clipper_shutdown"))
-    runners = [await _start_site(query_app, config.query_host, config.query_port),
-               await _start_site(admin_app, config.admin_host, config.admin_port)]
-    query_addr, admin_addr = _bound_addr(runners[0]), _bound_addr(runners[1])
-    ctx.extra.update(query_addr=query_addr, admin_addr=admin_addr, metrics_addr=query_addr)
-    server = RunningServer(ctx, rpc, runners, stopped, query_addr, admin_addr)
-    background: set[asyncio.Task[None]] = set()
+    return rpc
 
-    def request_shutdown() -> None:
-        task = asyncio.get_running_loop().create_task(_stop_once(server))
-        background.add(task)
-        task.add_done_callback(background.discard)
 
-    ctx.request_shutdown = request_shutdown
-    if ctx.supervisor is not None:
-        await ctx.supervisor.restore(await store.list_models())  # type: ignore[attr-defined]
-    _write_runtime(config, {"pid": os.getpid(), "query_addr": query_addr, "admin_addr": admin_addr,
-                            "rpc_addr": ctx.rpc_addr, "metrics_addr": query_addr, "home": str(config.home)})
-    log.info("clipper serving queries on %s, admin on %s, RPC on %s", query_addr, admin_addr, ctx.rpc_addr)
-    return server
+FRONTEND_TTL = 5.0
+
+
+async def _sync_frontends(ctx: ServerContext, rpc: RpcServer | None) -> None:
+    """Refresh this frontend's entry in the store's registry; pass the live set to replicas and supervisor."""
+    store = ctx.store
+    try:
+        if rpc is not None:
+            await store.register_frontend(ctx.rpc_addr, ttl=FRONTEND_TTL)
+        frontends = await store.list_frontends()
+    except Exception as exc:  # a store outage: keep what we know, try again on the next tick
+        log.warning("cannot refresh the frontend registry: %s", exc)
+        return
+    if rpc is not None:
+        rpc.announce_peers(frontends)
+    supervisor = ctx.supervisor
+    if isinstance(supervisor, LocalReplicaSupervisor) and frontends:
+        supervisor.rpc_addr = ",".join(frontends) if rpc is None else ctx.rpc_addr + "".join(
+            f",{addr}" for addr in frontends if addr != ctx.rpc_addr)
+
+
+async def _frontends_loop(ctx: ServerContext, rpc: RpcServer | None) -> None:
+    while True:
+        await asyncio.sleep(1.0)  # periodic registry refresh (TTL 5 s)
+        await _sync_frontends(ctx, rpc)
 
 
 _stopping: set[int] = set()
@@ -217,21 +278,21 @@ def _write_runtime(config: Config, data: dict[str, Any]) -> None:
     os.replace(tmp, config.runtime_file)
 
 
-async def serve(config: Config) -> None:
-    server = await start_server(config)
+async def serve(config: Config, roles: tuple[str, ...] = ("query", "admin")) -> None:
+    server = await start_server(config, roles)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.ctx.request_shutdown)  # type: ignore[arg-type]
     await server.stopped.wait()
 
 
-def run(config: Config) -> None:
-    """Run the embedded server until SIGTERM/SIGINT or POST /admin/shutdown."""
+def run(config: Config, roles: tuple[str, ...] = ("query", "admin")) -> None:
+    """Run the server (by default the embedded one: every role) until SIGTERM/SIGINT or POST /admin/shutdown."""
     logging.basicConfig(level=os.environ.get("CLIPPER_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, roles))
     else:
-        uvloop.run(serve(config))
+        uvloop.run(serve(config, roles))

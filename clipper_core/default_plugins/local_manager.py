@@ -94,9 +94,11 @@ class LocalContainerManager(ContainerManager):
             return None
         return data if _pid_alive(int(data.get("pid", -1))) else None
 
-    def start_clipper(self, cache_size: int | None = None, **ignored: Any) -> None:
-        """Start the embedded server in the background and wait until it answers (Clipper's Docker-only
-        arguments, such as image names, are accepted and ignored)."""
+    def start_clipper(self, cache_size: int | None = None, num_frontend_replicas: int = 1,
+                      state_store: str | None = None, **ignored: Any) -> None:
+        """Start clipper in the background and wait until it answers (Clipper's Docker-only arguments, such as
+        image names, are accepted and ignored). ``num_frontend_replicas`` > 1 runs that many query frontend
+        processes sharing the query port, over a managed Redis unless ``state_store`` names one."""
         running = self._read_runtime()
         if running is not None:
             raise ClipperException(f"clipper is already running for {self.home} (pid {running['pid']}); "
@@ -109,6 +111,10 @@ class LocalContainerManager(ContainerManager):
                "--rpc-port", str(self.rpc_port)]
         if cache_size is not None:
             cmd += ["--cache-size", str(cache_size)]
+        if num_frontend_replicas > 1:
+            cmd += ["--frontends", str(num_frontend_replicas)]
+        if state_store is not None:
+            cmd += ["--state-store", state_store]
         env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
         if self.admin_token:
             env["CLIPPER_ADMIN_TOKEN"] = self.admin_token

@@ -195,6 +195,8 @@ class LocalReplicaSupervisor:
         backoff = 0.5
         self.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        while not self.rpc_addr and not slot.stopping:
+            await asyncio.sleep(0.2)  # an admin-only server: no query frontend has registered yet
         while not slot.stopping:
             slot.started_at = time.monotonic()
             if slot.adopted_pid is not None:

@@ -97,6 +97,8 @@ class RpcServer:
         self.stuck_after = stuck_after
         self._on_stuck = on_stuck
         self.any_port_fallback = any_port_fallback
+        self.peers: list[str] = []
+        """Every live query frontend's RPC address (this one included), announced to replicas."""
         self._assign_replica_id = assign_replica_id
         self._on_ready = on_ready
         self._on_gone = on_gone
@@ -226,9 +228,7 @@ class RpcServer:
             self.send(identity, [pack({"t": MsgType.HEARTBEAT, "unknown": not known})])
         elif kind == MsgType.HELLO:
             if replica is not None:  # a repeated HELLO from a known replica: answer it again, idempotently
-                self.send(identity, [pack({"t": MsgType.WELCOME, "v": PROTOCOL_VERSION,
-                                           "replica_id": replica.replica_id,
-                                           "heartbeat_interval": self.heartbeat_interval})])
+                self.send(identity, [pack(self._welcome(replica.replica_id))])
             elif identity not in self._greeting:
                 self._greeting.add(identity)
                 self._spawn(self._hello(identity, header))
@@ -257,12 +257,24 @@ class RpcServer:
             info = {k: header.get(k) for k in ("pid", "instance", "runtime", "max_batch_size")}
             replica = ReplicaConnection(self, identity, name, model_version, input_type, replica_id, info)
             self.replicas[identity] = replica
-            self.send(identity, [pack({"t": MsgType.WELCOME, "v": PROTOCOL_VERSION, "replica_id": replica_id,
-                                       "heartbeat_interval": self.heartbeat_interval})])
+            self.send(identity, [pack(self._welcome(replica_id))])
             log.info("replica %s of %s:%s connected (pid %s)", replica_id, name, model_version, info["pid"])
             await self._on_ready(replica)
         finally:
             self._greeting.discard(identity)
+
+    def _welcome(self, replica_id: int) -> dict[str, Any]:
+        return {"t": MsgType.WELCOME, "v": PROTOCOL_VERSION, "replica_id": replica_id,
+                "heartbeat_interval": self.heartbeat_interval, "frontends": self.peers}
+
+    def announce_peers(self, frontends: list[str]) -> None:
+        """Tell every connected replica which frontends exist now (they join new ones, leave gone ones)."""
+        if frontends == self.peers:
+            return
+        self.peers = list(frontends)
+        message = pack({"t": MsgType.PEERS, "frontends": self.peers})
+        for identity in list(self.replicas):
+            self.send(identity, [message])
 
     async def _drop(self, replica: ReplicaConnection, reason: str) -> None:
         if self.replicas.get(replica.identity) is not replica:

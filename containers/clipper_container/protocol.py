@@ -37,6 +37,7 @@ class MsgType(IntEnum):
     RESULT = 4  # container -> frontend: outputs or errors for a batch
     GOODBYE = 5  # container -> frontend: I am stopping, send me nothing more
     REJECT = 6  # frontend -> container: your HELLO was refused (reason inside)
+    PEERS = 7  # frontend -> container: every live query frontend's RPC address; connect to all of them
 
 
 class ProtocolError(ValueError):

@@ -1,17 +1,21 @@
-"""The container's I/O side: a ZeroMQ DEALER session with a clipper frontend (docs/rpc.md, "Session").
+"""The container's I/O side: ZeroMQ DEALER sessions with clipper query frontends (docs/rpc.md, "Session").
 
-The main thread owns the DEALER socket and polls it together with an inproc PAIR socket fed by the
-:class:`~clipper_container.worker.Worker` thread and a wake-up socket written by signal handlers. It says HELLO,
-queues PREDICTs for the worker, forwards RESULTs, and heartbeats every ``heartbeat_interval`` whatever the
-worker is doing, so a long batch never looks like death. When nothing arrives from the frontend for
-``3 * heartbeat_interval + 1.5`` s it throws the socket away and starts again with a new one (forever), so a
-restarted frontend is rejoined without help. SIGTERM/SIGINT stop it gracefully: the batch in hand finishes, its
-RESULT goes out, then GOODBYE, exit status 0. A REJECT gives exit status 3.
+The main thread owns one DEALER socket per frontend and polls them together with an inproc PAIR socket fed by
+the :class:`~clipper_container.worker.Worker` thread and a wake-up socket written by signal handlers. Per
+frontend it says HELLO, queues PREDICTs for the (single) worker, forwards RESULTs to the frontend that sent the
+batch, and heartbeats every ``heartbeat_interval`` whatever the worker is doing, so a long batch never looks
+like death. The frontends given at start are kept forever: after ``3 * heartbeat_interval + 1.5`` s of silence
+the socket is thrown away and a new one connects (a restarted frontend is rejoined without help). Frontends
+announced in WELCOME/PEERS are joined too, and forgotten when they fall silent or leave the announced set, so a
+frontend joining or leaving is picked up without restarting the container. SIGTERM/SIGINT stop it gracefully:
+the batch in hand finishes, its RESULT goes out, then GOODBYE to every frontend, exit status 0. A REJECT gives
+exit status 3.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -45,12 +49,32 @@ _GOODBYE_LINGER_MS = 2000
 _MAX_READS_PER_WAKE = 1000
 
 
+class _Session:
+    """One frontend: its socket and its session bookkeeping."""
+
+    __slots__ = ("address", "bootstrap", "dealer", "last_hello", "last_recv", "next_heartbeat", "number",
+                 "replica_id", "welcomed")
+
+    def __init__(self, address: str, bootstrap: bool, dealer: zmq.Socket[Any], number: int, now: float,
+                 heartbeat_interval: float) -> None:
+        self.address = address
+        self.bootstrap = bootstrap
+        self.dealer = dealer
+        self.number = number
+        self.welcomed = False
+        self.replica_id: int | None = None
+        self.last_hello = 0.0
+        self.last_recv = now
+        self.next_heartbeat = now + heartbeat_interval
+
+
 class ContainerRuntime:
-    """Serve ``predictor`` to the frontend at ``frontend`` (``tcp://host:port``) as ``model_name:model_version``.
+    """Serve ``predictor`` as ``model_name:model_version`` to the frontend(s) at ``frontend``
+    (``tcp://host:port``, several separated by commas), and to every frontend they announce.
 
     :meth:`run` blocks until the container stops and returns the process exit status. ``heartbeat_interval`` is
-    used until the frontend's WELCOME says otherwise. ``ready_file`` is written (JSON with the replica id) when
-    a WELCOME arrives and removed on exit.
+    used until a frontend's WELCOME says otherwise. ``ready_file`` is written (JSON with the replica id) when
+    the first WELCOME arrives and removed on exit.
     """
 
     def __init__(self, predictor: Predictor, *, frontend: str, model_name: str, model_version: str,
@@ -60,6 +84,7 @@ class ContainerRuntime:
             raise ValueError(f"heartbeat_interval must be positive, got {heartbeat_interval}")
         self.predictor = predictor
         self.frontend = frontend
+        self.bootstrap = [addr.strip() for addr in frontend.split(",") if addr.strip()]
         self.model_name = model_name
         self.model_version = str(model_version)
         self.input_type = input_type
@@ -68,14 +93,14 @@ class ContainerRuntime:
         self.ready_file = Path(ready_file) if ready_file is not None else None
         self.instance = secrets.token_hex(8)
         self.replica_id: int | None = None
-        self._session = 0
-        self._welcomed = False
+        self._numbers = itertools.count(1)
+        self._sessions: dict[str, _Session] = {}
+        self._by_number: dict[int, _Session] = {}
+        self._by_socket: dict[zmq.Socket[Any], _Session] = {}
         self._stop_requested = False
         self._stopping = False
-        self._last_hello = self._last_recv = self._next_heartbeat = 0.0
         self._context: zmq.Context[Any] = zmq.Context()
         self._poller = zmq.Poller()
-        self._dealer: zmq.Socket[Any] | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         for sock in (self._wake_r, self._wake_w):
             sock.setblocking(False)
@@ -97,8 +122,13 @@ class ContainerRuntime:
 
     @property
     def dead_after(self) -> float:
-        """Seconds of silence from the frontend after which the container reconnects."""
+        """Seconds of silence from a frontend after which the container reconnects (or forgets it)."""
         return 3 * self.heartbeat_interval + 1.5
+
+    @property
+    def frontends(self) -> list[str]:
+        """The frontends this container currently has a session with."""
+        return sorted(self._sessions)
 
     # -- main loop ------------------------------------------------------------------------------------------
 
@@ -108,21 +138,22 @@ class ContainerRuntime:
         pair = self._context.socket(zmq.PAIR)
         address = f"inproc://clipper-worker-{id(self):x}"
         pair.bind(address)
-        worker = Worker(self.predictor, self._context, address, lambda: self._session)
+        worker = Worker(self.predictor, self._context, address, lambda number: number in self._by_number)
         worker.start()
         self._poller.register(pair, zmq.POLLIN)
         self._poller.register(self._wake_r.fileno(), zmq.POLLIN)
         code = EXIT_CRASHED
         try:
-            self._connect()
+            for addr in self.bootstrap:
+                self._connect(addr, bootstrap=True)
             code = self._loop(pair, worker)
         finally:
             restore()
             if worker.is_alive():
                 worker.jobs.put(None)
                 worker.join(timeout=0.5)
-            if self._dealer is not None:
-                self._dealer.close(linger=0 if code == EXIT_REJECTED else _GOODBYE_LINGER_MS)
+            for session in list(self._sessions.values()):
+                session.dealer.close(linger=0 if code == EXIT_REJECTED else _GOODBYE_LINGER_MS)
             pair.close(linger=0)
             if not worker.is_alive():  # term() would wait for the worker's socket forever
                 self._context.term()
@@ -144,14 +175,18 @@ class ContainerRuntime:
                 signal.signal(sig, handler)
         return restore
 
+    def _wake_at(self) -> float:
+        times = [s.next_heartbeat for s in self._sessions.values()]
+        if not self._stopping:
+            times += [s.last_recv + self.dead_after for s in self._sessions.values()]
+        return min(times) if times else time.monotonic() + self.heartbeat_interval
+
     def _loop(self, pair: zmq.Socket[Any], worker: Worker) -> int:
         while True:
             if self._stop_requested and not self._stopping:
                 self._begin_stop(worker)
             now = time.monotonic()
-            wake_at = self._next_heartbeat if self._stopping else min(
-                self._next_heartbeat, self._last_recv + self.dead_after)
-            events = dict(self._poller.poll(math.ceil(max(0.0, wake_at - now) * 1000)))
+            events = dict(self._poller.poll(math.ceil(max(0.0, self._wake_at() - now) * 1000)))
             if self._wake_r.fileno() in events:
                 self._drain_wakeups()
             if pair in events:
@@ -159,21 +194,29 @@ class ContainerRuntime:
                 if done:
                     if not self._stopping:
                         log.error("the worker thread stopped unexpectedly")
-                    self._send({"t": int(MsgType.GOODBYE)})
+                    for session in self._sessions.values():
+                        self._send(session, {"t": int(MsgType.GOODBYE)})
                     log.info("GOODBYE sent; exiting")
                     return EXIT_OK if self._stopping else EXIT_CRASHED
-            if self._dealer in events:
-                code = self._read_frontend(worker)
-                if code is not None:
-                    return code
+            for sock, session in list(self._by_socket.items()):
+                if sock in events:
+                    code = self._read_frontend(session, worker)
+                    if code is not None:
+                        return code
             now = time.monotonic()
-            if now >= self._next_heartbeat:
-                self._send({"t": int(MsgType.HEARTBEAT)})
-                self._next_heartbeat = now + self.heartbeat_interval
-            if not self._stopping and now - self._last_recv > self.dead_after:
-                (log.warning if self._welcomed else log.info)(
-                    "nothing from the frontend at %s for %.1f s; reconnecting", self.frontend, now - self._last_recv)
-                self._connect()
+            for session in list(self._sessions.values()):
+                if now >= session.next_heartbeat:
+                    self._send(session, {"t": int(MsgType.HEARTBEAT)})
+                    session.next_heartbeat = now + self.heartbeat_interval
+                if not self._stopping and now - session.last_recv > self.dead_after:
+                    if session.bootstrap:
+                        (log.warning if session.welcomed else log.info)(
+                            "nothing from the frontend at %s for %.1f s; reconnecting", session.address,
+                            now - session.last_recv)
+                        self._connect(session.address, bootstrap=True)
+                    else:
+                        log.warning("the frontend at %s is silent; leaving it", session.address)
+                        self._close(session)
 
     def _begin_stop(self, worker: Worker) -> None:
         self._stopping = True
@@ -185,7 +228,7 @@ class ContainerRuntime:
             except queue.Empty:
                 break
         if dropped:
-            log.info("dropping %d queued batches; the frontend re-queues them after GOODBYE", dropped)
+            log.info("dropping %d queued batches; the frontends re-queue them after GOODBYE", dropped)
         worker.jobs.put(None)
 
     def _drain_wakeups(self) -> None:
@@ -193,116 +236,151 @@ class ContainerRuntime:
             while self._wake_r.recv(4096):
                 pass
 
-    # -- the frontend session -------------------------------------------------------------------------------
+    # -- frontend sessions ----------------------------------------------------------------------------------
 
-    def _connect(self) -> None:
-        """(Re)create the DEALER, connect it and say HELLO; a new session begins."""
-        if self._dealer is not None:
-            self._poller.unregister(self._dealer)
-            self._dealer.close(linger=0)
-        self._dealer = self._context.socket(zmq.DEALER)
-        self._dealer.connect(self.frontend)
-        self._poller.register(self._dealer, zmq.POLLIN)
-        now = time.monotonic()
-        self._last_recv = now
-        self._next_heartbeat = now + self.heartbeat_interval
-        self._hello()
+    def _connect(self, address: str, bootstrap: bool) -> None:
+        """(Re)create the DEALER for ``address``, connect it and say HELLO; a new session begins."""
+        old = self._sessions.get(address)
+        if old is not None:
+            bootstrap = bootstrap or old.bootstrap
+            self._close(old)
+        dealer = self._context.socket(zmq.DEALER)
+        dealer.connect(address)
+        session = _Session(address, bootstrap, dealer, next(self._numbers), time.monotonic(),
+                           self.heartbeat_interval)
+        self._sessions[address] = session
+        self._by_number[session.number] = session
+        self._by_socket[dealer] = session
+        self._poller.register(dealer, zmq.POLLIN)
+        self._hello(session)
 
-    def _hello(self) -> None:
-        self._session += 1  # batches of the previous session are abandoned: the frontend re-queued them
-        self._welcomed = False
-        self._last_hello = time.monotonic()
-        log.info("HELLO to %s as %s:%s (%s)", self.frontend, self.model_name, self.model_version, self.input_type)
-        self._send({
+    def _close(self, session: _Session) -> None:
+        self._sessions.pop(session.address, None)
+        self._by_number.pop(session.number, None)  # its queued batches are abandoned: the frontend re-queues
+        self._by_socket.pop(session.dealer, None)
+        self._poller.unregister(session.dealer)
+        session.dealer.close(linger=0)
+
+    def _hello(self, session: _Session) -> None:
+        # A new session number: batches of the previous one are abandoned (the frontend re-queued them).
+        self._by_number.pop(session.number, None)
+        session.number = next(self._numbers)
+        self._by_number[session.number] = session
+        session.welcomed = False
+        session.last_hello = time.monotonic()
+        log.info("HELLO to %s as %s:%s (%s)", session.address, self.model_name, self.model_version,
+                 self.input_type)
+        self._send(session, {
             "t": int(MsgType.HELLO), "v": PROTOCOL_VERSION, "model": self.model_name,
             "version": self.model_version, "input_type": self.input_type, "pid": os.getpid(),
             "instance": self.instance, "runtime": f"python-{platform.python_version()}",
             "max_batch_size": self.max_batch_size,
         })
 
-    def _send(self, header: dict[str, Any] | zmq.Frame) -> None:
-        assert self._dealer is not None
+    def _send(self, session: _Session, header: dict[str, Any] | zmq.Frame) -> None:
         data = header if isinstance(header, zmq.Frame) else pack(header)
         try:
-            self._dealer.send(data, zmq.NOBLOCK, copy=False)
+            session.dealer.send(data, zmq.NOBLOCK, copy=False)
         except zmq.Again:
-            log.warning("send queue to %s is full; message dropped", self.frontend)
+            log.warning("send queue to %s is full; message dropped", session.address)
 
     def _forward_results(self, pair: zmq.Socket[Any]) -> bool:
-        """Forward the worker's RESULTs of the current session; True once the worker has stopped."""
+        """Forward the worker's RESULTs to the sessions they belong to; True once the worker has stopped."""
         while True:
             try:
-                session, result = pair.recv_multipart(zmq.NOBLOCK, copy=False)
+                number, result = pair.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return False
-            if session.bytes == DONE:
+            if number.bytes == DONE:
                 return True
-            if int.from_bytes(session.bytes, "little") == self._session:
-                self._send(result)
+            session = self._by_number.get(int.from_bytes(number.bytes, "little"))
+            if session is not None:
+                self._send(session, result)
             else:
                 log.info("dropping a RESULT from an abandoned session")
 
-    def _read_frontend(self, worker: Worker) -> int | None:
-        assert self._dealer is not None
+    def _read_frontend(self, session: _Session, worker: Worker) -> int | None:
         for _ in range(_MAX_READS_PER_WAKE):
+            if self._sessions.get(session.address) is not session:
+                return None  # replaced or closed while handling an earlier message
             try:
-                frames = self._dealer.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = session.dealer.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return None
-            self._last_recv = time.monotonic()
+            session.last_recv = time.monotonic()
             try:
                 header = unpack(frames[0].buffer)
             except ProtocolError as exc:
-                log.warning("malformed message from the frontend dropped: %s", exc)
+                log.warning("malformed message from %s dropped: %s", session.address, exc)
                 continue
-            code = self._handle(header, frames[1:], worker)
+            code = self._handle(session, header, frames[1:], worker)
             if code is not None:
                 return code
         return None
 
-    def _handle(self, header: dict[str, Any], payload: list[Any], worker: Worker) -> int | None:
+    def _handle(self, session: _Session, header: dict[str, Any], payload: list[Any], worker: Worker) -> int | None:
         kind = header["t"]
         if kind == MsgType.HEARTBEAT:
             if header.get("unknown") and (
-                self._welcomed or time.monotonic() - self._last_hello >= max(2 * self.heartbeat_interval, 1.0)
+                session.welcomed or time.monotonic() - session.last_hello >= max(2 * self.heartbeat_interval, 1.0)
             ):
-                log.warning("the frontend does not know this container (restarted?); saying HELLO again")
-                self._hello()
+                log.warning("the frontend at %s does not know this container (restarted?); saying HELLO again",
+                            session.address)
+                self._hello(session)
         elif kind == MsgType.PREDICT:
             if self._stopping:
                 log.info("stopping: batch %s not taken", header.get("id"))
             elif not isinstance(header.get("id"), int):
                 log.warning("PREDICT without an integer 'id' dropped")
             else:
-                worker.jobs.put(Job(self._session, header, payload))
+                worker.jobs.put(Job(session.number, header, payload))
         elif kind == MsgType.WELCOME:
-            self._welcome(header)
+            self._welcome(session, header)
+        elif kind == MsgType.PEERS:
+            self._peers(header.get("frontends"))
         elif kind == MsgType.REJECT:
-            log.error("the frontend rejected %s:%s: %s", self.model_name, self.model_version,
-                      header.get("reason", "(no reason given)"))
+            log.error("the frontend at %s rejected %s:%s: %s", session.address, self.model_name,
+                      self.model_version, header.get("reason", "(no reason given)"))
             return EXIT_REJECTED
         else:
-            log.warning("unexpected message type %r from the frontend dropped", kind)
+            log.warning("unexpected message type %r from %s dropped", kind, session.address)
         return None
 
-    def _welcome(self, header: dict[str, Any]) -> None:
+    def _peers(self, frontends: Any) -> None:
+        """Join announced frontends we have no session with; leave announced-only ones no longer listed."""
+        if not isinstance(frontends, list) or self._stopping:
+            return
+        wanted = {addr for addr in frontends if isinstance(addr, str) and addr.startswith("tcp://")}
+        for addr in sorted(wanted - set(self._sessions)):
+            log.info("joining frontend %s", addr)
+            self._connect(addr, bootstrap=False)
+        for session in list(self._sessions.values()):
+            if not session.bootstrap and session.address not in wanted:
+                log.info("frontend %s left; closing its session", session.address)
+                self._close(session)
+
+    def _welcome(self, session: _Session, header: dict[str, Any]) -> None:
         if header.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
             log.warning("frontend speaks protocol %r, this container %d", header.get("v"), PROTOCOL_VERSION)
         interval = header.get("heartbeat_interval")
         if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval > 0:
             self.heartbeat_interval = float(interval)
-            self._next_heartbeat = min(self._next_heartbeat, time.monotonic() + self.heartbeat_interval)
+            session.next_heartbeat = min(session.next_heartbeat, time.monotonic() + self.heartbeat_interval)
         replica_id = header.get("replica_id")
-        self.replica_id = replica_id if isinstance(replica_id, int) else None
-        self._welcomed = True
-        log.info("WELCOME: replica %s of %s:%s (heartbeat every %.3g s)", self.replica_id, self.model_name,
-                 self.model_version, self.heartbeat_interval)
-        if self.ready_file is not None:
-            self._write_ready_file(self.ready_file)
+        session.replica_id = replica_id if isinstance(replica_id, int) else None
+        first = not any(s.welcomed for s in self._sessions.values())
+        session.welcomed = True
+        if first or self.replica_id is None:
+            self.replica_id = session.replica_id
+        log.info("WELCOME from %s: replica %s of %s:%s (heartbeat every %.3g s)", session.address,
+                 session.replica_id, self.model_name, self.model_version, self.heartbeat_interval)
+        if first and self.ready_file is not None:
+            self._write_ready_file(self.ready_file, session)
+        self._peers(header.get("frontends"))
 
-    def _write_ready_file(self, path: Path) -> None:
-        data = {"replica_id": self.replica_id, "pid": os.getpid(), "instance": self.instance,
-                "model": self.model_name, "version": self.model_version, "frontend": self.frontend}
+    def _write_ready_file(self, path: Path, session: _Session) -> None:
+        data = {"replica_id": session.replica_id, "pid": os.getpid(), "instance": self.instance,
+                "model": self.model_name, "version": self.model_version, "frontend": session.address}
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")

@@ -129,18 +129,18 @@ def build_result(header: dict[str, Any], frames: list[Any], predictor: Predictor
 class Worker(threading.Thread):
     """Runs batches one at a time; results go to the I/O thread through a PAIR socket connected to ``address``.
 
-    ``current_session`` is read before each job so that jobs from an abandoned session are skipped. Put
+    ``session_alive(session)`` is asked before each job so that jobs from an abandoned session are skipped. Put
     ``None`` in ``jobs`` to stop it; its last message carries the session frame :data:`DONE`.
     """
 
     def __init__(self, predictor: Predictor, context: zmq.Context[Any], address: str,
-                 current_session: Callable[[], int]) -> None:
+                 session_alive: Callable[[int], bool]) -> None:
         super().__init__(name="clipper-worker", daemon=True)
         self.predictor = predictor
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self._context = context
         self._address = address
-        self._current_session = current_session
+        self._session_alive = session_alive
 
     def run(self) -> None:
         """Thread body: take jobs until ``None``."""
@@ -149,7 +149,7 @@ class Worker(threading.Thread):
         pair.connect(self._address)
         try:
             while (job := self.jobs.get()) is not None:
-                if job.session != self._current_session():
+                if not self._session_alive(job.session):
                     log.info("skipping batch %s from an abandoned session", job.header.get("id"))
                     continue
                 session = job.session
