@@ -120,12 +120,11 @@ async def start_server(config: Config, roles: tuple[str, ...] = ("query", "admin
     ctx = ServerContext(config=config, store=store, registry=registry)
     runners: list[web.AppRunner] = []
     rpc: RpcServer | None = None
-    apps: list[web.Application] = []
     query_addr = admin_addr = ""
     if "query" in roles:
         rpc = await _start_query_role(ctx)
         query_app = create_query_app(ctx)
-        apps.append(query_app)
+        _prepare(query_app, registry)
         runners.append(await _start_site(query_app, config.query_host, config.query_port, config.reuse_port))
         query_addr = _bound_addr(runners[-1])
     if "admin" in roles:
@@ -137,14 +136,9 @@ async def start_server(config: Config, roles: tuple[str, ...] = ("query", "admin
         admin_app = create_admin_app(ctx)
         if ctx.router is not None:
             admin_app.middlewares.append(_synced(ctx.router))
-        apps.append(admin_app)
+        _prepare(admin_app, registry)
         runners.append(await _start_site(admin_app, config.admin_host, config.admin_port))
         admin_addr = _bound_addr(runners[-1])
-    for app in apps:
-        handle_exception: Callable[..., Any] = registry.pm.hook.clipper_handle_exception
-        app[HANDLE_EXCEPTION] = handle_exception
-        app.on_startup.append(_lifecycle(registry, "clipper_startup"))
-        app.on_shutdown.append(_lifecycle(registry, "clipper_shutdown"))
     ctx.extra.update(query_addr=query_addr, admin_addr=admin_addr, metrics_addr=query_addr)
     server = RunningServer(ctx, rpc, runners, asyncio.Event(), query_addr, admin_addr)
     background: set[asyncio.Task[None]] = set()
@@ -261,6 +255,14 @@ def _synced(router: Router) -> Any:
         return response
 
     return middleware
+
+
+def _prepare(app: web.Application, registry: PluginRegistry) -> None:
+    """Wire the plugin hooks into an app before it starts (a started app is frozen)."""
+    handle_exception: Callable[..., Any] = registry.pm.hook.clipper_handle_exception
+    app[HANDLE_EXCEPTION] = handle_exception
+    app.on_startup.append(_lifecycle(registry, "clipper_startup"))
+    app.on_shutdown.append(_lifecycle(registry, "clipper_shutdown"))
 
 
 def _lifecycle(registry: PluginRegistry, hook: str) -> Callable[[web.Application], Awaitable[None]]:
