@@ -87,3 +87,25 @@ def test_a_stuck_replica_is_restarted_when_configured(tmp_path: Path) -> None:
         wait_until(lambda: replica_ids(server, "hanger", "1") == {1}, 15, what="the stuck replica replaced")
         answer = server.predict("hangs", {"input": [2.0]})[1]
         assert (answer["output"], answer["default"]) == (2.0, False)
+
+
+def test_a_model_pickled_under_another_cloudpickle_is_refused_clearly(clipper_server: ServerThread,
+                                                                       deploy: Deploy,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    import json
+
+    caplog.set_level(logging.ERROR, logger="clipper_core.default_plugins.local_supervisor")
+    deploy.app("old", slo_micros=500_000)
+    model_dir = deploy("oldpickle", 1, models.feature_sum, app="old", replicas=0, wait=False)
+    manifest_path = model_dir / "clipper_model.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["requirements"]["cloudpickle"] = "0.5.3"  # what Clipper's images pinned
+    manifest_path.write_text(json.dumps(manifest))
+    deploy.admin("set_num_replicas", {"model_name": "oldpickle", "model_version": "1", "num_replicas": 1})
+    log = clipper_server.config.logs_dir / "oldpickle_1_0.log"
+    wait_until(lambda: any("not restarting" in r.getMessage() for r in caplog.records), 20,
+               what="the supervisor to give up on the incompatible replica")
+    text = log.read_text()
+    assert "cloudpickle 0.5.3" in text and "redeploy" in text.lower()
+    answer = clipper_server.predict("old", {"input": [1.0]})[1]
+    assert answer["default"] is True
