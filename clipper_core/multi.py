@@ -128,6 +128,14 @@ async def serve_multi(config: Config, frontends: int) -> None:
         redis = ManagedRedis(config.home / "redis")
         await redis.start()
         store_url = redis.url
+    try:
+        await _serve_multi(config, frontends, store_url)
+    finally:
+        if redis is not None:
+            await redis.stop()
+
+
+async def _serve_multi(config: Config, frontends: int, store_url: str) -> None:
     query_port = config.query_port or free_port(config.query_host)
     config = config.replace(state_store=store_url, query_port=query_port)
     config.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -138,19 +146,17 @@ async def serve_multi(config: Config, frontends: int) -> None:
                    "--reuse-port", "--rpc-port", "0", "--cache-size", str(config.cache_size_bytes)]
         children.append(FrontendProcess(i, command, config.logs_dir / f"frontend_{i}.log"))
     tasks = [asyncio.get_running_loop().create_task(child.supervise()) for child in children]
-    server = await start_server(config.replace(advertise_query=f"{config.query_host}:{query_port}"),
-                                roles=("admin",))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, server.ctx.request_shutdown)  # type: ignore[arg-type]
     try:
+        server = await start_server(config.replace(advertise_query=f"{config.query_host}:{query_port}"),
+                                    roles=("admin",))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.ctx.request_shutdown)  # type: ignore[arg-type]
         await server.stopped.wait()
     finally:
         await asyncio.gather(*(child.stop() for child in children))
         for task in tasks:
             task.cancel()
-        if redis is not None:
-            await redis.stop()
 
 
 def run_multi(config: Config, frontends: int) -> None:
