@@ -60,3 +60,62 @@ def test_two_frontends_share_the_port_and_follow_admin_changes(cluster: Any) -> 
     assert statuses == {404}
     runtime = json.loads((home / "runtime.json").read_text())
     assert runtime["query_addr"] == conn.get_query_addr()
+
+
+def test_redis_kill_9_mid_traffic_loses_nothing(tmp_path: Path, redis_server: Any) -> None:
+    import threading
+
+    home = tmp_path / "home"
+    conn = ClipperConnection(LocalContainerManager(clipper_home=home, clipper_query_port=0,
+                                                   clipper_management_port=0, clipper_rpc_port=0))
+    conn.start_clipper(num_frontend_replicas=2, state_store=redis_server.url)
+    try:
+        conn.register_application("steady", "doubles", "-1.0", 2_000_000)
+        python_deployer.deploy_python_closure(conn, name="adder", version=1, input_type="doubles",
+                                              func=models.feature_sum)
+        conn.link_model_to_app("steady", "adder")
+        base = f"http://{conn.get_query_addr()}/steady"
+        wait_until(lambda: http_json(f"{base}/predict", {"input": [1.0]})[1].get("default") is False, 30,
+                   what="the model to serve")
+        accepted: list[int] = []
+        answers: list[dict[str, Any]] = []
+        stop = threading.Event()
+
+        def traffic() -> None:
+            i = 0
+            while not stop.is_set() and i < 5000:  # bounded in count and by the stop event
+                i += 1
+                answers.append(http_json(f"{base}/predict", {"input": [float(i), 1.0]})[1])
+                status, ack = http_json(f"{base}/update", {"uid": i, "input": [float(i), 1.0], "label": 1.0})
+                if status == 200:
+                    accepted.append(i)
+
+        worker = threading.Thread(target=traffic)
+        worker.start()
+        wait_until(lambda: len(accepted) >= 20, 20, what="feedback before the outage")
+        redis_server.kill9()
+        time.sleep(1.0)  # an outage of a second, with traffic running
+        redis_server.start()
+        before = len(accepted)
+        wait_until(lambda: len(accepted) >= before + 20, 30, what="feedback accepted again after the restart")
+        stop.set()
+        worker.join(30)
+        assert all(a.get("default") is False for a in answers if "output" in a)  # answered from memory
+        assert conn.get_all_apps() == ["steady"]
+        assert conn.get_linked_models("steady") == ["adder"]
+
+        import asyncio
+
+        from clipper_core.state.redis_store import RedisStateStore
+
+        async def stored_uids() -> list[int]:
+            store = RedisStateStore(redis_server.url)
+            await store.open()
+            try:
+                return [f.uid for f in await store.list_feedback("steady", limit=100_000)]
+            finally:
+                await store.close()
+
+        assert set(accepted) <= set(asyncio.run(stored_uids()))  # every acknowledged feedback survived
+    finally:
+        conn.stop_all()

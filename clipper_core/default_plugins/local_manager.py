@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
@@ -134,7 +135,7 @@ class LocalContainerManager(ContainerManager):
             runtime = self._read_runtime()
             if runtime is not None and runtime.get("pid") == proc.pid:
                 self.runtime = runtime
-                if self._ping():
+                if self._ping() and self._query_ready():
                     return
             if time.monotonic() > deadline:
                 proc.kill()
@@ -152,6 +153,14 @@ class LocalContainerManager(ContainerManager):
         except ClipperException as exc:
             if exc.status == 401:
                 raise
+            return False
+
+    def _query_ready(self) -> bool:
+        """The query frontend answers /health (with several frontends, they start after the admin server)."""
+        try:
+            with urllib.request.urlopen(f"http://{self.runtime['query_addr']}/health", timeout=2) as response:
+                return bool(response.status == 200)
+        except (OSError, ValueError):
             return False
 
     def connect(self) -> None:
