@@ -11,6 +11,7 @@ from clipper_core.errors import InvalidInput
 from clipper_core.frontend.metrics import router_rows
 from clipper_core.frontend.v2 import setup_v2_routes
 from clipper_core.metrics import MetricsCollector, render
+from clipper_core.openapi import query_openapi
 from clipper_core.router import Router
 from clipper_core.web import error_middleware
 
@@ -38,6 +39,7 @@ def setup_routes(app: web.Application) -> None:
     setup_v2_routes(app, ROUTER)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
     app.router.add_post("/{app}/predict", predict)
     app.router.add_post("/{app}/predict/", predict)
     app.router.add_post("/{app}/update", update)
@@ -81,6 +83,10 @@ async def health(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps({"status": "ok", "apps": len(router.apps),
                                            "replicas": sum(m.num_replicas for m in router.models.values())}),
                         content_type=JSON)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(query_openapi()), content_type=JSON)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -331,10 +331,17 @@ async def plugins(request: web.Request) -> web.Response:
                            "hooks": list(p.hooks)} for p in _ctx(request).registry.plugins()])
 
 
+async def openapi(request: web.Request) -> web.Response:
+    from clipper_core.openapi import admin_openapi
+
+    return json_response(admin_openapi())
+
+
 ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/admin/ping", ping),
     ("GET", "/admin/info", info),
     ("GET", "/plugins", plugins),
+    ("GET", "/openapi.json", openapi),
     ("POST", "/admin/add_app", add_app),
     ("POST", "/admin/delete_app", delete_app),
     ("POST", "/admin/set_app_policy", set_app_policy),
