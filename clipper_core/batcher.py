@@ -84,6 +84,7 @@ class ModelQueue:
         self.max_length = max_length
         self._heap: list[Task] = []
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._length_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.dropped = 0
 
     def __len__(self) -> int:
@@ -99,6 +100,16 @@ class ModelQueue:
         self._wake()
 
     def _wake(self) -> None:
+        if self._length_waiters:
+            length, still = len(self._heap), []
+            for wanted, fut in self._length_waiters:
+                if fut.done():
+                    continue
+                if length >= wanted:
+                    fut.set_result(None)
+                else:
+                    still.append((wanted, fut))
+            self._length_waiters = still
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -115,6 +126,15 @@ class ModelQueue:
                 if waiter.done() and not waiter.cancelled():
                     self._wake()  # pass the wake-up on: this waiter is going away
                 raise
+
+    def length_reached(self, length: int) -> asyncio.Future[None]:
+        """A future done once at least ``length`` tasks are queued (at once if they already are)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if len(self._heap) >= length:
+            fut.set_result(None)
+        else:
+            self._length_waiters.append((length, fut))
+        return fut
 
     async def get_batch(self, max_size: int) -> list[Task]:
         """Wait for tasks and return up to ``max_size`` of them, earliest deadline first, never an expired one."""

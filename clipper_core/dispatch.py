@@ -130,6 +130,8 @@ class ModelRuntime:
         while replica.alive:
             idle.add(me)
             try:
+                if replica.pending:
+                    await self._full_batch_or_free_replica(replica, sizer.batch_size)
                 batch = await queue.get_batch(sizer.batch_size)
             finally:
                 idle.discard(me)
@@ -137,6 +139,18 @@ class ModelRuntime:
                 queue.requeue(batch)
                 return
             await self._run_batch(replica, sizer, batch)
+
+    async def _full_batch_or_free_replica(self, replica: ReplicaConnection, size: int) -> None:
+        """Pipeline only full batches: while another batch of this replica is in flight, wait until a full
+        batch is queued or that batch is answered. Sending a small second batch would only make the model pay
+        its fixed cost twice while the next batch could have grown."""
+        full = self.queue.length_reached(size)
+        try:
+            waits: list[asyncio.Future[Any]] = [full, *replica.pending.values()]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not full.done():
+                full.cancel()
 
     async def _run_batch(self, replica: ReplicaConnection, sizer: BatchSizer, batch: list[Task]) -> None:
         fields, buffers = encode_inputs([t.item for t in batch], self.dtype)

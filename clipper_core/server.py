@@ -166,7 +166,10 @@ async def _start_query_role(ctx: ServerContext) -> RpcServer:
     config, store, registry = ctx.config, ctx.store, ctx.registry
     cache = None
     if config.cache_size_bytes > 0:
-        cache = registry.caches.get(config.cache_backend)({"size_bytes": config.cache_size_bytes})
+        cache_config: dict[str, Any] = {"size_bytes": config.cache_size_bytes}
+        if config.state_store.startswith(("redis://", "rediss://", "unix://")):
+            cache_config["url"] = os.environ.get("CLIPPER_CACHE_REDIS_URL") or config.state_store
+        cache = registry.caches.get(config.cache_backend)(cache_config)
         await cache.start()
     router = ctx.router = Router(store, registry, cache, inflight=config.batches_in_flight,
                                  max_queue_length=config.max_queue_length)

@@ -86,7 +86,7 @@ def test_redis_kill_9_mid_traffic_loses_nothing(tmp_path: Path, redis_server: An
             while not stop.is_set() and i < 5000:  # bounded in count and by the stop event
                 i += 1
                 answers.append(http_json(f"{base}/predict", {"input": [float(i), 1.0]})[1])
-                status, ack = http_json(f"{base}/update", {"uid": i, "input": [float(i), 1.0], "label": 1.0})
+                status, _ = http_json(f"{base}/update", {"uid": i, "input": [float(i), 1.0], "label": 1.0})
                 if status == 200:
                     accepted.append(i)
 
