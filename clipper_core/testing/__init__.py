@@ -1,15 +1,18 @@
 """Test helpers for clipper and its plugins, also loaded as a pytest plugin (entry point ``pytest11``).
 
 * :class:`StateStoreContract`: the behaviour every state store must have (subclass it, override ``store``).
+* :class:`CacheContract`: the same for prediction caches (override ``cache``).
+* :class:`RedisServer` and the ``redis_server`` / ``redis_url`` fixtures: a real redis-server on loopback.
 * :class:`ServerThread`: a real embedded server on OS-picked ports, for end-to-end tests.
 * fixtures: ``clipper_home`` (a fresh $CLIPPER_HOME), ``clipper_server`` (a running ServerThread) and
   ``clipper_conn`` (a ``ClipperConnection`` connected to it).
 """
 
+from clipper_core.testing.cache import CacheContract
 from clipper_core.testing.fixtures import clipper_conn, clipper_home, clipper_server
 from clipper_core.testing.redis import RedisServer, redis_server, redis_url
 from clipper_core.testing.server import ServerThread, http_json, wait_until
 from clipper_core.testing.state import StateStoreContract
 
-__all__ = ["RedisServer", "ServerThread", "StateStoreContract", "clipper_conn", "clipper_home", "clipper_server",
-           "http_json", "redis_server", "redis_url", "wait_until"]
+__all__ = ["CacheContract", "RedisServer", "ServerThread", "StateStoreContract", "clipper_conn", "clipper_home",
+           "clipper_server", "http_json", "redis_server", "redis_url", "wait_until"]

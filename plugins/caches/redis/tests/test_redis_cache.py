@@ -10,6 +10,7 @@ from clipper_cache_redis import RedisPredictionCache
 from clipper_cache_redis import cache as cache_module
 
 from clipper_core.plugins import PluginRegistry
+from clipper_core.testing import CacheContract
 
 
 @pytest.fixture
@@ -72,3 +73,12 @@ def test_registered_through_the_entry_point() -> None:
 async def test_sync_calls_are_refused_clearly(cache: RedisPredictionCache) -> None:
     with pytest.raises(TypeError, match="asynchronous"):
         cache.get(("m", "1", b"x"))
+
+
+class TestRedisCacheContract(CacheContract):
+    @pytest.fixture
+    async def cache(self, redis_url: str) -> AsyncIterator[RedisPredictionCache]:
+        cache = RedisPredictionCache({"url": redis_url})
+        await cache.start()
+        yield cache
+        await cache.stop()

@@ -1,0 +1,35 @@
+"""The built-in LRU cache: the shared cache contract, plus its byte budget and eviction order."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from clipper_core.default_plugins.lru_cache import LRUCache
+from clipper_core.testing import CacheContract
+
+
+class TestLRUCache(CacheContract):
+    @pytest.fixture
+    async def cache(self) -> AsyncIterator[LRUCache]:
+        cache = LRUCache({"size_bytes": 1 << 20})
+        await cache.start()
+        yield cache
+        await cache.stop()
+
+
+def test_byte_budget_evicts_least_recently_used() -> None:
+    cache = LRUCache({"size_bytes": 1000})
+    for i in range(20):
+        cache.put(("m", "1", bytes([i]) * 10), "x" * 10)
+        cache.get(("m", "1", bytes([0]) * 10))  # keep the first one fresh
+    assert cache.size <= 1000
+    assert cache.get(("m", "1", bytes([0]) * 10))[0] is True
+    assert cache.get(("m", "1", bytes([1]) * 10))[0] is False
+
+
+def test_an_output_larger_than_the_cache_is_not_cached() -> None:
+    cache = LRUCache({"size_bytes": 200})
+    cache.put(("m", "1", b"k"), "y" * 500)
+    assert cache.get(("m", "1", b"k"))[0] is False and cache.size == 0
