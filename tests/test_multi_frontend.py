@@ -119,3 +119,24 @@ def test_redis_kill_9_mid_traffic_loses_nothing(tmp_path: Path, redis_server: An
         assert set(accepted) <= set(asyncio.run(stored_uids()))  # every acknowledged feedback survived
     finally:
         conn.stop_all()
+
+
+def test_a_frontend_joining_later_is_served_by_running_replicas(tmp_path: Path, redis_url: str) -> None:
+    """The replica was started knowing only frontend A; it learns of B from PEERS and serves it, and
+    leaves it again when B stops."""
+    from clipper_core.testing import ServerThread
+    from tests.conftest import Deploy
+
+    with ServerThread(tmp_path / "a", state_store=redis_url) as a:
+        deploy = Deploy(a, tmp_path)
+        deploy.app("late", slo_micros=2_000_000)
+        deploy("adder", 1, models.feature_sum, app="late")
+        b = ServerThread(tmp_path / "b", state_store=redis_url, manage_replicas=False).start()
+        try:
+            b.wait_replicas("adder", "1", 1, timeout=15)  # joined through PEERS, no restart
+            status, answer = http_json(f"{b.query_url}/late/predict", {"input": [2.0, 3.0]})
+            assert status == 200 and answer["output"] == 5.0 and answer["default"] is False
+        finally:
+            b.stop()
+        # B left the registry: A's replica stays connected to A and keeps serving
+        assert http_json(f"{a.query_url}/late/predict", {"input": [4.0]})[1]["output"] == 4.0
