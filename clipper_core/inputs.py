@@ -16,7 +16,7 @@ import numpy as np
 
 from clipper_core.errors import InvalidInput
 
-__all__ = ["InputType", "decode_input", "parse_input_type"]
+__all__ = ["InputType", "decode_input", "json_kind", "parse_input_type"]
 
 
 class InputType(str, Enum):
@@ -93,13 +93,13 @@ def decode_input(value: Any, input_type: InputType, where: str = "input") -> Any
     dtype = _DTYPES.get(input_type)
     if dtype is not None:
         if value.__class__ is not list:
-            raise _fail(input_type, f"is {_json_kind(value)}", where)
+            raise _fail(input_type, f"is {json_kind(value)}", where)
         if not value:
             raise _fail(input_type, "is an empty array", where)
         kinds = set(map(type, value))
         if not kinds <= _NUMBER_TYPES:
             bad = next(v for v in value if type(v) not in _NUMBER_TYPES)
-            raise _fail(input_type, f"contains {_json_kind(bad)} ({_short(bad)})", where)
+            raise _fail(input_type, f"contains {json_kind(bad)} ({_short(bad)})", where)
         if input_type is InputType.INTS:
             if float in kinds:
                 raise _fail(input_type, "contains a non-integer number", where)
@@ -113,7 +113,7 @@ def decode_input(value: Any, input_type: InputType, where: str = "input") -> Any
         except OverflowError:
             raise _fail(input_type, "contains an integer too large for a float", where) from None
     if value.__class__ is not str:
-        raise _fail(input_type, f"is {_json_kind(value)}", where)
+        raise _fail(input_type, f"is {json_kind(value)}", where)
     if not value:
         raise _fail(input_type, "is an empty string", where)
     if input_type is InputType.STRINGS:
@@ -124,7 +124,8 @@ def decode_input(value: Any, input_type: InputType, where: str = "input") -> Any
         raise _fail(input_type, "is not valid base64", where) from None
 
 
-def _json_kind(value: object) -> str:
+def json_kind(value: object) -> str:
+    """How a JSON value is called in error messages: "a number", "an array", "null", ..."""
     if value is None:
         return "null"
     if isinstance(value, bool):

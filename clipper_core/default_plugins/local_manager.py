@@ -25,23 +25,10 @@ from clipper_core.config import clipper_home
 from clipper_core.errors import ClipperException
 from clipper_core.hookspecs import hookimpl
 from clipper_core.interfaces import ContainerManager
+from clipper_core.procs import pid_alive
 from clipper_core.rest import AdminClient
 
 __all__ = ["LocalContainerManager"]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):  # a zombie child of ours counts as dead
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
 
 
 def _copytree_private(src: Path, dst: Path) -> None:
@@ -93,7 +80,7 @@ class LocalContainerManager(ContainerManager):
             data: dict[str, Any] = json.loads(self.runtime_file.read_text())
         except (OSError, ValueError):
             return None
-        return data if _pid_alive(int(data.get("pid", -1))) else None
+        return data if pid_alive(int(data.get("pid", -1))) else None
 
     def start_clipper(self, cache_size: int | None = None, num_frontend_replicas: int = 1,
                       state_store: str | None = None, **ignored: Any) -> None:
@@ -191,13 +178,13 @@ class LocalContainerManager(ContainerManager):
             with contextlib.suppress(ClipperException):
                 self._admin().post("/admin/shutdown", {})
             deadline = time.monotonic() + 30
-            while _pid_alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)  # waiting for another process to exit, bounded
-        if _pid_alive(pid):
+        if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
-            while _pid_alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
         with contextlib.suppress(FileNotFoundError):
             self.runtime_file.unlink()

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from clipper_core.procs import pid_alive
 from clipper_core.state import Model
 
 __all__ = ["LocalReplicaSupervisor"]
@@ -31,19 +32,6 @@ CONTAINERLESS = "NO_CONTAINER"
 # Exit codes of python -m clipper_container that a restart cannot fix.
 _PERMANENT_FAILURES = {2: "bad arguments", 3: "rejected by the frontend", 4: "the model cannot be loaded"}
 _ADOPTED_POLL = 0.5
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
 
 
 def _is_replica_of(pid: int, model: Model) -> bool:
@@ -78,7 +66,7 @@ class _Slot:
     def pid(self) -> int | None:
         if self.process is not None and self.process.returncode is None:
             return self.process.pid
-        if self.adopted_pid is not None and _alive(self.adopted_pid):
+        if self.adopted_pid is not None and pid_alive(self.adopted_pid):
             return self.adopted_pid
         return None
 
@@ -156,7 +144,7 @@ class LocalReplicaSupervisor:
         slot = _Slot(model, index, self.logs_dir / f"{stem}.log", self.run_dir / f"{stem}.pid")
         with contextlib.suppress(OSError, ValueError):
             pid = int(slot.pid_path.read_text())
-            if _alive(pid) and _is_replica_of(pid, model):
+            if pid_alive(pid) and _is_replica_of(pid, model):
                 slot.adopted_pid = pid
                 log.info("adopting replica %d of %s:%s (pid %d) that outlived the previous server", index,
                          model.name, model.version, pid)
@@ -187,7 +175,7 @@ class LocalReplicaSupervisor:
     async def _watch_adopted(self, slot: _Slot) -> None:
         pid = slot.adopted_pid
         assert pid is not None
-        while _alive(pid):
+        while pid_alive(pid):
             await asyncio.sleep(_ADOPTED_POLL)  # not our child: no wait() possible, so poll its pid
         slot.adopted_pid = None
 
@@ -243,7 +231,7 @@ class LocalReplicaSupervisor:
             except asyncio.TimeoutError:
                 return False
         deadline = time.monotonic() + timeout
-        while _alive(pid):
+        while pid_alive(pid):
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.05)  # an adopted replica is not our child: poll until its pid is gone

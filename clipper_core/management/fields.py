@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from clipper_core.errors import InvalidInput
-from clipper_core.inputs import InputType, parse_input_type
+from clipper_core.inputs import InputType, json_kind, parse_input_type
 
 __all__ = ["MAX_SLO_MICROS", "Body"]
 
@@ -15,17 +15,6 @@ MAX_SLO_MICROS = 2**31 - 1  # Clipper stores the SLO as a signed 32-bit int (~35
 _NAME_LIMIT = 128
 _BAD_NAME = re.compile(r"[,:/\\\s]|\.\.")
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "an object"}
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    names: dict[type, str] = {str: "a string", list: "an array", dict: "an object"}
-    return names.get(type(value), type(value).__name__)
 
 
 class Body:
@@ -42,7 +31,7 @@ class Body:
         value = self.data[key]
         ok = isinstance(value, int) and not isinstance(value, bool) if kind is int else isinstance(value, kind)
         if not ok:
-            raise InvalidInput(f"'{key}' is {_kind(value)}; expected {_TYPE_NAMES[kind]}")
+            raise InvalidInput(f"'{key}' is {json_kind(value)}; expected {_TYPE_NAMES[kind]}")
         return value
 
     def text(self, key: str, default: Any = None) -> Any:
@@ -68,7 +57,7 @@ class Body:
             raise InvalidInput(f"'{key}' is empty; expected an array of at least one name")
         for value in values:
             if not isinstance(value, str):
-                raise InvalidInput(f"'{key}' contains {_kind(value)}; expected an array of names")
+                raise InvalidInput(f"'{key}' contains {json_kind(value)}; expected an array of names")
             check_name(key, value)
         return list(values)
 
@@ -86,7 +75,7 @@ class Body:
         values = self._get(key, list, [])
         for value in values:
             if not isinstance(value, str):
-                raise InvalidInput(f"'{key}' contains {_kind(value)}; expected an array of strings")
+                raise InvalidInput(f"'{key}' contains {json_kind(value)}; expected an array of strings")
             if "," in value or ":" in value:
                 raise InvalidInput(f"label {value!r} contains ',' or ':', which are not allowed in labels")
         return tuple(values)
