@@ -12,90 +12,29 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import math
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from clipper_core.admission import admit
+from clipper_core.appruntime import AppRuntime, as_json_value
 from clipper_core.batcher import DeadlineExpired, Task
 from clipper_core.dispatch import ItemFailed, ModelFailed, ModelRuntime
-from clipper_core.errors import InvalidInput, ModelUnavailable, NotFound, Overloaded, QueryError
+from clipper_core.errors import InvalidInput, ModelUnavailable, NotFound, QueryError
 from clipper_core.inputs import InputType, decode_input
 from clipper_core.interfaces import CacheKey, PredictionCache, Query, SelectionPolicy
-from clipper_core.metrics import FastHistogram
 from clipper_core.plugins import PluginRegistry
+from clipper_core.recent import RecentPredictions, item_key
 from clipper_core.rpc import ReplicaConnection
 from clipper_core.state import Application, ChangeEvent, Feedback, Model, StateStore
+from clipper_core.waiting import wait_all
 
-__all__ = ["NO_MODELS", "SLO_MISSED", "AppRuntime", "Router"]
+__all__ = ["NO_MODELS", "SLO_MISSED", "AppRuntime", "Router", "as_json_value"]
 
 log = logging.getLogger(__name__)
 
 NO_MODELS = "No connected models found for query"
 SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO"
 _MISSING = object()
-
-
-def as_json_value(output: Any) -> Any:
-    """Clipper re-parses string outputs as JSON ("1.0" → 1.0, "[1,2]" → [1, 2]); others pass through."""
-    if output.__class__ is str:
-        try:
-            return orjson.loads(output)
-        except orjson.JSONDecodeError:
-            return output
-    return output
-
-
-@dataclass
-class AppRuntime:
-    app: Application
-    policy: SelectionPolicy | None
-    linked: list[str]
-    default_output: Any
-    slo: float
-    policy_error: str = ""
-    states: OrderedDict[int, Any] = field(default_factory=OrderedDict)
-    """Recently used per-user policy states (bounded; the store has them all)."""
-    state_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    latency: FastHistogram = field(default_factory=FastHistogram)
-    predictions: int = 0
-    defaults: int = 0
-
-
-class RecentPredictions:
-    """The predictions of recent queries, so feedback can be joined with what the models said (bounded)."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._by_id: OrderedDict[int, tuple[Query, dict[str, Any], tuple[str, int, bytes]]] = OrderedDict()
-        self._by_input: dict[tuple[str, int, bytes], int] = {}
-
-    def remember(self, query: Query, predictions: dict[str, Any]) -> None:
-        key = (query.app, query.uid, _item_key(query.input))
-        self._by_id[query.query_id] = (query, predictions, key)
-        self._by_input[key] = query.query_id
-        while len(self._by_id) > self.capacity:
-            _, (_, _, old_key) = self._by_id.popitem(last=False)
-            self._by_input.pop(old_key, None)
-
-    def find(self, app: str, uid: int, key: bytes, query_id: int | None) -> tuple[Query, dict[str, Any]] | None:
-        if query_id is None or query_id not in self._by_id:
-            query_id = self._by_input.get((app, uid, key))
-        entry = self._by_id.get(query_id) if query_id is not None else None
-        if entry is None or entry[0].app != app:
-            return None
-        return entry[0], entry[1]
-
-
-def _item_key(item: Any) -> bytes:
-    if item.__class__ is str:
-        return item.encode()
-    if item.__class__ is bytes:
-        return item
-    return item.tobytes()
 
 
 class Router:
@@ -322,7 +261,7 @@ class Router:
                 mr = self.models.get((name, ver)) if ver is not None else None
                 if mr is not None:
                     chosen.append((name, mr))
-            routes.append((query, _item_key(item) if cache is not None else None, chosen))
+            routes.append((query, item_key(item) if cache is not None else None, chosen))
         # 2. a remote cache is asked before anything is enqueued (the rest must not yield to the loop)
         remote_hits = await self._remote_lookups(routes) if cache is not None and cache.is_async else None
         # 3. cache hits, single flight, tasks
@@ -360,11 +299,11 @@ class Router:
                 plan[name] = fut
             plans.append((query, plan))
         if enqueued:
-            self._admit(rt, enqueued)
+            admit(rt.slo * self.admission_slo_fraction, rt.slo, enqueued)
         for mr, tasks in enqueued.items():
             mr.queue.put_many(tasks)
         if waiting:
-            await _wait_all(loop, waiting, deadline - time.monotonic())
+            await wait_all(loop, waiting, deadline - time.monotonic())
         return plans
 
     async def _remote_lookups(self, routes: list[tuple[Query, bytes | None, list[tuple[str, ModelRuntime]]]]
@@ -381,26 +320,6 @@ class Router:
             if found:
                 hits[ckey] = value
         return hits
-
-    def _admit(self, rt: AppRuntime, enqueued: dict[ModelRuntime, list[Task]]) -> None:
-        """Admission control: refuse (503 + Retry-After) work that would overflow a queue or could not be
-        answered within the SLO anyway, so overload costs a fast answer instead of unbounded memory."""
-        for mr, tasks in enqueued.items():
-            queued = len(mr.queue)
-            wait = mr.expected_wait(len(tasks))
-            if queued + len(tasks) > mr.queue.max_length:
-                why = f"its queue is full ({queued} tasks waiting, limit {mr.queue.max_length})"
-            elif wait > self.admission_slo_fraction * rt.slo:
-                why = (f"{queued} tasks are queued, about {wait * 1000:.0f} ms of work for an SLO of "
-                       f"{rt.slo * 1000:.0f} ms")
-            else:
-                continue
-            for task_list in enqueued.values():
-                for task in task_list:
-                    task.future.cancel()  # nothing else awaits them yet: we have not yielded to the loop
-            retry = max(1, math.ceil(wait - rt.slo)) if wait > rt.slo else 1
-            raise Overloaded(f"model {mr.label} is overloaded: {why}; retry later",
-                             headers={"Retry-After": str(retry)})
 
     def _track_inflight(self, key: CacheKey, fut: asyncio.Future[Any]) -> None:
         inflight = self._inflight
@@ -481,7 +400,7 @@ class Router:
         input), re-query every linked model only when none are remembered, then persist the new state."""
         policy = rt.policy
         assert policy is not None
-        key = _item_key(item)
+        key = item_key(item)
         found = self.recent.find(rt.app.name, uid, key, query_id)
         if found is None:
             started = time.monotonic()
@@ -517,32 +436,3 @@ def _uid(body: dict[str, Any]) -> int:
     if uid.__class__ is not int:
         raise InvalidInput("'uid' must be an integer user id")
     return uid
-
-
-async def _wait_all(loop: asyncio.AbstractEventLoop, futures: list[asyncio.Future[Any]], timeout: float) -> None:
-    """Return when every future is done or ``timeout`` seconds passed, whichever is first (one timer)."""
-    pending = [f for f in futures if not f.done()]
-    if not pending or timeout <= 0:
-        return
-    waiter: asyncio.Future[None] = loop.create_future()
-    remaining = len(pending)
-
-    def one_done(_: asyncio.Future[Any]) -> None:
-        nonlocal remaining
-        remaining -= 1
-        if remaining == 0 and not waiter.done():
-            waiter.set_result(None)
-
-    for fut in pending:
-        fut.add_done_callback(one_done)
-    def expire() -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    handle = loop.call_later(timeout, expire)
-    try:
-        await waiter
-    finally:
-        handle.cancel()
-        for fut in pending:
-            fut.remove_done_callback(one_done)
