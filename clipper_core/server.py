@@ -150,7 +150,8 @@ async def start_server(config: Config, roles: tuple[str, ...] = ("query", "admin
 
     ctx.request_shutdown = lambda: spawn(_stop_once(server))
     await _sync_frontends(ctx, rpc)
-    server.tasks.append(asyncio.get_running_loop().create_task(_frontends_loop(ctx, rpc)))
+    if store.shared:  # one process owns a non-shared store: there are no other frontends to follow
+        server.tasks.append(asyncio.get_running_loop().create_task(_frontends_loop(ctx, rpc)))
     if ctx.supervisor is not None:
         await ctx.supervisor.restore(await store.list_models())  # type: ignore[attr-defined]
     if config.write_runtime:
