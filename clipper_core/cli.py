@@ -129,6 +129,7 @@ def _load_function(spec: str) -> Any:
     if module_spec is None or module_spec.loader is None:
         raise ClipperException(f"cannot import {file}")
     module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module  # cloudpickle pickles by value only modules it can find there
     module_spec.loader.exec_module(module)
     func = getattr(module, func_name, None)
     if not callable(func):
