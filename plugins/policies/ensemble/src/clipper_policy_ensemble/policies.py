@@ -4,7 +4,6 @@ the answer lists the contributors), optionally learn per-model weights from feed
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Any, ClassVar
 
 from clipper_core.interfaces import Query, SelectionPolicy
@@ -37,11 +36,11 @@ class Ensemble(SelectionPolicy):
     def vote(self, state: Any, predictions: dict[str, Any]) -> tuple[Any, float, float]:
         """The weighted winner, its weight, and the total weight."""
         weights = self.weights(state, list(predictions))
-        tally: Counter[str] = Counter()
+        tally: dict[str, float] = {}
         first: dict[str, Any] = {}
         for model, output in predictions.items():
             key = _key(output)
-            tally[key] += weights[model]
+            tally[key] = tally.get(key, 0.0) + weights[model]
             first.setdefault(key, output)
         key, top = max(tally.items(), key=lambda kv: (kv[1], -list(first).index(kv[0])))
         return first[key], top, sum(tally.values())
