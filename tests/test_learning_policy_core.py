@@ -49,9 +49,11 @@ class Plugin:
 @pytest.fixture
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerThread]:
     import clipper_core.plugins as plugins
+    import clipper_core.server as server_module
 
     original = plugins.make_plugin_manager
-    monkeypatch.setattr(plugins, "make_plugin_manager",
+    # server.py holds its own reference to the factory: patch that one (the plugin rides in as an extra object)
+    monkeypatch.setattr(server_module, "make_plugin_manager",
                         lambda **kw: original(**{**kw, "extra": [*kw.get("extra", []), Plugin()]}))
     with ServerThread(tmp_path / "home") as server:
         yield server
