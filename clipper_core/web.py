@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from clipper_core.errors import ClipperError, InvalidInput
+from clipper_core.inputs import json_kind
 
 __all__ = ["error_middleware", "json_response", "read_json_object"]
 
@@ -64,15 +65,15 @@ def _http_cause(request: web.Request, exc: web.HTTPException) -> str:
     return exc.text or exc.reason
 
 
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """Parse the body as a JSON object or raise InvalidInput saying what is wrong."""
+async def read_json_object(request: web.Request, expected: str = "a JSON object") -> dict[str, Any]:
+    """Parse the body as a JSON object or raise InvalidInput saying what is wrong and ``expected``."""
     body = await request.read()
     if not body:
-        raise InvalidInput("request body is empty; expected a JSON object")
+        raise InvalidInput(f"request body is empty; expected {expected}")
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"Error parsing JSON: {exc}; expected a JSON object") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"request body is a JSON {type(data).__name__}; expected a JSON object")
+        raise InvalidInput(f"Error parsing JSON: {exc}; expected {expected}") from None
+    if data.__class__ is not dict:
+        raise InvalidInput(f"request body is a JSON value that is {json_kind(data)}; expected {expected}")
     return data

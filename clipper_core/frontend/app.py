@@ -7,13 +7,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from clipper_core.context import ServerContext
-from clipper_core.errors import InvalidInput
 from clipper_core.frontend.metrics import router_rows
 from clipper_core.frontend.v2 import setup_v2_routes
 from clipper_core.metrics import MetricsCollector, render
 from clipper_core.openapi import query_openapi
 from clipper_core.router import Router
-from clipper_core.web import error_middleware
+from clipper_core.web import error_middleware, read_json_object
 
 __all__ = ["CONTEXT", "create_query_app", "setup_routes"]
 
@@ -46,34 +45,17 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/{app}/update/", update)
 
 
-async def _body(request: web.Request) -> dict[str, object]:
-    raw = await request.read()
-    if not raw:
-        raise InvalidInput("request body is empty; expected a JSON object with 'input' or 'input_batch'")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"Error parsing JSON: {exc}; expected a JSON object with 'input' or 'input_batch'"
-                           ) from None
-    if body.__class__ is not dict:
-        raise InvalidInput(f"request body is a JSON {_kind(body)}; expected a JSON object with 'input' or "
-                           "'input_batch'")
-    return body
-
-
-def _kind(value: object) -> str:
-    return {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(
-        type(value), "null")
+EXPECTED_QUERY = "a JSON object with 'input' or 'input_batch'"
 
 
 async def predict(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await read_json_object(request, EXPECTED_QUERY)
     result = await request.app[ROUTER].predict(request.match_info["app"], body)
     return web.Response(body=orjson.dumps(result), content_type=JSON)
 
 
 async def update(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await read_json_object(request, "a JSON object with 'input' and 'label'")
     result = await request.app[ROUTER].update(request.match_info["app"], body)
     return web.Response(body=orjson.dumps(result), content_type=JSON)
 

@@ -35,7 +35,8 @@ def post(server: ServerThread, path: str, raw: bytes) -> tuple[int, object]:
 CASES: list[tuple[str, str, bytes, int, str]] = [
     ("malformed JSON", "/d/predict", b'{"input": [1.0,', 400, "Error parsing JSON"),
     ("empty body", "/d/predict", b"", 400, "request body is empty"),
-    ("top-level array", "/d/predict", b"[1.0, 2.0]", 400, "request body is a JSON array; expected a JSON object"),
+    ("top-level array", "/d/predict", b"[1.0, 2.0]", 400,
+     "request body is a JSON value that is an array; expected a JSON object"),
     ("top-level string", "/d/predict", b'"x"', 400, "expected a JSON object"),
     ("missing input", "/d/predict", b'{"inputs": [1.0]}', 400, "does not have required keys input or input_batch"),
     ("both keys", "/d/predict", b'{"input": [1.0], "input_batch": [[1.0]]}', 400, "send exactly one of them"),
