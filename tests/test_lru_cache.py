@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from clipper_core.default_plugins.lru_cache import LRUCache
+from clipper_core.interfaces import PredictionCache
 from clipper_core.testing import CacheContract
+
+
+class _SameHash(bytes):
+    """Input bytes whose hash is the same for every value: the dict must fall back to comparing them."""
+
+    def __hash__(self) -> int:
+        return 0
 
 
 class TestLRUCache(CacheContract):
@@ -17,6 +25,10 @@ class TestLRUCache(CacheContract):
         await cache.start()
         yield cache
         await cache.stop()
+
+    def force_hash_collisions(self, cache: PredictionCache, monkeypatch: pytest.MonkeyPatch
+                              ) -> Callable[[bytes], bytes]:
+        return _SameHash
 
 
 def test_byte_budget_evicts_least_recently_used() -> None:

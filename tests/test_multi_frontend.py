@@ -75,8 +75,7 @@ def test_redis_kill_9_mid_traffic_loses_nothing(tmp_path: Path, redis_server: An
                                               func=models.feature_sum)
         conn.link_model_to_app("steady", "adder")
         base = f"http://{conn.get_query_addr()}/steady"
-        wait_until(lambda: http_json(f"{base}/predict", {"input": [1.0]})[1].get("default") is False, 30,
-                   what="the model to serve")
+        wait_until(lambda: len(conn.get_all_model_replicas()) == 2, 30, what="the replica on both frontends")
         accepted: list[int] = []
         answers: list[dict[str, Any]] = []
         stop = threading.Event()
@@ -100,7 +99,8 @@ def test_redis_kill_9_mid_traffic_loses_nothing(tmp_path: Path, redis_server: An
         wait_until(lambda: len(accepted) >= before + 20, 30, what="feedback accepted again after the restart")
         stop.set()
         worker.join(30)
-        assert all(a.get("default") is False for a in answers if "output" in a)  # answered from memory
+        defaults = [a for a in answers if "output" in a and a.get("default") is not False]
+        assert not defaults, defaults[:3]  # answered from memory
         assert conn.get_all_apps() == ["steady"]
         assert conn.get_linked_models("steady") == ["adder"]
 

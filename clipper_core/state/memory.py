@@ -59,6 +59,9 @@ class MemoryStateStore(StateStore):
 
     async def update_app(self, app: Application) -> None:
         self._require_app(app.name)
+        if not self._apps[app.name].same_policy(app):
+            for key in [k for k in self._policy_state if k[0] == app.name]:
+                del self._policy_state[key]
         self._apps[app.name] = _copy(app)
         self._notify(ChangeEvent("app", app.name))
 

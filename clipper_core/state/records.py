@@ -27,6 +27,11 @@ class Application:
     def replace(self, **changes: Any) -> Application:
         return dataclasses.replace(self, **changes)
 
+    def same_policy(self, other: Application) -> bool:
+        """Whether per-user policy state learned under ``self`` still applies under ``other`` (stores drop it
+        when an app's policy or its config changes)."""
+        return (self.policy, self.policy_config) == (other.policy, other.policy_config)
+
 
 @dataclass(frozen=True)
 class Model:

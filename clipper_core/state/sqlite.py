@@ -209,7 +209,10 @@ class SqliteStateStore(StateStore):
     async def update_app(self, app: Application) -> None:
         with self._tx([ChangeEvent("app", app.name)]) as db:
             _require_app(db, app.name)
+            old = _app(db.execute(f"SELECT {_APP_COLS} FROM apps WHERE name = ?", (app.name,)).fetchone())
             db.execute(f"REPLACE INTO apps ({_APP_COLS}) VALUES ({_qs(7)})", _app_row(app))
+            if not old.same_policy(app):
+                db.execute("DELETE FROM policy_state WHERE app_name = ?", (app.name,))
 
     async def delete_app(self, name: str) -> None:
         with self._tx([ChangeEvent("app", name)]) as db:

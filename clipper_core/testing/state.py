@@ -112,6 +112,17 @@ class StateStoreContract:
         with _raises(NotFound, "Application 'nope' does not exist"):
             await store.update_app(_app("nope"))
 
+    async def test_update_app_drops_policy_state_only_when_the_policy_changes(self, store: StateStore) -> None:
+        await store.add_app(_app(policy="exp3", policy_config={"gamma": 0.1}))
+        await store.put_policy_state("app", 0, b"learned")
+        await store.update_app(_app(policy="exp3", policy_config={"gamma": 0.1}, latency_slo_micros=5))
+        assert await store.get_policy_state("app", 0) == b"learned"  # an SLO change keeps what was learned
+        await store.update_app(_app(policy="exp3", policy_config={"gamma": 0.2}))
+        assert await store.get_policy_state("app", 0) is None
+        await store.put_policy_state("app", 0, b"learned again")
+        await store.update_app(_app(policy="ucb1", policy_config={"gamma": 0.2}))
+        assert await store.get_policy_state("app", 0) is None
+
     async def test_delete_app(self, store: StateStore) -> None:
         await store.add_app(_app())
         await store.add_links("app", ["m"])

@@ -1,17 +1,20 @@
-"""The Redis state store: the shared contract, change notifications across stores, outages."""
+"""The Redis state store: the shared contract, change notifications across stores (deletions included: Clipper
+lost them), the shared frontend registry, and Redis outages (kill -9, a hung server): fail fast, recover,
+announce "reload", keep everything acknowledged."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
+import redis.asyncio as aioredis
 
-from clipper_core.errors import ModelUnavailable
+from clipper_core.errors import ClipperError
 from clipper_core.inputs import InputType
-from clipper_core.state import Application, ChangeEvent, Feedback, StateStore
-from clipper_core.state.redis_store import RedisStateStore
+from clipper_core.state import Application, ChangeEvent, Feedback, Model, Replica, StateStore, redis_store
+from clipper_core.state.redis_store import CHANNEL, FRONTENDS, RedisStateStore, RedisUnavailable
 from clipper_core.testing import RedisServer, StateStoreContract
 
 
@@ -37,68 +40,227 @@ class TestRedisStateStore(StateStoreContract):
         return fresh
 
 
-def app(name: str) -> Application:
-    return Application(name, InputType.DOUBLES, "-1.0", 100_000)
+def app(name: str, **changes: object) -> Application:
+    return Application(name, InputType.DOUBLES, "-1.0", 100_000).replace(**changes)
 
 
-async def wait_for_event(events: asyncio.Queue[ChangeEvent], kind: str, name: str = "", timeout: float = 1.0
-                         ) -> ChangeEvent:
-    deadline = time.monotonic() + timeout
-    while True:
-        event = await asyncio.wait_for(events.get(), max(0.0, deadline - time.monotonic()))
-        if event.kind == kind and event.name == name:
-            return event
+def model(name: str = "m", version: str = "1") -> Model:
+    return Model(name, version, InputType.DOUBLES)
 
 
-async def test_changes_by_one_store_reach_another_within_a_second(redis_url: str) -> None:
+class Recorder:
+    """Subscriber that records events; :meth:`wait` blocks (bounded) on an asyncio.Event gate until a
+    condition on the recorded events holds."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.events: list[ChangeEvent] = []
+        self._condition: Callable[[list[ChangeEvent]], bool] | None = None
+        self._gate = asyncio.Event()
+        store.subscribe(self)
+
+    def __call__(self, event: ChangeEvent) -> None:
+        self.events.append(event)
+        if self._condition is not None and self._condition(self.events):
+            self._gate.set()
+
+    async def wait(self, condition: Callable[[list[ChangeEvent]], bool], timeout: float = 1.0) -> None:
+        self._gate.clear()
+        self._condition = condition
+        try:
+            if not condition(self.events):
+                await asyncio.wait_for(self._gate.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"condition not met within {timeout} s; events: {self.events}") from None
+        finally:
+            self._condition = None
+
+    async def wait_for_count(self, n: int, timeout: float = 1.0) -> None:
+        await self.wait(lambda events: len(events) >= n, timeout)
+
+    async def wait_for_reload(self, timeout: float) -> None:
+        await self.wait(lambda events: ChangeEvent("reload") in events, timeout)
+
+
+@pytest.fixture
+async def pair(redis_url: str) -> AsyncIterator[tuple[RedisStateStore, RedisStateStore]]:
+    """Two stores over one Redis, as two frontends would have."""
     a, b = RedisStateStore(redis_url), RedisStateStore(redis_url)
     await a.open()
     await b.open()
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+# -- change notifications across stores ---------------------------------------------------------------
+async def test_every_change_by_one_store_reaches_another_as_the_same_events(
+        pair: tuple[RedisStateStore, RedisStateStore]) -> None:
+    a, b = pair
+    mine, theirs = Recorder(a), Recorder(b)
+    await a.add_app(app("shared"))
+    await theirs.wait_for_count(1)
+    assert theirs.events == [ChangeEvent("app", "shared")]
+    assert await b.get_app("shared") == app("shared")  # visible when announced
+    await a.add_links("shared", ["m"])
+    await a.add_model(model("m", "1"))
+    await a.add_model(model("m", "2"), make_current=False)
+    await a.set_current_version("m", "2")
+    await a.update_app(app("shared", latency_slo_micros=5))
+    await a.add_replica(Replica("m", "2", 0, InputType.DOUBLES, "fe"))
+    await a.delete_model("m", "2")
+    await a.delete_links("shared", ["m"])
+    await a.delete_app("shared")  # Clipper's frontends missed this one (DEL vs hdel); it must arrive
+    await theirs.wait_for_count(len(mine.events))
+    assert theirs.events == mine.events == [
+        ChangeEvent("app", "shared"), ChangeEvent("link", "shared"), ChangeEvent("model", "m", "1"),
+        ChangeEvent("current_version", "m"), ChangeEvent("model", "m", "2"), ChangeEvent("current_version", "m"),
+        ChangeEvent("app", "shared"), ChangeEvent("replica", "m", "2"), ChangeEvent("model", "m", "2"),
+        ChangeEvent("current_version", "m"), ChangeEvent("replica", "m", "2"), ChangeEvent("link", "shared"),
+        ChangeEvent("app", "shared")]
+    assert await b.get_app("shared") is None and await b.list_models() == [model("m", "1")]
+    assert await b.current_versions() == {}
+
+
+async def test_a_store_hears_its_own_changes_exactly_once(pair: tuple[RedisStateStore, RedisStateStore]) -> None:
+    a, b = pair
+    at_a, at_b = Recorder(a), Recorder(b)
+    await b.add_app(app("x"))
+    assert at_b.events == [ChangeEvent("app", "x")]  # synchronously, by the writer
+    await a.add_app(app("y"))
+    # Redis delivers b's announcement of x before a's of y: once y arrived, an echo of x would have too
+    await at_b.wait(lambda events: ChangeEvent("app", "y") in events)
+    assert at_b.events == [ChangeEvent("app", "x"), ChangeEvent("app", "y")]
+    await at_a.wait_for_count(2)  # its own y at once, b's x whenever the feed delivers it
+    assert sorted(e.name for e in at_a.events) == ["x", "y"] and len(at_a.events) == 2
+
+
+async def test_a_malformed_announcement_is_ignored(redis_url: str,
+                                                   pair: tuple[RedisStateStore, RedisStateStore]) -> None:
+    a, b = pair
+    theirs = Recorder(b)
+    raw = aioredis.Redis.from_url(redis_url)
     try:
-        events: asyncio.Queue[ChangeEvent] = asyncio.Queue()
-        b.subscribe(events.put_nowait)
-        await a.add_app(app("shared"))
-        await wait_for_event(events, "app", "shared")
-        assert (await b.get_app("shared")) == app("shared")
-        await a.delete_app("shared")  # Clipper missed deletions; this must arrive too
-        await wait_for_event(events, "app", "shared")
-        assert await b.get_app("shared") is None
+        for junk in (b"not json", b"[1, 2]", b'{"name": "no kind"}'):
+            await raw.publish(CHANNEL, junk)
+    finally:
+        await raw.aclose()
+    await a.add_app(app("after"))
+    await theirs.wait_for_count(1)
+    assert theirs.events == [ChangeEvent("app", "after")]
+
+
+# -- the frontend registry ----------------------------------------------------------------------------
+async def test_frontend_registry_is_shared_and_expires(redis_url: str,
+                                                       pair: tuple[RedisStateStore, RedisStateStore]) -> None:
+    a, b = pair
+    await a.register_frontend("tcp://127.0.0.1:7001", ttl=0.3)
+    await b.register_frontend("tcp://127.0.0.1:7002", ttl=30)
+    await b.register_frontend("tcp://127.0.0.1:7003", ttl=30)
+    assert await b.list_frontends() == ["tcp://127.0.0.1:7001", "tcp://127.0.0.1:7002", "tcp://127.0.0.1:7003"]
+    await a.unregister_frontend("tcp://127.0.0.1:7003")
+    assert await b.list_frontends() == ["tcp://127.0.0.1:7001", "tcp://127.0.0.1:7002"]
+    await asyncio.sleep(0.4)  # let the first registration's TTL run out
+    assert await a.list_frontends() == ["tcp://127.0.0.1:7002"]
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        assert await raw.hkeys(FRONTENDS) == [b"tcp://127.0.0.1:7002"]  # the expired entry was pruned
+    finally:
+        await raw.aclose()
+    await a.register_frontend("tcp://127.0.0.1:7001", ttl=30)  # a refresh brings it back
+    assert await b.list_frontends() == ["tcp://127.0.0.1:7001", "tcp://127.0.0.1:7002"]
+
+
+# -- outages ------------------------------------------------------------------------------------------
+async def _expect_fast_503(call: Callable[[], object], url: str, within: float) -> None:
+    started = time.monotonic()
+    with pytest.raises(RedisUnavailable) as info:
+        await call()  # type: ignore[misc]
+    assert time.monotonic() - started < within
+    assert isinstance(info.value, ClipperError) and info.value.status == 503
+    assert f"Redis at {url}" in info.value.message and "unreachable" in info.value.message
+
+
+async def test_kill_9_fails_fast_then_recovers_with_everything(redis_server: RedisServer) -> None:
+    url = redis_server.url
+    a, b = RedisStateStore(url, timeout=1.0), RedisStateStore(url, timeout=1.0)
+    await a.open()
+    await b.open()
+    at_a, at_b = Recorder(a), Recorder(b)
+    try:
+        await a.add_app(app("durable"))
+        await a.add_links("durable", ["m"])
+        await a.add_model(model("m", "1"))
+        await a.add_model(model("m", "2"), make_current=False)
+        await a.put_policy_state("durable", 3, b"\x00state")
+        assert await a.next_replica_id("m", "1") == 0
+        assert [await a.append_feedback(Feedback("durable", uid, [1.0], 1.0)) for uid in (1, 2)] == [1, 2]
+
+        redis_server.kill9()
+        for call in (a.list_apps, lambda: a.add_app(app("lost")), lambda: b.append_feedback(
+                Feedback("durable", 9, [1.0], 1.0)), lambda: a.register_frontend("tcp://h:1")):
+            await _expect_fast_503(call, url, within=2.0)
+
+        redis_server.start()
+        await at_a.wait_for_reload(timeout=10)
+        await at_b.wait_for_reload(timeout=10)
+        assert [x.name for x in await b.list_apps()] == ["durable"]
+        assert await b.get_links("durable") == ["m"]
+        assert await b.list_models() == [model("m", "1"), model("m", "2")]
+        assert await b.current_versions() == {"m": "1"}
+        assert await b.get_policy_state("durable", 3) == b"\x00state"
+        assert await b.next_replica_id("m", "1") == 1
+        assert [(f.seq, f.uid) for f in await b.list_feedback("durable")] == [(1, 1), (2, 2)]
+        assert await b.append_feedback(Feedback("durable", 3, [1.0], 1.0)) == 3
+        before = len(at_b.events)
+        await a.delete_app("durable")  # the feed works again
+        await at_b.wait(lambda events: events[before:] == [ChangeEvent("app", "durable")])
     finally:
         await a.close()
         await b.close()
 
 
-async def test_frontend_registry_is_shared_and_expires(redis_url: str) -> None:
-    a, b = RedisStateStore(redis_url), RedisStateStore(redis_url)
-    await a.open()
-    await b.open()
-    try:
-        await a.register_frontend("tcp://127.0.0.1:7001", ttl=0.3)
-        await b.register_frontend("tcp://127.0.0.1:7002", ttl=30)
-        assert await b.list_frontends() == ["tcp://127.0.0.1:7001", "tcp://127.0.0.1:7002"]
-        await asyncio.sleep(0.4)  # let the first registration's TTL run out
-        assert await a.list_frontends() == ["tcp://127.0.0.1:7002"]
-    finally:
-        await a.close()
-        await b.close()
-
-
-async def test_redis_kill_9_fails_fast_then_recovers_with_everything(redis_server: RedisServer) -> None:
+async def test_an_immediate_restart_still_announces_reload(redis_server: RedisServer) -> None:
     store = RedisStateStore(redis_server.url, timeout=1.0)
     await store.open()
-    events: asyncio.Queue[ChangeEvent] = asyncio.Queue()
-    store.subscribe(events.put_nowait)
+    events = Recorder(store)
     try:
-        await store.add_app(app("durable"))
-        assert await store.append_feedback(Feedback("durable", 1, [1.0], 1.0)) == 1
-        redis_server.kill9()
-        started = time.monotonic()
-        with pytest.raises(ModelUnavailable, match="unreachable"):
-            await store.list_apps()
-        assert time.monotonic() - started < 3
-        redis_server.start()
-        await wait_for_event(events, "reload", timeout=10)
-        assert [a.name for a in await store.list_apps()] == ["durable"]
-        assert [f.uid for f in await store.list_feedback("durable")] == [1]
+        await store.add_app(app("x"))
+        redis_server.restart()  # kill -9 and start at once: the drop must not go unnoticed
+        await events.wait_for_reload(timeout=10)
+        assert [x.name for x in await store.list_apps()] == ["x"]
     finally:
         await store.close()
+
+
+async def test_a_hung_redis_times_out_and_the_feed_reconnects(redis_server: RedisServer,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redis_store, "_IDLE_PING", 0.3)  # notice the silent connection sooner
+    store = RedisStateStore(redis_server.url, timeout=0.5)
+    await store.open()
+    events = Recorder(store)
+    try:
+        redis_server.pause()  # connections stay open, nothing answers: without timeouts every call would hang
+        await _expect_fast_503(store.list_apps, redis_server.url, within=1.5)
+        await asyncio.sleep(2.0)  # an outage longer than the feed's PING deadline (0.3 + 2 * 0.5 s)
+        redis_server.resume()
+        await events.wait_for_reload(timeout=10)
+        await store.add_app(app("after"))
+        assert await store.get_app("after") == app("after")
+    finally:
+        redis_server.resume()
+        await store.close()
+
+
+async def test_open_fails_fast_when_redis_is_down(redis_server: RedisServer) -> None:
+    url = redis_server.url
+    redis_server.kill9()
+    store = RedisStateStore(url, timeout=0.5)
+    await _expect_fast_503(store.open, url, within=1.5)
+    await store.close()
+
+
+def test_passwords_never_appear_in_messages() -> None:
+    store = RedisStateStore("redis://user:s3cret@db.example:6380/2")
+    assert "s3cret" not in repr(store)
+    error = store._unavailable(ConnectionError("refused"))
+    assert "s3cret" not in error.message and "redis://user:***@db.example:6380/2" in error.message
