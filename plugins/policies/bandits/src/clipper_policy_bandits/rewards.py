@@ -1,29 +1,38 @@
-"""Rewards in [0, 1] from a model's output and the feedback label (config key ``reward``)."""
+"""Rewards in [0, 1] from a model's output and the feedback label (config keys ``reward``, ``reward_scale``)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-__all__ = ["reward"]
+__all__ = ["REWARDS", "reward"]
+
+REWARDS = ("match", "abs_error", "squared_error")
 
 
 def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def reward(kind: str, output: Any, label: Any, scale: float = 1.0) -> float:
-    """``match`` (classification): 1 when the output equals the label (numerically if both are numbers);
-    ``abs_error`` / ``squared_error`` (regression): exp(-error / scale), so 1 is perfect and 0 is far off."""
+    """``match`` (classification): 1 when the output equals the label; a numeric output counts as its nearest
+    integer when the label is a whole number (a score of 0.8 matches class 1), strings compare as text.
+    ``abs_error`` / ``squared_error`` (regression): exp(-error / scale), 1 when exact, towards 0 when far off.
+    An output that is not a number earns 0 under the regression rewards."""
     out, lab = _number(output), _number(label)
     if kind == "match":
-        if out is not None and lab is not None:
-            return 1.0 if abs(out - lab) < 1e-9 else 0.0
-        return 1.0 if str(output) == str(label) else 0.0
+        if out is None or lab is None:
+            return 1.0 if str(output) == str(label) else 0.0
+        if lab == round(lab):
+            return 1.0 if round(out) == lab else 0.0
+        return 1.0 if abs(out - lab) < 1e-9 else 0.0
     if out is None or lab is None:
         return 0.0
     error = abs(out - lab) if kind == "abs_error" else (out - lab) ** 2
-    return math.exp(-error / max(scale, 1e-12))
+    return math.exp(-error / scale)

@@ -8,6 +8,6 @@ from clipper_core.interfaces import SelectionPolicy
 
 @hookimpl
 def clipper_register_policies() -> list[type[SelectionPolicy]]:
-    from clipper_policy_ensemble.policies import Exp4, KAgree, MajorityVote, Mean, WeightedVote
+    from clipper_policy_ensemble import Exp4, KAgree, MajorityVote, Mean, WeightedVote
 
     return [Exp4, Mean, MajorityVote, WeightedVote, KAgree]
