@@ -384,8 +384,8 @@ class Router:
         item = decode_input(body["input"], rt.app.input_type)
         uid = _uid(body)
         query_id = body.get("query_id")
-        if query_id is not None and query_id.__class__ is not int:
-            raise InvalidInput("'query_id' must be an integer")
+        if query_id is not None and (query_id.__class__ is not int or not _INT64_MIN <= query_id <= _INT64_MAX):
+            raise InvalidInput(f"'query_id' must be an integer between {_INT64_MIN} and {_INT64_MAX}")
         stored_input = item.tolist() if hasattr(item, "tolist") else (
             item if isinstance(item, str) else item.hex())
         seq = await self.store.append_feedback(Feedback(app_name, uid, stored_input, label, query_id,
@@ -433,6 +433,9 @@ class Router:
 
 def _uid(body: dict[str, Any]) -> int:
     uid = body.get("uid", 0)
-    if uid.__class__ is not int:
-        raise InvalidInput("'uid' must be an integer user id")
+    if uid.__class__ is not int or not _INT64_MIN <= uid <= _INT64_MAX:
+        raise InvalidInput(f"'uid' must be an integer user id between {_INT64_MIN} and {_INT64_MAX}")
     return uid
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # what the state stores keep (SQLite INTEGER)

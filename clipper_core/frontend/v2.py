@@ -9,12 +9,13 @@ why.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from clipper_core.errors import InvalidInput
+from clipper_core.errors import InvalidInput, NotFound
 from clipper_core.inputs import InputType
 from clipper_core.router import Router
 
@@ -41,6 +42,7 @@ def setup_v2_routes(app: web.Application, router_key: web.AppKey[Router]) -> Non
         router = request.app[router_key]
         rt = router.app_runtime(request.match_info["app"])
         versions = sorted({v for name in rt.linked for v in router.versions.get(name, {})})
+        _check_version(request, rt.app.name, versions)
         datatype = DATATYPES[rt.app.input_type]
         shape = [-1, -1] if rt.app.input_type.is_numeric else [-1]
         return _json({"name": rt.app.name, "versions": versions, "platform": "clipper",
@@ -50,9 +52,12 @@ def setup_v2_routes(app: web.Application, router_key: web.AppKey[Router]) -> Non
     async def model_ready(request: web.Request) -> web.Response:
         router = request.app[router_key]
         rt = router.app_runtime(request.match_info["app"])
+        version = request.match_info.get("version")
+        if version is not None:
+            _check_version(request, rt.app.name, {v for name in rt.linked for v in router.versions.get(name, {})})
         is_ready = any(
-            (mr := router.models.get((name, router.current.get(name, "")))) is not None and mr.num_replicas > 0
-            for name in rt.linked)
+            (mr := router.models.get((name, version or router.current.get(name, "")))) is not None
+            and mr.num_replicas > 0 for name in rt.linked)
         return _json({"name": rt.app.name, "ready": is_ready}, status=200 if is_ready else 503)
 
     async def infer(request: web.Request) -> web.Response:
@@ -99,6 +104,13 @@ def setup_v2_routes(app: web.Application, router_key: web.AppKey[Router]) -> Non
     add.add_get("/v2/models/{app}/versions/{version}/ready", model_ready)
     add.add_post("/v2/models/{app}/infer", infer)
     add.add_post("/v2/models/{app}/versions/{version}/infer", infer)
+
+
+def _check_version(request: web.Request, app: str, versions: Collection[str]) -> None:
+    version = request.match_info.get("version")
+    if version is not None and version not in versions:
+        raise NotFound(f"application {app!r} has no model version {version!r}; its linked models have versions "
+                       f"{sorted(versions)}")
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

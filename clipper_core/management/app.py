@@ -34,13 +34,14 @@ def setup_routes(app: web.Application) -> None:
 
 
 def bearer_token_middleware(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """Every endpoint, ping included, requires ``Authorization: Bearer <token>`` (constant-time compare)."""
-    expected = f"Bearer {token}".encode()
+    """Every endpoint, ping included, requires ``Authorization: Bearer <token>`` (constant-time compare of the
+    token; the scheme is case-insensitive, RFC 7235 §2.1)."""
+    expected = token.encode()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected):
             raise Unauthorized("this endpoint requires the header 'Authorization: Bearer <CLIPPER_ADMIN_TOKEN>'",
                                headers={"WWW-Authenticate": 'Bearer realm="clipper-admin"'})
         return await handler(request)

@@ -13,7 +13,8 @@ __all__ = ["MAX_SLO_MICROS", "Body"]
 
 MAX_SLO_MICROS = 2**31 - 1  # Clipper stores the SLO as a signed 32-bit int (~35.8 minutes)
 _NAME_LIMIT = 128
-_BAD_NAME = re.compile(r"[,:/\\\s]|\.\.")
+_BAD_NAME = re.compile(r"[,:/\\\s\x00-\x1f\x7f]|\.\.")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what every state store keeps (SQLite INTEGER, Redis HINCRBY)
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "an object"}
 
 
@@ -32,6 +33,8 @@ class Body:
         ok = isinstance(value, int) and not isinstance(value, bool) if kind is int else isinstance(value, kind)
         if not ok:
             raise InvalidInput(f"'{key}' is {json_kind(value)}; expected {_TYPE_NAMES[kind]}")
+        if kind is int and not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidInput(f"'{key}' is {value}; expected an integer between {INT64_MIN} and {INT64_MAX}")
         return value
 
     def text(self, key: str, default: Any = None) -> Any:
@@ -97,5 +100,5 @@ def check_name(key: str, value: str) -> str:
         raise InvalidInput(f"'{key}' is {len(value)} characters long; at most {_NAME_LIMIT} are allowed")
     if _BAD_NAME.search(value) or value in (".", ".."):
         raise InvalidInput(f"'{key}' {value!r} contains a character that is not allowed (',', ':', '/', "
-                           "'\\\\', whitespace or '..'); use letters, digits, '-', '_' and '.'")
+                           "'\\\\', whitespace, a control character or '..'); use letters, digits, '-', '_' and '.'")
     return value

@@ -3,6 +3,7 @@ and success texts; errors are JSON ``{"error", "cause"}`` with Clipper's message
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -42,10 +43,10 @@ async def add_app(request: web.Request) -> web.Response:
     default_output = body.text("default_output")
     slo = body.slo()
     policy = body.text("policy", "default")
-    ctx.registry.policies.get(policy)  # unknown → 400 naming what is installed
     app = Application(name=name, input_type=input_type, default_output=default_output, latency_slo_micros=slo,
                       policy=policy, policy_config=body.mapping("policy_config", {}),
                       cache_enabled=body.boolean("cache_enabled", True))
+    _check_policy(ctx, app)
     await ctx.store.add_app(app)
     return _text(f"Successfully added application with name '{name}'")
 
@@ -76,8 +77,20 @@ async def set_app_policy(request: web.Request) -> web.Response:
     if policy_class.max_models is not None and len(links) > policy_class.max_models:
         raise Conflict(f"policy '{policy}' serves at most {policy_class.max_models} linked model(s); application "
                        f"'{name}' has {len(links)}: unlink some first")
-    await ctx.store.update_app(app.replace(policy=policy, policy_config=body.mapping("policy_config", {})))
+    app = app.replace(policy=policy, policy_config=body.mapping("policy_config", {}))
+    _check_policy(ctx, app)
+    await ctx.store.update_app(app)
     return _text(f"Successfully set the policy of application '{name}' to '{policy}'")
+
+
+def _check_policy(ctx: ServerContext, app: Application) -> None:
+    """Build the app's policy once, as the query frontends will: an unknown policy is a 400 naming what is
+    installed, and a ``policy_config`` the policy refuses is a 400 quoting the policy's reason."""
+    policy_class = ctx.registry.policies.get(app.policy)
+    try:
+        policy_class(app, app.policy_config)
+    except Exception as exc:
+        raise InvalidInput(f"policy_config {app.policy_config!r} is refused by policy '{app.policy}': {exc}") from None
 
 
 async def get_all_applications(request: web.Request) -> web.Response:
@@ -315,7 +328,7 @@ async def shutdown(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     if ctx.request_shutdown is None:
         raise Conflict("this server cannot be stopped over the admin API")
-    request.app.loop.call_later(0.05, ctx.request_shutdown)  # after this response has been written
+    asyncio.get_running_loop().call_later(0.05, ctx.request_shutdown)  # after this response has been written
     return json_response({"stopping": True})
 
 
