@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from clipper_core.errors import ClipperException
+from clipper_core.errors import ClipperError, ClipperException
 
 __all__ = ["main"]
 
@@ -125,12 +125,19 @@ def _load_function(spec: str) -> Any:
     if not sep or not path.endswith(".py"):
         raise ClipperException(f"expected FILE.py:FUNCTION, got {spec!r}")
     file = Path(path).resolve()
+    if not file.is_file():
+        raise ClipperException(f"no such file: {file}")
     module_spec = importlib.util.spec_from_file_location(file.stem, file)
     if module_spec is None or module_spec.loader is None:
         raise ClipperException(f"cannot import {file}")
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_spec.name] = module  # cloudpickle pickles by value only modules it can find there
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise ClipperException(f"{file}, line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:
+        raise ClipperException(f"importing {file} failed: {type(exc).__name__}: {exc}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
         raise ClipperException(f"{file} has no function {func_name!r}")
@@ -295,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json = False
     try:
         return int(args.func(args))
-    except ClipperException as exc:
+    except (ClipperException, ClipperError) as exc:
         print(f"clipper: error: {exc}", file=sys.stderr)
         return 1
 

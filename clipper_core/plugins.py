@@ -147,7 +147,9 @@ class PluginRegistry:
 
     def _owner(self, plugin: object) -> str:
         name = self.pm.get_name(plugin) or repr(plugin)
-        dist, _ = _DIST_OF.get(id(plugin), ("unknown", ""))
+        if id(plugin) not in _DIST_OF:
+            return name  # registered directly (``extra=``), not from an installed distribution
+        dist, _ = _DIST_OF[id(plugin)]
         return dist if dist != "clipper-core" else f"clipper-core ({name})"
 
     def plugins(self) -> list[PluginInfo]:

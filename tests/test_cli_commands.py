@@ -1,8 +1,13 @@
-"""The ``clipper`` command against a running server (found through runtime.json in its home)."""
+"""The ``clipper`` command against a running server, found through runtime.json in its home (``--home``).
+
+``start`` and ``stop`` spawn and kill a real background server; they are covered elsewhere."""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -10,50 +15,158 @@ import pytest
 from clipper_core.cli import main
 from clipper_core.testing import ServerThread, http_json
 
+Run = Callable[..., tuple[int, str, str]]
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+MODEL_SOURCE = "def predict(xs):\n    return [str(sum(x) * 2) for x in xs]\n"
 
 
-def test_register_deploy_link_scale_and_read(clipper_server: ServerThread, clipper_home: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Run:
+    """``cli("apps", "--json")`` → (exit code, stdout, stderr)."""
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def ok(result: tuple[int, str, str]) -> str:
+    code, out, err = result
+    assert (code, err) == (0, ""), (code, out, err)
+    return out
+
+
+def test_status_apps_and_models_of_an_empty_clipper(clipper_server: ServerThread, clipper_home: Path,
+                                                    cli: Run) -> None:
+    home = ["--home", str(clipper_home)]
+    status = json.loads(ok(cli("status", *home, "--json")))
+    assert status["pid"] == os.getpid()  # the ServerThread runs in this process
+    assert status["query_addr"] == clipper_server.server.query_addr
+    assert status["admin_addr"] == clipper_server.server.admin_addr
+    assert status["home"] == str(clipper_home)
+    assert (status["apps"], status["models"], status["replicas"]) == (0, 0, 0)
+    assert json.loads(ok(cli("apps", *home, "--json"))) == []
+    assert json.loads(ok(cli("models", *home, "--json"))) == []
+    text = ok(cli("status", *home))
+    assert f"query_addr: {clipper_server.server.query_addr}\n" in text and "apps: 0\n" in text
+    # --home is also accepted before the subcommand
+    assert json.loads(ok(cli("--home", str(clipper_home), "apps", "--json"))) == []
+
+
+def test_deploy_link_scale_and_logs(clipper_server: ServerThread, clipper_home: Path, tmp_path: Path,
+                                    cli: Run) -> None:
     home = ["--home", str(clipper_home)]
     model_file = tmp_path / "my_model.py"
-    model_file.write_text("def predict(xs):\n    return [str(sum(x) * 2) for x in xs]\n")
-    assert run(capsys, "register", "doubler", *home, "--input-type", "doubles", "--default-output", "-1",
-               "--slo-micros", "2000000")[0] == 0
-    code, out, _ = run(capsys, "deploy", f"{model_file}:predict", *home, "--name", "twice", "--version", "1",
-                       "--input-type", "doubles", "--app", "doubler")
-    assert code == 0 and "deployed twice:1" in out and "linked to doubler" in out
+    model_file.write_text(MODEL_SOURCE)
+    assert ok(cli("register", "doubler", *home, "--input-type", "doubles", "--default-output", "-1",
+                  "--slo-micros", "2000000")) == "registered application doubler\n"
+    assert ok(cli("register", "other", *home, "--input-type", "doubles")) == "registered application other\n"
+
+    out = ok(cli("deploy", f"{model_file}:predict", *home, "--name", "twice", "--version", "1",
+                 "--input-type", "doubles", "--app", "doubler"))
+    assert out == "deployed twice:1 with 1 replica(s), linked to doubler\n"
     clipper_server.wait_replicas("twice", "1", 1)
-    assert http_json(f"{clipper_server.query_url}/doubler/predict", {"input": [1.0, 2.0]})[1]["output"] == 6.0
+    status, answer = http_json(f"{clipper_server.query_url}/doubler/predict", {"input": [1.0, 2.0]})
+    assert status == 200 and answer["output"] == 6.0 and answer["default"] is False
 
-    code, out, _ = run(capsys, "apps", *home, "--json")
-    apps = json.loads(out)
-    assert code == 0 and apps[0]["name"] == "doubler" and apps[0]["linked_models"] == ["twice"]
-    code, out, _ = run(capsys, "models", *home)
-    assert code == 0 and "MODEL_NAME" in out and "twice" in out
-    assert run(capsys, "scale", "twice", "2", *home)[0] == 0
+    assert ok(cli("link", "other", "twice", *home)) == "linked twice to other\n"
+    assert http_json(f"{clipper_server.query_url}/other/predict", {"input": [2.0, 2.0]})[1]["output"] == 8.0
+    apps = {a["name"]: a for a in json.loads(ok(cli("apps", *home, "--json")))}
+    assert set(apps) == {"doubler", "other"}
+    assert apps["doubler"]["linked_models"] == ["twice"] and apps["other"]["linked_models"] == ["twice"]
+    assert (apps["doubler"]["input_type"], apps["doubler"]["latency_slo_micros"],
+            apps["doubler"]["default_output"], apps["doubler"]["policy"]) == ("doubles", 2000000, "-1", "default")
+    table = ok(cli("apps", *home)).splitlines()
+    assert table[0].split() == ["NAME", "INPUT_TYPE", "LATENCY_SLO_MICROS", "DEFAULT_OUTPUT", "POLICY",
+                                "LINKED_MODELS"]
+    assert table[1].split()[:5] == ["doubler", "doubles", "2000000", "-1", "default"]
+
+    [model] = json.loads(ok(cli("models", *home, "--json")))
+    assert {k: model[k] for k in ("model_name", "model_version", "input_type", "is_current_version",
+                                  "num_replicas", "batch_size")} == {
+        "model_name": "twice", "model_version": "1", "input_type": "doubles", "is_current_version": True,
+        "num_replicas": 1, "batch_size": -1}
+
+    assert ok(cli("scale", "twice", "2", *home)) == "twice: 2 replica(s)\n"
     clipper_server.wait_replicas("twice", "1", 2)
-    code, out, _ = run(capsys, "status", *home, "--json")
-    assert code == 0 and json.loads(out)["replicas"] == 2
-    code, out, _ = run(capsys, "logs", str(tmp_path / "logs"), *home)
-    assert code == 0 and "twice_1_0.log" in out
-    code, out, _ = run(capsys, "plugins", *home, "--json")
-    assert code == 0 and {"local", "lru", "default_policy", "python_closure"} <= {p["name"] for p in json.loads(out)}
+    assert json.loads(ok(cli("models", *home, "--json")))[0]["num_replicas"] == 2
+    table = ok(cli("models", *home)).splitlines()
+    assert table[0].split() == ["MODEL_NAME", "MODEL_VERSION", "INPUT_TYPE", "IS_CURRENT_VERSION", "NUM_REPLICAS",
+                                "BATCH_SIZE"]
+    assert table[1].split() == ["twice", "1", "doubles", "True", "2", "-1"]
+    status = json.loads(ok(cli("status", *home, "--json")))
+    assert (status["apps"], status["models"], status["replicas"]) == (2, 1, 2)
+
+    logs = tmp_path / "copied-logs"
+    copied = ok(cli("logs", str(logs), *home)).split()
+    assert {Path(p).name for p in copied} >= {"twice_1_0.log", "twice_1_1.log"}
+    assert sorted(copied) == sorted(str(p) for p in logs.iterdir())
 
 
-def test_errors_are_one_line_and_exit_1(clipper_server: ServerThread, clipper_home: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "link", "ghost-app", "ghost-model", "--home", str(clipper_home))
-    assert code == 1 and err.startswith("clipper: error:") and "does not exist" in err
-    code, _, err = run(capsys, "register", "x", "--home", str(clipper_home), "--input-type", "doubles",
-                       "--policy-config", "{not json")
-    assert code == 1 and "--policy-config is not JSON" in err
+def test_plugins_lists_name_distribution_version_and_hooks(clipper_server: ServerThread, clipper_home: Path,
+                                                          cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLIPPER_DISABLE_PLUGINS", raising=False)
+    rows = {p["name"]: p for p in json.loads(ok(cli("plugins", "--home", str(clipper_home), "--json")))}
+    version = metadata.version("clipper-core")
+    assert {name: rows[name] for name in ("local", "python_closure", "default_policy", "lru")} == {
+        "local": {"name": "local", "distribution": "clipper-core", "version": version,
+                  "hooks": "clipper_register_container_managers"},
+        "python_closure": {"name": "python_closure", "distribution": "clipper-core", "version": version,
+                           "hooks": "clipper_register_deployers"},
+        "default_policy": {"name": "default_policy", "distribution": "clipper-core", "version": version,
+                           "hooks": "clipper_register_policies"},
+        "lru": {"name": "lru", "distribution": "clipper-core", "version": version,
+                "hooks": "clipper_register_caches"}}
+    table = ok(cli("plugins", "--home", str(clipper_home))).splitlines()
+    assert table[0].split() == ["NAME", "DISTRIBUTION", "VERSION", "HOOKS"]
+    assert ["lru", "clipper-core", version, "clipper_register_caches"] in [line.split() for line in table]
+    monkeypatch.setenv("CLIPPER_DISABLE_PLUGINS", "lru")
+    assert "lru" not in {p["name"] for p in json.loads(ok(cli("plugins", "--home", str(clipper_home), "--json")))}
 
 
-def test_no_running_clipper_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "status", "--home", str(tmp_path / "nothing"))
-    assert code == 1 and "no running clipper found" in err
+def error(result: tuple[int, str, str]) -> str:
+    code, out, err = result
+    assert code == 1 and out == "", (code, out, err)
+    assert err.startswith("clipper: error: ") and err.endswith("\n") and err.count("\n") == 1, err
+    return err
+
+
+def test_errors_are_one_line_on_stderr_and_exit_1(clipper_server: ServerThread, clipper_home: Path,
+                                                  tmp_path: Path, cli: Run) -> None:
+    home = ["--home", str(clipper_home)]
+    assert "Application 'ghost-app' does not exist" in error(cli("link", "ghost-app", "ghost-model", *home))
+    ok(cli("register", "app", *home, "--input-type", "doubles"))
+    assert "No model with name 'ghost-model' exists" in error(cli("link", "app", "ghost-model", *home))
+    assert "application 'app' already exists" in error(cli("register", "app", *home, "--input-type", "doubles"))
+    assert "no selection policy named 'zzz'; installed: [" in error(
+        cli("register", "app2", *home, "--input-type", "doubles", "--policy", "zzz"))
+    assert "--policy-config is not JSON" in error(
+        cli("register", "app3", *home, "--input-type", "doubles", "--policy-config", "{not json"))
+    assert "No model with name 'ghost'" in error(cli("scale", "ghost", "2", *home))
+    model_file = tmp_path / "m.py"
+    model_file.write_text(MODEL_SOURCE)
+    assert "has no function 'nope'" in error(cli("deploy", f"{model_file}:nope", *home, "--name", "m",
+                                                 "--version", "1", "--input-type", "doubles"))
+    assert "expected FILE.py:FUNCTION" in error(cli("deploy", "model.txt:f", *home, "--name", "m", "--version",
+                                                    "1", "--input-type", "doubles"))
+    # nothing half-done was left behind
+    apps = json.loads(ok(cli("apps", *home, "--json")))
+    assert [a["name"] for a in apps] == ["app"] and apps[0]["linked_models"] == []
+    assert json.loads(ok(cli("models", *home, "--json"))) == []
+
+
+@pytest.mark.parametrize("case", ["missing file", "syntax error", "bad input type"])
+def test_deploy_errors_are_one_line_too(clipper_server: ServerThread, clipper_home: Path, tmp_path: Path, cli: Run,
+                                        case: str) -> None:
+    model_file = tmp_path / "m.py"
+    model_file.write_text("def predict(:\n" if case == "syntax error" else MODEL_SOURCE)
+    target = str(tmp_path / "missing.py") if case == "missing file" else str(model_file)
+    input_type = "tensor" if case == "bad input type" else "doubles"
+    error(cli("deploy", f"{target}:predict", "--home", str(clipper_home), "--name", "m", "--version", "1",
+              "--input-type", input_type))
+
+
+def test_no_running_clipper_is_a_clear_error(tmp_path: Path, cli: Run) -> None:
+    assert "no running clipper found" in error(cli("status", "--home", str(tmp_path / "nothing")))
