@@ -392,7 +392,11 @@ class Router:
                                                         received_at=time.time()))
         policy = rt.policy
         if policy is not None and policy.needs_state:
-            await self._observe(rt, uid, item, label, query_id)
+            try:
+                await self._observe(rt, uid, item, label, query_id)
+            except Exception as exc:  # the feedback is stored: answering an error would make the client resend it
+                log.warning("feedback %d for application '%s' is stored, but its policy could not learn from it: "
+                            "%s: %s", seq, app_name, type(exc).__name__, exc)
         return {"query_id": next(self._query_ids), "feedback_received": True, "seq": seq}
 
     async def _observe(self, rt: AppRuntime, uid: int, item: Any, label: Any, query_id: int | None) -> None:

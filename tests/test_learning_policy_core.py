@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,6 +17,8 @@ from clipper_core.interfaces import Query, SelectionPolicy
 from clipper_core.testing import ServerThread, http_json
 from tests import models
 from tests.conftest import Deploy
+
+UNLUCKY = 13.0
 
 
 class MeanAndCount(SelectionPolicy):
@@ -36,6 +39,8 @@ class MeanAndCount(SelectionPolicy):
         return sum(values) / len(values), False, ""
 
     def observe(self, state: Any, query: Query, feedback: Any, predictions: dict[str, Any]) -> Any:
+        if feedback == UNLUCKY:
+            raise RuntimeError("this policy cannot learn from 13")
         return {"feedback": state["feedback"] + 1,
                 "seen": [*state["seen"], {"label": feedback, "predictions": predictions}]}
 
@@ -100,3 +105,43 @@ def test_a_straggler_is_left_out_at_the_slo(server: ServerThread, tmp_path: Path
     status, answer = server.predict("ens", {"input": [3.0]})
     assert status == 200 and answer["default"] is False
     assert answer["output"] == 1.0 and answer["models"] == ["one"]
+
+
+def test_feedback_is_kept_and_acknowledged_when_the_policy_fails_to_learn(server: ServerThread,
+                                                                         tmp_path: Path) -> None:
+    """Feedback is stored before the policy sees it: a policy error must not answer an error (the client would
+    resend feedback that is already kept) nor lose what the policy learned before."""
+    deploy = Deploy(server, tmp_path)
+    deploy.app("ens", policy="test-mean-count", slo_micros=2_000_000)
+    deploy("one", 1, models.version_one, app="ens")
+    for label, seq in ((1.0, 1), (UNLUCKY, 2), (2.0, 3)):
+        status, ack = http_json(f"{server.query_url}/ens/update", {"uid": 3, "input": [5.0], "label": label})
+        assert (status, ack["feedback_received"], ack["seq"]) == (200, True, seq)
+    assert [s["label"] for s in stored_state(server, "ens", 3)["seen"]] == [1.0, 2.0]
+    store = server.server.ctx.store
+    kept = asyncio.run_coroutine_threadsafe(store.list_feedback("ens"), server.loop).result(10)
+    assert [f.label for f in kept] == [1.0, UNLUCKY, 2.0]
+
+
+def test_a_new_policy_config_starts_learning_afresh(server: ServerThread, tmp_path: Path) -> None:
+    deploy = Deploy(server, tmp_path)
+    deploy.app("ens", policy="test-mean-count", slo_micros=2_000_000)
+    deploy("one", 1, models.version_one, app="ens")
+
+    def feedback() -> None:
+        status, _ = http_json(f"{server.query_url}/ens/update", {"uid": 4, "input": [5.0], "label": 1.0})
+        assert status == 200
+
+    feedback()
+    feedback()
+    assert stored_state(server, "ens", 4)["feedback"] == 2
+    status, _ = http_json(f"{server.admin_url}/admin/set_app_policy",
+                          {"name": "ens", "policy": "test-mean-count", "policy_config": {"version": 2}})
+    assert status == 200
+    assert stored_state(server, "ens", 4) is None
+    deadline = time.monotonic() + 10  # the frontend hears of the change through the store's change feed
+    while server.server.ctx.router.app_runtime("ens").app.policy_config != {"version": 2}:
+        assert time.monotonic() < deadline, "the frontend never saw the new policy_config"
+        time.sleep(0.01)
+    feedback()
+    assert stored_state(server, "ens", 4)["feedback"] == 1  # not 3: nothing cached in memory survived either
