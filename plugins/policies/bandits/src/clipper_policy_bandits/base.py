@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 import orjson
 
 from clipper_core.interfaces import Query, SelectionPolicy
+from clipper_core.policy_config import check_keys, number
+from clipper_core.rewards import REWARDS, reward
 from clipper_core.state import Application
-from clipper_policy_bandits.config import check_keys, number
-from clipper_policy_bandits.rewards import REWARDS, reward
 
 __all__ = ["Bandit"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from clipper_core.interfaces import Query
+from clipper_core.policy_config import number
 from clipper_core.state import Application
 from clipper_policy_bandits.base import Bandit
-from clipper_policy_bandits.config import number
 
 __all__ = ["EpsilonGreedy"]
 

@@ -10,9 +10,9 @@ import numpy as np
 import orjson
 
 from clipper_core.interfaces import Query
+from clipper_core.policy_config import number
 from clipper_core.state import Application
 from clipper_policy_bandits.base import Bandit
-from clipper_policy_bandits.config import number
 
 __all__ = ["LinUCB"]
 

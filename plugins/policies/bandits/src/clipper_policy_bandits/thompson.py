@@ -6,9 +6,9 @@ import math
 from typing import Any, ClassVar
 
 from clipper_core.interfaces import Query
+from clipper_core.policy_config import number
 from clipper_core.state import Application
 from clipper_policy_bandits.base import Bandit
-from clipper_policy_bandits.config import number
 
 __all__ = ["ThompsonBernoulli", "ThompsonGaussian"]
 

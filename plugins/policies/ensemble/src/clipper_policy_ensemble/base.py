@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from clipper_core.interfaces import Query, SelectionPolicy
+from clipper_core.policy_config import check_keys
+from clipper_core.rewards import number_or_none
 from clipper_core.state import Application
-from clipper_policy_ensemble.config import check_keys
-from clipper_policy_ensemble.rewards import number_or_none
 
 __all__ = ["Ensemble", "vote_key"]
 

@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import orjson
 
 from clipper_core.interfaces import Query
+from clipper_core.policy_config import number
+from clipper_core.rewards import REWARDS, reward
 from clipper_core.state import Application
 from clipper_policy_ensemble.base import Ensemble
-from clipper_policy_ensemble.config import number
-from clipper_policy_ensemble.rewards import REWARDS, loss
 
 __all__ = ["Exp4"]
 
@@ -84,7 +84,7 @@ class Exp4(Ensemble):
             for model in logw:
                 logw[model] *= self.discount
         for model, output in predictions.items():
-            logw[model] -= self.eta * loss(self.reward_kind, output, feedback, self.reward_scale)
+            logw[model] -= self.eta * (1.0 - reward(self.reward_kind, output, feedback, self.reward_scale))
         top = max(logw.values())
         for model in logw:
             logw[model] -= top

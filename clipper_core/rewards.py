@@ -1,16 +1,17 @@
-"""Rewards in [0, 1] from a model's output and the feedback label (config keys ``reward``, ``reward_scale``)."""
+"""Rewards in [0, 1] from a model's output and the feedback label, for learning policies (their config keys
+``reward`` and ``reward_scale``); a loss is ``1 - reward``."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-__all__ = ["REWARDS", "reward"]
+__all__ = ["REWARDS", "number_or_none", "reward"]
 
 REWARDS = ("match", "abs_error", "squared_error")
 
 
-def _number(value: Any) -> float | None:
+def number_or_none(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     try:
@@ -25,7 +26,7 @@ def reward(kind: str, output: Any, label: Any, scale: float = 1.0) -> float:
     integer when the label is a whole number (a score of 0.8 matches class 1), strings compare as text.
     ``abs_error`` / ``squared_error`` (regression): exp(-error / scale), 1 when exact, towards 0 when far off.
     An output that is not a number earns 0 under the regression rewards."""
-    out, lab = _number(output), _number(label)
+    out, lab = number_or_none(output), number_or_none(label)
     if kind == "match":
         if out is None or lab is None:
             return 1.0 if str(output) == str(label) else 0.0

@@ -1,5 +1,5 @@
-"""Reading a policy's ``policy_config``: unknown keys and out-of-range values fail when the app is loaded, with
-a message that names the policy, the key and what is allowed."""
+"""Reading a selection policy's ``policy_config`` (for policy plugins): unknown keys and out-of-range values
+fail when the app is added or loaded, with a message that names the policy, the key and what is allowed."""
 
 from __future__ import annotations
 
