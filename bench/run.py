@@ -30,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import models as bench_models  # noqa: E402
+from prometheus import scrape  # noqa: E402
 
 BODY = json.dumps({"input": [float(i) for i in range(1, 11)]})
 
@@ -85,15 +86,6 @@ class RawServer:
         self.proc.wait(10)
 
 
-def scrape(addr: str) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
 
 
 def batch_stats(before: dict[str, float], after: dict[str, float], model: str, app: str) -> tuple[float, float]:
