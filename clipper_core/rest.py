@@ -10,7 +10,7 @@ from typing import Any
 
 from clipper_core.errors import ClipperException
 
-__all__ = ["AdminClient"]
+__all__ = ["AdminClient", "health_ok"]
 
 
 class AdminClient:
@@ -49,5 +49,23 @@ class AdminClient:
     def get_text(self, path: str) -> str:
         return self._request("GET", path)[1].decode()
 
+    def ping(self) -> bool:
+        """Whether the admin server answers /admin/ping; a refused token is an error, not "not yet"."""
+        try:
+            return self.get_text("/admin/ping") == "PONG"
+        except ClipperException as exc:
+            if exc.status == 401:
+                raise
+            return False
+
     def get_json(self, path: str) -> Any:
         return json.loads(self._request("GET", path)[1])
+
+
+def health_ok(query_addr: str) -> bool:
+    """Whether the query frontend at ``host:port`` answers /health with 200 (during startup: not yet)."""
+    try:
+        with urllib.request.urlopen(f"http://{query_addr}/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False

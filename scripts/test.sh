@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-venv.sh
-# Services the tests start themselves (on loopback, stopped at the end): redis-server.
+# Services the tests start themselves (on loopback, stopped at the end): redis-server, and a private dockerd
+# (scripts/docker-engine.sh, which installs docker.io when missing; started by the Docker plugin's tests).
 if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing redis-server (Debian)"
@@ -16,6 +17,11 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"; ruff check .
 echo "== mypy"; mypy
 echo "== pytest"
+# The Docker tests start the private engine and stop it when they end; should pytest itself be killed, stop it
+# here (only if it was not already running before this run).
+if ! bash scripts/docker-engine.sh status >/dev/null 2>&1; then
+  trap 'bash scripts/docker-engine.sh stop >/dev/null 2>&1 || true' EXIT
+fi
 set +e
 pytest -q -p no:cacheprovider "$@"
 code=$?

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,7 +25,7 @@ from clipper_core.errors import ClipperException
 from clipper_core.hookspecs import hookimpl
 from clipper_core.interfaces import ContainerManager
 from clipper_core.procs import pid_alive
-from clipper_core.rest import AdminClient
+from clipper_core.rest import AdminClient, health_ok
 
 __all__ = ["LocalContainerManager"]
 
@@ -122,7 +121,7 @@ class LocalContainerManager(ContainerManager):
             runtime = self._read_runtime()
             if runtime is not None and runtime.get("pid") == proc.pid:
                 self.runtime = runtime
-                if self._ping() and self._query_ready():
+                if self._admin().ping() and self._query_ready():
                     return
             if time.monotonic() > deadline:
                 proc.kill()
@@ -134,28 +133,16 @@ class LocalContainerManager(ContainerManager):
             raise ClipperException("not connected: call start_clipper() or connect() first")
         return AdminClient(f"http://{self.runtime['admin_addr']}", self.admin_token)
 
-    def _ping(self) -> bool:
-        try:
-            return self._admin().get_text("/admin/ping") == "PONG"
-        except ClipperException as exc:
-            if exc.status == 401:
-                raise
-            return False
-
     def _query_ready(self) -> bool:
         """The query frontend answers /health (with several frontends, they start after the admin server)."""
-        try:
-            with urllib.request.urlopen(f"http://{self.runtime['query_addr']}/health", timeout=2) as response:
-                return bool(response.status == 200)
-        except (OSError, ValueError):
-            return False
+        return health_ok(self.runtime["query_addr"])
 
     def connect(self) -> None:
         runtime = self._read_runtime()
         if runtime is None:
             raise ClipperException(f"no running clipper found for {self.home}; call start_clipper() first")
         self.runtime = runtime
-        if not self._ping():
+        if not self._admin().ping():
             raise ClipperException(f"clipper (pid {runtime['pid']}) does not answer on {runtime['admin_addr']}")
 
     def get_admin_addr(self) -> str:

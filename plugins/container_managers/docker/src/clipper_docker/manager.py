@@ -1,0 +1,500 @@
+"""``DockerContainerManager``: clipper on one Docker engine, as Clipper's Docker mode ran it (reference §3.3).
+
+``start_clipper`` creates, on a user-defined bridge network and all labelled with the cluster name:
+
+* ``<cluster>-redis``: the state store, append-only file on the named volume ``clipper-<cluster>-redis``
+  (skipped when ``redis_ip`` names an existing Redis);
+* ``<cluster>-mgmt-frontend``: ``clipper admin-server`` (the management REST API);
+* ``<cluster>-query-frontend-<i>``: ``clipper frontend`` (query REST API and the RPC port replicas dial);
+* ``<cluster>-supervisor``: replaces replicas that die or are stopped from outside (``supervise=True``).
+
+Model replicas are containers ``<cluster>-<model>-<version>-<random>`` whose desired counts are kept in the
+cluster's Redis (see :mod:`clipper_docker.replicas`). Every wait is bounded; readiness is checked (Redis
+PING, ``/admin/ping``, ``/health``, each replica's ready file), never assumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import secrets
+import tarfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+from typing import Any, ClassVar
+
+import docker
+import redis
+from docker.errors import APIError, DockerException, NotFound
+from docker.models.containers import Container
+
+from clipper_core.errors import ClipperException
+from clipper_core.interfaces import ContainerManager
+from clipper_core.rest import AdminClient, health_ok
+from clipper_docker import names
+from clipper_docker.images import build_model_image, ensure_image
+from clipper_docker.names import CLUSTER_LABEL, ROLE_LABEL, Role
+from clipper_docker.ports import find_free_port, port_in_use_error, published_port, resolve_publish_ip
+from clipper_docker.replicas import DesiredState, Reconciler, ReplicaSpec, labels_of, merge_kwargs
+
+__all__ = ["DockerContainerManager"]
+
+log = logging.getLogger(__name__)
+_BUILD_HINT = "build clipper's images with containers/docker/build.sh (no registry needed)"
+_FATAL_EXITS = {2: "bad arguments", 3: "rejected by the frontend", 4: "the model could not be loaded"}
+_POLL = 0.25  # seconds between readiness checks of other processes; every wait has a deadline
+
+
+class DockerContainerManager(ContainerManager):
+    """Runs clipper and its model replicas as containers on a Docker engine (``DOCKER_HOST`` or the default).
+
+    Clipper's constructor arguments, same defaults; host ports are published on ``docker_ip_address`` (the
+    requested port, else the first free one above it; 0 lets Docker choose) and rediscovered by ``connect()``.
+
+    :param cluster_name: labels every container; two clusters on one engine do not collide
+    :param redis_ip: an existing Redis (reachable from the containers) instead of a managed one
+    :param extra_container_kwargs: extra ``docker.containers.run`` arguments for every container
+    :param supervise: run the supervisor container, which replaces replicas that die (it mounts the Docker
+        socket: ``docker_socket``, default the engine's own unix socket, else ``/var/run/docker.sock``)
+    :param build_offline: ``pkgs_to_install`` are installed from wheels downloaded on this machine
+    """
+
+    name: ClassVar[str] = "docker"
+    supports_build: ClassVar[bool] = True
+
+    def __init__(self, cluster_name: str = "default-cluster", docker_ip_address: str = "localhost",
+                 use_centralized_log: bool = False, fluentd_port: int = 24224, clipper_query_port: int = 1337,
+                 clipper_management_port: int = 1338, clipper_rpc_port: int = 7000, redis_ip: str | None = None,
+                 redis_port: int = 6379, prometheus_port: int = 9090, docker_network: str = "clipper_network",
+                 extra_container_kwargs: dict[str, Any] | None = None, *, redis_password: str | None = None,
+                 admin_token: str | None = None, frontend_image: str = names.DEFAULT_FRONTEND_IMAGE,
+                 redis_image: str = names.DEFAULT_REDIS_IMAGE, model_base_image: str = names.DEFAULT_MODEL_BASE_IMAGE,
+                 supervise: bool = True, docker_client: docker.DockerClient | None = None,
+                 docker_socket: str | None = None, startup_timeout: float = 120.0, deploy_timeout: float = 180.0,
+                 drain_timeout: float = 10.0, build_offline: bool = True) -> None:
+        if use_centralized_log:
+            raise ClipperException("centralized logging (fluentd) is not supported; get_logs() collects every "
+                                   "container's log")
+        if docker_network == "host":
+            raise ClipperException("docker_network='host' is not supported: clipper needs a bridge network")
+        self.cluster = names.check_cluster_name(cluster_name)
+        self.docker_ip_address = docker_ip_address
+        self.ip = resolve_publish_ip(docker_ip_address)
+        self.wanted = {"query": clipper_query_port, "admin": clipper_management_port, "rpc": clipper_rpc_port,
+                       "redis": redis_port}
+        self.redis_ip, self.redis_port, self.redis_password = redis_ip, redis_port, redis_password
+        self.network = docker_network
+        self.extra = dict(extra_container_kwargs or {})
+        self.admin_token = admin_token or os.environ.get("CLIPPER_ADMIN_TOKEN") or None
+        self.frontend_image, self.redis_image, self.model_base_image = frontend_image, redis_image, model_base_image
+        self.supervise = supervise
+        self.docker_socket = docker_socket
+        self.startup_timeout, self.deploy_timeout, self.drain_timeout = startup_timeout, deploy_timeout, drain_timeout
+        self.build_offline = build_offline
+        self._client = docker_client
+        self._redis: redis.Redis | None = None
+        self.redis_url = ""
+        """The state store as this process reaches it (the containers use the network-internal name)."""
+        self.ports: dict[str, Any] = {}
+        _ = (fluentd_port, prometheus_port)  # Clipper's; no fluentd or Prometheus containers here
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = docker.from_env(timeout=120)
+                self._client.ping()
+            except DockerException as exc:
+                raise ClipperException(f"cannot reach the Docker engine (DOCKER_HOST="
+                                       f"{os.environ.get('DOCKER_HOST', 'unset')}): {exc}") from None
+        return self._client
+
+    @property
+    def state(self) -> DesiredState:
+        if self._redis is None:
+            if not self.redis_url:
+                raise ClipperException("not connected: call start_clipper() or connect() first")
+            self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        return DesiredState(self._redis, self.cluster)
+
+    @property
+    def reconciler(self) -> Reconciler:
+        return Reconciler(self.client, self.cluster, self.network, self.extra, self.drain_timeout)
+
+    def containers(self, role: str | None = None, all: bool = True) -> list[Container]:
+        """This cluster's containers (by label), optionally of one role."""
+        filters = [f"{CLUSTER_LABEL}={self.cluster}"] + ([f"{ROLE_LABEL}={role}"] if role else [])
+        found = self.client.containers.list(all=all, filters={"label": filters}, ignore_removed=True)
+        return sorted(found, key=lambda c: c.name)
+
+    def _admin(self) -> AdminClient:
+        if "admin" not in self.ports:
+            raise ClipperException("not connected: call start_clipper() or connect() first")
+        return AdminClient(f"http://{self.get_admin_addr()}", self.admin_token, timeout=30)
+
+    def _internal_redis_url(self, password: str | None) -> str:
+        auth = f":{urllib.parse.quote(password, safe='')}@" if password else ""
+        if self.redis_ip is not None:
+            return f"redis://{auth}{self.redis_ip}:{self.redis_port}/0"
+        return f"redis://{auth}{names.container_name(self.cluster, Role.REDIS)}:{names.REDIS_PORT}/0"
+
+    # -- starting ---------------------------------------------------------------------------------------
+    def start_clipper(self, query_frontend_image: str | None = None, mgmt_frontend_image: str | None = None,
+                      frontend_exporter_image: str | None = None, cache_size: int | None = None,
+                      qf_http_thread_pool_size: int = 1, qf_http_timeout_request: int = 5,
+                      qf_http_timeout_content: int = 300, num_frontend_replicas: int = 1, **ignored: Any) -> None:
+        """Start Redis (unless external), the management frontend, ``num_frontend_replicas`` query frontends
+        and the supervisor; wait until each answers; restart the replicas the cluster's Redis remembers.
+        Clipper's HTTP tuning arguments and the exporter image are accepted and ignored."""
+        existing = self.containers()
+        if existing:
+            raise ClipperException(f"cluster {self.cluster!r} already has {len(existing)} containers "
+                                   f"({', '.join(c.name for c in existing[:4])}...); use connect() or stop_all()")
+        if num_frontend_replicas < 1:
+            raise ClipperException("num_frontend_replicas must be at least 1")
+        frontend_image = query_frontend_image or self.frontend_image
+        admin_image = mgmt_frontend_image or self.frontend_image
+        for image in {frontend_image, admin_image} | ({self.redis_image} if self.redis_ip is None else set()):
+            ensure_image(self.client, image, _BUILD_HINT)
+        self._ensure_network()
+        try:
+            password = self.redis_password
+            if self.redis_ip is None:
+                password = secrets.token_hex(16)
+                self._start_redis(password)
+            store = self._internal_redis_url(password)
+            env = {"CLIPPER_STATE_STORE": store}
+            if self.admin_token:
+                env["CLIPPER_ADMIN_TOKEN"] = self.admin_token
+            self._run(Role.MANAGEMENT, None, admin_image, env,
+                      ["clipper", "admin-server", "--admin-host", "0.0.0.0", "--admin-port", str(names.MANAGEMENT_PORT),
+                       "--no-replicas"], {names.MANAGEMENT_PORT: self.wanted["admin"]},
+                      {names.MANAGEMENT_LABEL: "true"})
+            for i in range(num_frontend_replicas):
+                host = names.container_name(self.cluster, Role.QUERY, i)
+                command = ["clipper", "frontend", "--host", "0.0.0.0", "--query-port", str(names.QUERY_PORT),
+                           "--rpc-host", "0.0.0.0", "--rpc-port", str(names.RPC_PORT),
+                           "--rpc-advertise", f"tcp://{host}:{names.RPC_PORT}"]
+                if cache_size is not None:
+                    command += ["--cache-size", str(cache_size)]
+                self._run(Role.QUERY, i, frontend_image, {"CLIPPER_STATE_STORE": store}, command,
+                          {names.QUERY_PORT: self._nth(self.wanted["query"], i),
+                           names.RPC_PORT: self._nth(self.wanted["rpc"], i)}, {names.QUERY_FRONTEND_LABEL: str(i)})
+            if self.supervise:
+                self._start_supervisor(store)
+            self._discover()
+            self._wait_started()
+        except BaseException:
+            self._remove_all(graceful=False)
+            raise
+        self._restore_replicas()
+
+    @staticmethod
+    def _nth(port: int, i: int) -> int:
+        return port + i if port else 0
+
+    def _ensure_network(self) -> None:
+        for attempt in range(3):
+            if any(n.name == self.network for n in self.client.networks.list(names=[self.network])):
+                return
+            try:
+                self.client.networks.create(self.network, driver="bridge", check_duplicate=True,
+                                            labels={names.NETWORK_LABEL: "true"})
+                return
+            except APIError:
+                if attempt == 2:
+                    raise
+
+    def _start_redis(self, password: str) -> None:
+        volume = f"clipper-{self.cluster}-redis"
+        self.client.volumes.create(name=volume, labels={CLUSTER_LABEL: self.cluster, names.VOLUME_LABEL: "redis"})
+        # appendfsync always: registrations survive a crash of Redis or the host (the write rate is low).
+        command = ["sh", "-c", 'exec redis-server --appendonly yes --appendfsync always --save "" --dir /data '
+                               '--protected-mode no --requirepass "$REDIS_PASSWORD"']
+        self._run(Role.REDIS, None, self.redis_image, {"REDIS_PASSWORD": password}, command,
+                  {names.REDIS_PORT: self.wanted["redis"]}, {}, volumes={volume: {"bind": "/data", "mode": "rw"}})
+
+    def _start_supervisor(self, store: str) -> None:
+        socket = self.docker_socket
+        if socket is None:
+            host = os.environ.get("DOCKER_HOST", "")
+            socket = host[len("unix://"):] if host.startswith("unix://") else "/var/run/docker.sock"
+        env = {"CLIPPER_DOCKER_REDIS_URL": store, "DOCKER_HOST": "unix:///var/run/docker.sock",
+               "CLIPPER_DOCKER_NETWORK": self.network}
+        try:
+            env["CLIPPER_DOCKER_CONTAINER_KWARGS"] = json.dumps(self.extra)
+        except TypeError:
+            log.warning("extra_container_kwargs are not JSON: replicas the supervisor starts will not get them")
+        self._run(Role.SUPERVISOR, None, self.frontend_image, env,
+                  ["python", "-m", "clipper_docker.supervisor", "--cluster", self.cluster], {}, {},
+                  user="0", volumes={socket: {"bind": "/var/run/docker.sock", "mode": "rw"}})
+
+    def _run(self, role: str, index: int | None, image: str, environment: dict[str, str], command: list[str],
+             ports: dict[int, int], labels: dict[str, str], **kwargs: Any) -> Container:
+        """Start one of clipper's own containers, publishing ``ports`` (container port → wanted host port) on
+        this manager's address; a host port someone took meanwhile moves the container to the next free one."""
+        name = names.container_name(self.cluster, role, index)
+        avoid: set[int] = set()
+        for _attempt in range(8):
+            host_ports: dict[int, int] = {}
+            for container_port, wanted in ports.items():
+                host_ports[container_port] = find_free_port(self.ip, wanted, avoid | set(host_ports.values()))
+            ours = {"name": name, "detach": True, "init": True, "network": self.network, "command": command,
+                    "environment": environment, "restart_policy": {"Name": "unless-stopped"},
+                    "labels": {CLUSTER_LABEL: self.cluster, ROLE_LABEL: role, **labels},
+                    "ports": {f"{cp}/tcp": (self.ip, hp or None) for cp, hp in host_ports.items()}, **kwargs}
+            try:
+                return self.client.containers.run(image, **merge_kwargs(ours, self.extra))
+            except APIError as exc:
+                with contextlib.suppress(NotFound, APIError):
+                    self.client.containers.get(name).remove(force=True)
+                if not port_in_use_error(exc) or not any(host_ports.values()):
+                    raise ClipperException(f"cannot start {name} from {image}: {exc.explanation or exc}") from None
+                avoid |= {p for p in host_ports.values() if p}
+        raise ClipperException(f"cannot start {name}: every host port tried was taken")
+
+    def _discover(self) -> None:
+        """Read the published ports (and the state store's address) back from the running containers."""
+        ports: dict[str, Any] = {"query": [], "rpc": []}
+        admin_env: dict[str, str] = {}
+        for container in self.containers(all=False):
+            role = labels_of(container).get(ROLE_LABEL)
+            if role == Role.MANAGEMENT:
+                ports["admin"] = published_port(container.attrs, names.MANAGEMENT_PORT)
+                admin_env = dict(e.split("=", 1) for e in (container.attrs["Config"].get("Env") or []) if "=" in e)
+            elif role == Role.QUERY:
+                ports["query"].append(published_port(container.attrs, names.QUERY_PORT))
+                ports["rpc"].append(published_port(container.attrs, names.RPC_PORT))
+            elif role == Role.REDIS:
+                ports["redis"] = published_port(container.attrs, names.REDIS_PORT)
+        if not ports.get("admin") or not ports["query"]:
+            raise ClipperException(f"no running clipper cluster {self.cluster!r} on this Docker engine "
+                                   "(management or query frontend container missing)")
+        store = admin_env.get("CLIPPER_STATE_STORE", "")
+        url = urllib.parse.urlsplit(store)
+        if url.hostname == names.container_name(self.cluster, Role.REDIS) and ports.get("redis"):
+            netloc = (f"{url.netloc.rsplit('@', 1)[0]}@" if "@" in url.netloc else "") + f"{self.ip}:{ports['redis']}"
+            store = urllib.parse.urlunsplit(url._replace(netloc=netloc))
+        if self.admin_token is None and admin_env.get("CLIPPER_ADMIN_TOKEN"):
+            self.admin_token = admin_env["CLIPPER_ADMIN_TOKEN"]
+        self.ports, self.redis_url, self._redis = ports, store, None
+
+    def _wait_started(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        checks: list[tuple[str, Callable[[], bool]]] = [("Redis", self._redis_ready),
+                                                        ("management frontend", lambda: self._admin().ping())]
+        for i in range(len(self.ports["query"])):
+            checks.append((f"query frontend {i}", functools.partial(self._query_ready, i)))
+        for what, check in checks:
+            while not check():
+                self._fail_if_exited()
+                if time.monotonic() > deadline:
+                    raise ClipperException(f"{what} of cluster {self.cluster!r} did not become ready within "
+                                           f"{self.startup_timeout:.0f} s; see get_logs()")
+                time.sleep(_POLL)
+
+    def _fail_if_exited(self) -> None:
+        for container in self.containers():
+            if container.status in ("exited", "dead") or container.attrs.get("RestartCount", 0) > 0:
+                raise ClipperException(f"{container.name} exited with status "
+                                       f"{container.attrs['State'].get('ExitCode')}; its log:\n{_tail(container)}")
+
+    def _redis_ready(self) -> bool:
+        try:
+            return bool(self.state.redis.ping())
+        except redis.RedisError:
+            return False
+
+    def _query_ready(self, i: int) -> bool:
+        return health_ok(f"{self.ip}:{self.ports['query'][i]}")
+
+    def _restore_replicas(self) -> None:
+        """Replicas the cluster ran before its last stop_all (its Redis remembers them), as the local manager
+        restores its replicas on restart."""
+        specs = [s for s in self.state.all() if s.num_replicas > 0]
+        for spec in specs:
+            try:
+                self.set_num_replicas(spec.model, spec.version, spec.input_type, spec.image, spec.num_replicas)
+            except ClipperException as exc:
+                log.warning("could not restore %s:%s: %s", spec.model, spec.version, exc)
+
+    def connect(self) -> None:
+        self._discover()
+        if not self._admin().ping():
+            raise ClipperException(f"cluster {self.cluster!r}: the management frontend does not answer on "
+                                   f"{self.get_admin_addr()}")
+
+    def get_admin_addr(self) -> str:
+        return f"{self.ip}:{self.ports.get('admin') or self.wanted['admin']}"
+
+    def get_query_addr(self) -> str:
+        return f"{self.ip}:{self.ports['query'][0] if self.ports.get('query') else self.wanted['query']}"
+
+    def get_query_addrs(self) -> list[str]:
+        """Every query frontend's ``host:port`` (``num_frontend_replicas`` > 1)."""
+        return [f"{self.ip}:{port}" for port in self.ports.get("query", [])]
+
+    def get_metric_addr(self) -> str:
+        return self.get_query_addr()  # the query frontend serves /metrics
+
+    # -- models -----------------------------------------------------------------------------------------
+    def build_model(self, name: str, version: str, model_data_path: str, base_image: str | None = None,
+                    pkgs_to_install: list[str] | None = None, container_registry: str | None = None) -> str:
+        """Build ``<cluster>-<name>:<version>`` FROM ``base_image`` with the model directory at /model and
+        ``pkgs_to_install`` installed; returns the image name. The default base is clipper/model-base, or, for a
+        model directory written by a framework deployer (its manifest's ``deployer``), that framework's image
+        (``clipper/model-sklearn``, ``-pytorch``, ``-tensorflow``, ``-xgboost``)."""
+        base, hint = str(base_image), _BUILD_HINT
+        if base_image in (None, "", "default"):
+            base = self.model_base_image
+            deployer = _manifest_deployer(Path(model_data_path))
+            if deployer in names.FRAMEWORK_DEPLOYERS:
+                base = names.framework_image(deployer)
+                hint = _BUILD_HINT.replace("build.sh", f"build.sh {base.split(':')[0].split('-', 1)[1]}")
+        ensure_image(self.client, base, hint)
+        tag = names.model_image_name(self.cluster, name, str(version), container_registry)
+        return build_model_image(self.client, tag, model_data_path, base, list(pkgs_to_install or []),
+                                 self.cluster, name, str(version), offline=self.build_offline)
+
+    def deploy_model(self, name: str, version: str, input_type: str, image: str, num_replicas: int = 1) -> None:
+        self.set_num_replicas(name, version, input_type, image, num_replicas)
+
+    def set_num_replicas(self, name: str, version: str, input_type: str, image: str, num_replicas: int) -> None:
+        """Record the desired count, start or drain replicas, and wait until ``num_replicas`` are ready."""
+        if not 0 <= num_replicas <= 256:
+            raise ClipperException(f"num_replicas is {num_replicas}; expected 0 to 256")
+        version = str(version)
+        if num_replicas:
+            ensure_image(self.client, image, _BUILD_HINT)
+        spec = ReplicaSpec(name, version, input_type, image, num_replicas,
+                           frontend=names.container_name(self.cluster, Role.QUERY, 0))
+        with self.state.lock():
+            if num_replicas:
+                self.state.put(spec)
+            else:
+                self.state.delete(name, version)
+            self.reconciler.reconcile(spec if num_replicas else None, name, version)
+        self._wait_replicas(name, version, num_replicas)
+
+    def get_num_replicas(self, name: str, version: str) -> int:
+        return sum(1 for c in self.reconciler.replicas(name, str(version)) if Reconciler.alive(c))
+
+    def _wait_replicas(self, name: str, version: str, n: int) -> None:
+        deadline = time.monotonic() + self.deploy_timeout
+        while True:
+            alive = [c for c in self.reconciler.replicas(name, version) if Reconciler.alive(c)]
+            for container in alive:
+                state = container.attrs["State"]
+                # RestartCount is a top-level field of `docker inspect`, not part of State
+                if container.attrs.get("RestartCount", 0) > 0 and state.get("ExitCode") in _FATAL_EXITS:
+                    # Restarting cannot help (as with the local manager, these exits are not restarted)
+                    with contextlib.suppress(APIError):
+                        container.update(restart_policy={"Name": "no"})
+                    raise ClipperException(
+                        f"replica {container.name} of {name}:{version} exits with status {state['ExitCode']} "
+                        f"({_FATAL_EXITS[state['ExitCode']]}); its log:\n{_tail(container)}")
+            if len(alive) == n and sum(1 for c in alive if self._replica_ready(c, name, version)) == n:
+                return
+            if time.monotonic() > deadline:
+                detail = "\n".join(f"{c.name} ({c.status}):\n{_tail(c, 10)}" for c in alive[:2])
+                raise ClipperException(f"{name}:{version}: {n} replicas were not ready within "
+                                       f"{self.deploy_timeout:.0f} s ({len(alive)} running)\n{detail}")
+            time.sleep(_POLL)
+
+    def _replica_ready(self, container: Container, name: str, version: str) -> bool:
+        """The replica's ready file exists (written once a frontend welcomed it); for images without one,
+        the management API lists enough connected replicas of the version."""
+        if container.status != "running":
+            return False
+        ready_file = (container.attrs["Config"].get("Labels") or {}).get(names.READY_FILE_LABEL)
+        if ready_file:
+            try:
+                stream, _ = container.get_archive(ready_file)
+                with tarfile.open(fileobj=BytesIO(b"".join(stream))) as tar:
+                    member = tar.next()
+                    data = tar.extractfile(member) if member is not None else None
+                    return data is not None and "replica_id" in json.loads(data.read())
+            except (NotFound, APIError, tarfile.TarError, ValueError):
+                return False
+        replicas = self._admin().post("/admin/get_all_containers", {"verbose": True})
+        connected = [r for r in replicas if r.get("model_name") == name and str(r.get("model_version")) == version]
+        return len(connected) >= len([c for c in self.reconciler.replicas(name, version) if Reconciler.alive(c)])
+
+    def get_logs(self, logging_dir: str) -> list[str]:
+        """Write each container's log (stdout and stderr, timestamped) to ``<logging_dir>/<container>.log``."""
+        target = Path(logging_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for container in self.containers():
+            with contextlib.suppress(NotFound, APIError):
+                path = target / f"{container.name}.log"
+                path.write_bytes(container.logs(stdout=True, stderr=True, timestamps=True))
+                paths.append(str(path))
+        return paths
+
+    def stop_models(self, models: dict[str, list[str]]) -> None:
+        """Drain and remove every replica of the given versions (in parallel); forget their desired counts."""
+        pairs = [(name, str(v)) for name, versions in models.items() for v in versions]
+        with self.state.lock():
+            for name, version in pairs:
+                self.state.delete(name, version)
+            containers = [c for name, version in pairs for c in self.reconciler.replicas(name, version)]
+            self.reconciler.drain(containers)
+
+    def stop_all_model_containers(self) -> None:
+        with self.state.lock():
+            self.state.redis.delete(self.state.key)
+            self.reconciler.drain(self.reconciler.replicas())
+
+    # -- stopping ---------------------------------------------------------------------------------------
+    def stop_all(self, graceful: bool = True, remove_volumes: bool = False) -> None:
+        """Remove every container labelled with this cluster (replicas drained first when ``graceful``).
+        The Redis volume, and so every registration and replica count, is kept for the next start unless
+        ``remove_volumes``."""
+        self._remove_all(graceful)
+        if remove_volumes:
+            with contextlib.suppress(NotFound, APIError):
+                self.client.volumes.get(f"clipper-{self.cluster}-redis").remove(force=True)
+        with contextlib.suppress(NotFound, APIError):  # shared by clusters: removed once the last one is gone
+            network = self.client.networks.get(self.network)
+            if (network.attrs.get("Labels") or {}).get(names.NETWORK_LABEL) and not network.attrs.get("Containers"):
+                network.remove()
+        self.ports, self.redis_url, self._redis = {}, "", None
+
+    def _remove_all(self, graceful: bool) -> None:
+        # The supervisor first, so nothing is replaced; Redis last, so the frontends shut down cleanly.
+        order = [Role.SUPERVISOR, Role.MODEL, Role.QUERY, Role.MANAGEMENT, Role.REDIS]
+        by_role: dict[str, list[Container]] = {}
+        for container in self.containers():
+            by_role.setdefault(labels_of(container).get(ROLE_LABEL, ""), []).append(container)
+        for role in order + sorted(set(by_role) - set(order)):
+            batch = by_role.get(role, [])
+            if graceful:
+                self.reconciler.drain(batch)
+            else:
+                for container in batch:
+                    with contextlib.suppress(NotFound, APIError):
+                        container.remove(force=True)
+
+
+def _tail(container: Container, lines: int = 40) -> str:
+    with contextlib.suppress(NotFound, APIError):
+        return bytes(container.logs(stdout=True, stderr=True, tail=lines)).decode(errors="replace")
+    return "(no log)"
+
+
+def _manifest_deployer(model_dir: Path) -> str:
+    """The ``deployer`` recorded in a model directory's clipper_model.json ("" when there is none)."""
+    try:
+        manifest = json.loads((model_dir / "clipper_model.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return str(manifest.get("deployer", "")) if isinstance(manifest, dict) else ""
