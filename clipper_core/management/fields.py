@@ -13,7 +13,7 @@ __all__ = ["MAX_SLO_MICROS", "Body"]
 
 MAX_SLO_MICROS = 2**31 - 1  # Clipper stores the SLO as a signed 32-bit int (~35.8 minutes)
 _NAME_LIMIT = 128
-_BAD_NAME = re.compile(r"[,:/\\\s\x00-\x1f\x7f]|\.\.")
+_NAME = re.compile(r"[A-Za-z0-9._-]+")  # safe in paths, store keys, Docker names and image tags (openapi.NAME)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what every state store keeps (SQLite INTEGER, Redis HINCRBY)
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "an object"}
 
@@ -98,7 +98,7 @@ def check_name(key: str, value: str) -> str:
         raise InvalidInput(f"'{key}' is empty; expected a non-empty name")
     if len(value) > _NAME_LIMIT:
         raise InvalidInput(f"'{key}' is {len(value)} characters long; at most {_NAME_LIMIT} are allowed")
-    if _BAD_NAME.search(value) or value in (".", ".."):
-        raise InvalidInput(f"'{key}' {value!r} contains a character that is not allowed (',', ':', '/', "
-                           "'\\\\', whitespace, a control character or '..'); use letters, digits, '-', '_' and '.'")
+    if not _NAME.fullmatch(value) or ".." in value or value == ".":
+        raise InvalidInput(f"'{key}' {value!r} contains a character that is not allowed (or is '.' or has '..'); use "
+                           "letters, digits, '-', '_' and '.'")
     return value
