@@ -48,6 +48,7 @@ def test_names_of_containers_and_images() -> None:
     assert container_name("c", "management") == "c-mgmt-frontend"
     assert model_image_name("c", "m", "1") == "c-m:1"
     assert model_image_name("c", "m", "1", "registry.local:5000/") == "registry.local:5000/c-m:1"
+    assert model_image_name("c", "Sum_Model.v2", "-1") == "c-sum_model.v2:_-1"  # what Docker accepts
 
 
 def test_first_free_port_skips_a_taken_one() -> None:

@@ -83,6 +83,9 @@ def replica_name(cluster: str, model: str, version: str, suffix: str) -> str:
 
 
 def model_image_name(cluster: str, model: str, version: str, registry: str | None = None) -> str:
-    """Clipper's ``<cluster>-<name>:<version>`` (prefixed by ``registry/`` when given)."""
-    name = f"{cluster}-{model}:{version}"
+    """Clipper's ``<cluster>-<name>:<version>`` (prefixed by ``registry/`` when given). Docker wants a lowercase
+    repository and a tag that starts with a letter, digit or '_': ``Sum-Model`` becomes ``sum-model`` and a
+    version such as ``.5`` the tag ``_.5``."""
+    tag = version if version[:1] not in (".", "-") else f"_{version}"
+    name = f"{cluster}-{model.lower()}:{tag}"
     return f"{registry.rstrip('/')}/{name}" if registry else name
