@@ -250,3 +250,19 @@ def test_a_model_that_cannot_load_fails_the_deploy_quickly(make_manager: Make, t
     with pytest.raises(ClipperException, match=r"exits with status 4 \(the model could not be loaded\)"):
         conn.deploy_model("broken", 1, "doubles", image, num_replicas=1)
     assert time.monotonic() - started < 60
+
+
+def test_two_query_frontends_share_the_replicas(make_manager: Make) -> None:
+    """num_frontend_replicas=2: each query frontend publishes its own port, and one replica (pointed at frontend
+    0) serves both, having learned of frontend 1 through the RPC PEERS message."""
+    manager = make_manager("two-frontends")
+    conn = ClipperConnection(manager)
+    conn.start_clipper(num_frontend_replicas=2)
+    conn.register_application("app", "doubles", "-1.0", 3_000_000)
+    python_deployer.deploy_python_closure(conn, "sum-model", 1, "doubles", feature_sum, num_replicas=1)
+    conn.link_model_to_app("app", "sum-model")
+    addrs = manager.get_query_addrs()
+    assert len(set(addrs)) == 2
+    for addr in addrs:
+        wait_for_output(addr, "app", {"input": [1.0, 2.0]}, 3.0)
+    conn.stop_all()
