@@ -242,15 +242,9 @@ class ClipperConnection:
             raise UnconnectedException()
         with urllib.request.urlopen(f"http://{self.cm.get_metric_addr()}/metrics", timeout=30) as response:
             text = response.read().decode()
-        metrics: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                try:
-                    metrics[name] = float(value)
-                except ValueError:
-                    continue
-        return metrics
+        from clipper_core.metrics import parse_samples
+
+        return parse_samples(text)
 
     def get_query_addr(self) -> str:
         if not self.connected:

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["LATENCY_BUCKETS", "SIZE_BUCKETS", "FastHistogram", "MetricsCollector", "render"]
+__all__ = ["LATENCY_BUCKETS", "SIZE_BUCKETS", "FastHistogram", "MetricsCollector", "parse_samples", "render"]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1,
                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -85,3 +85,16 @@ class MetricsCollector(Collector):
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+def parse_samples(text: str) -> dict[str, float]:
+    """Prometheus text exposition as ``{"name{labels}": value}`` (comments and unparsable lines skipped)."""
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                samples[name] = float(value)
+            except ValueError:
+                continue
+    return samples
