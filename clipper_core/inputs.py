@@ -16,7 +16,10 @@ import numpy as np
 
 from clipper_core.errors import InvalidInput
 
-__all__ = ["InputType", "decode_input", "json_kind", "parse_input_type"]
+__all__ = ["INT64_MAX", "INT64_MIN", "InputType", "decode_input", "json_kind", "parse_input_type"]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The integers a client may send for ids and sizes: what every state store keeps (SQLite INTEGER, Redis)."""
 
 
 class InputType(str, Enum):

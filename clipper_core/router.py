@@ -20,7 +20,7 @@ from clipper_core.appruntime import AppRuntime, as_json_value
 from clipper_core.batcher import DeadlineExpired, Task
 from clipper_core.dispatch import ItemFailed, ModelFailed, ModelRuntime
 from clipper_core.errors import InvalidInput, ModelUnavailable, NotFound, QueryError
-from clipper_core.inputs import InputType, decode_input
+from clipper_core.inputs import INT64_MAX, INT64_MIN, InputType, decode_input
 from clipper_core.interfaces import CacheKey, PredictionCache, Query, SelectionPolicy
 from clipper_core.plugins import PluginRegistry
 from clipper_core.recent import RecentPredictions, item_key
@@ -384,8 +384,8 @@ class Router:
         item = decode_input(body["input"], rt.app.input_type)
         uid = _uid(body)
         query_id = body.get("query_id")
-        if query_id is not None and (query_id.__class__ is not int or not _INT64_MIN <= query_id <= _INT64_MAX):
-            raise InvalidInput(f"'query_id' must be an integer between {_INT64_MIN} and {_INT64_MAX}")
+        if query_id is not None and (query_id.__class__ is not int or not INT64_MIN <= query_id <= INT64_MAX):
+            raise InvalidInput(f"'query_id' must be an integer between {INT64_MIN} and {INT64_MAX}")
         stored_input = item.tolist() if hasattr(item, "tolist") else (
             item if isinstance(item, str) else item.hex())
         seq = await self.store.append_feedback(Feedback(app_name, uid, stored_input, label, query_id,
@@ -437,9 +437,7 @@ class Router:
 
 def _uid(body: dict[str, Any]) -> int:
     uid = body.get("uid", 0)
-    if uid.__class__ is not int or not _INT64_MIN <= uid <= _INT64_MAX:
-        raise InvalidInput(f"'uid' must be an integer user id between {_INT64_MIN} and {_INT64_MAX}")
+    if uid.__class__ is not int or not INT64_MIN <= uid <= INT64_MAX:
+        raise InvalidInput(f"'uid' must be an integer user id between {INT64_MIN} and {INT64_MAX}")
     return uid
 
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # what the state stores keep (SQLite INTEGER)

@@ -9,12 +9,12 @@ why.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from clipper_core.appruntime import AppRuntime
 from clipper_core.errors import InvalidInput, NotFound
 from clipper_core.inputs import InputType
 from clipper_core.router import Router
@@ -41,8 +41,8 @@ def setup_v2_routes(app: web.Application, router_key: web.AppKey[Router]) -> Non
     async def model_metadata(request: web.Request) -> web.Response:
         router = request.app[router_key]
         rt = router.app_runtime(request.match_info["app"])
-        versions = sorted({v for name in rt.linked for v in router.versions.get(name, {})})
-        _check_version(request, rt.app.name, versions)
+        versions = _versions(router, rt)
+        _check_version(rt, request.match_info.get("version"), versions)
         datatype = DATATYPES[rt.app.input_type]
         shape = [-1, -1] if rt.app.input_type.is_numeric else [-1]
         return _json({"name": rt.app.name, "versions": versions, "platform": "clipper",
@@ -54,7 +54,7 @@ def setup_v2_routes(app: web.Application, router_key: web.AppKey[Router]) -> Non
         rt = router.app_runtime(request.match_info["app"])
         version = request.match_info.get("version")
         if version is not None:
-            _check_version(request, rt.app.name, {v for name in rt.linked for v in router.versions.get(name, {})})
+            _check_version(rt, version, _versions(router, rt))
         is_ready = any(
             (mr := router.models.get((name, version or router.current.get(name, "")))) is not None
             and mr.num_replicas > 0 for name in rt.linked)
@@ -106,11 +106,16 @@ def setup_v2_routes(app: web.Application, router_key: web.AppKey[Router]) -> Non
     add.add_post("/v2/models/{app}/versions/{version}/infer", infer)
 
 
-def _check_version(request: web.Request, app: str, versions: Collection[str]) -> None:
-    version = request.match_info.get("version")
+def _versions(router: Router, rt: AppRuntime) -> list[str]:
+    """Every version of the models linked to the app, sorted."""
+    return sorted({v for name in rt.linked for v in router.versions.get(name, {})})
+
+
+def _check_version(rt: AppRuntime, version: str | None, versions: list[str]) -> None:
+    """A ``/versions/{version}`` path must name a version of one of the app's linked models (else 404)."""
     if version is not None and version not in versions:
-        raise NotFound(f"application {app!r} has no model version {version!r}; its linked models have versions "
-                       f"{sorted(versions)}")
+        raise NotFound(f"application {rt.app.name!r} has no model version {version!r}; its linked models have "
+                       f"versions {versions}")
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

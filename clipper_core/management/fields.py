@@ -7,14 +7,13 @@ import re
 from typing import Any
 
 from clipper_core.errors import InvalidInput
-from clipper_core.inputs import InputType, json_kind, parse_input_type
+from clipper_core.inputs import INT64_MAX, INT64_MIN, InputType, json_kind, parse_input_type
 
 __all__ = ["MAX_SLO_MICROS", "Body"]
 
 MAX_SLO_MICROS = 2**31 - 1  # Clipper stores the SLO as a signed 32-bit int (~35.8 minutes)
 _NAME_LIMIT = 128
 _NAME = re.compile(r"[A-Za-z0-9._-]+")  # safe in paths, store keys, Docker names and image tags (openapi.NAME)
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what every state store keeps (SQLite INTEGER, Redis HINCRBY)
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "an object"}
 
 

@@ -60,8 +60,7 @@ class MemoryStateStore(StateStore):
     async def update_app(self, app: Application) -> None:
         self._require_app(app.name)
         if not self._apps[app.name].same_policy(app):
-            for key in [k for k in self._policy_state if k[0] == app.name]:
-                del self._policy_state[key]
+            self._drop_policy_state(app.name)
         self._apps[app.name] = _copy(app)
         self._notify(ChangeEvent("app", app.name))
 
@@ -69,9 +68,12 @@ class MemoryStateStore(StateStore):
         self._require_app(name)
         del self._apps[name]
         self._links.pop(name, None)
-        for key in [k for k in self._policy_state if k[0] == name]:
-            del self._policy_state[key]
+        self._drop_policy_state(name)
         self._notify(ChangeEvent("app", name))
+
+    def _drop_policy_state(self, app_name: str) -> None:
+        for key in [k for k in self._policy_state if k[0] == app_name]:
+            del self._policy_state[key]
 
     async def get_app(self, name: str) -> Application | None:
         app = self._apps.get(name)

@@ -12,7 +12,8 @@ from clipper_core.testing.cache import CacheContract
 from clipper_core.testing.fixtures import clipper_conn, clipper_home, clipper_server
 from clipper_core.testing.redis import RedisServer, redis_server, redis_url
 from clipper_core.testing.server import ServerThread, http_json, wait_until
+from clipper_core.testing.services import service_unavailable
 from clipper_core.testing.state import StateStoreContract
 
 __all__ = ["CacheContract", "RedisServer", "ServerThread", "StateStoreContract", "clipper_conn", "clipper_home",
-           "clipper_server", "http_json", "redis_server", "redis_url", "wait_until"]
+           "clipper_server", "http_json", "redis_server", "redis_url", "service_unavailable", "wait_until"]
