@@ -25,8 +25,9 @@ import numpy as np
 
 from clipper_container.manifest import IncompatibleModel, environment, write_manifest
 
-__all__ = ["FUNC_FILE", "SAMPLE_FILE", "THREADS_ENV", "by_length", "check_version", "finish_manifest", "load_func",
-           "load_sample", "replica_threads", "require_numeric", "rows", "save_sample", "version_key"]
+__all__ = ["FUNC_FILE", "SAMPLE_FILE", "THREADS_ENV", "BatchPredictor", "by_length", "check_version",
+           "finish_manifest", "load_func", "load_sample", "replica_threads", "require_numeric", "rows",
+           "save_sample", "version_key"]
 
 THREADS_ENV = "CLIPPER_NUM_THREADS"
 SAMPLE_FILE = "sample_input.npy"
@@ -141,6 +142,27 @@ def by_length(batch: Any, run: Callable[[Any], Sequence[Any]], width: int | None
         for i, result in zip(indices, results, strict=True):
             outputs[i] = result
     return outputs
+
+
+class BatchPredictor:
+    """What a framework loader returns: ``predict(batch)`` calls ``func(model, batch)`` when the model was deployed
+    with one, else :meth:`_run` once per group of equal-length inputs (:func:`by_length`, checked against
+    ``n_features`` when known). Subclasses implement :meth:`_run`: one framework call on a 2-D batch."""
+
+    def __init__(self, model: Any, n_features: int | None = None,
+                 func: Callable[[Any, Any], Any] | None = None) -> None:
+        self.model = model
+        self.n_features = n_features
+        self.func = func
+
+    def _run(self, batch: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def predict(self, batch: Any) -> list[Any]:
+        """One output per input."""
+        if self.func is not None:
+            return list(self.func(self.model, batch))
+        return by_length(batch, self._run, self.n_features)
 
 
 def _checked(outputs: Sequence[Any], n: int) -> list[Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from clipper_container.frameworks import by_length, check_version, load_func, load_sample, replica_threads, rows
+from clipper_container.frameworks import BatchPredictor, check_version, load_func, load_sample, replica_threads, rows
 from clipper_container.manifest import read_manifest
 
 __all__ = ["DEPLOYER", "FORMATS", "LOADER", "TorchPredictor", "load"]
@@ -26,7 +26,7 @@ LOADER = "clipper_deployer_pytorch.loader:load"
 FORMATS = {"export": "model.pt2", "torchscript": "model.pt"}
 
 
-class TorchPredictor:
+class TorchPredictor(BatchPredictor):
     """``model(batch tensor)`` for the whole batch (or ``func(model, batch)``), one output per input.
 
     Inputs (flat vectors) become one ``[n, *item_shape]`` tensor of ``dtype``; the output's rows become
@@ -35,11 +35,9 @@ class TorchPredictor:
 
     def __init__(self, model: Any, dtype: Any, item_shape: Sequence[int] | None = None,
                  n_features: int | None = None, func: Callable[[Any, Any], Any] | None = None) -> None:
-        self.model = model
+        super().__init__(model, n_features, func)
         self.dtype = dtype
         self.item_shape = tuple(item_shape) if item_shape else None
-        self.n_features = n_features
-        self.func = func
 
     def _run(self, batch: np.ndarray) -> list[Any]:
         import torch
@@ -56,13 +54,14 @@ class TorchPredictor:
         return rows(y.detach().cpu().numpy())
 
     def predict(self, batch: Any) -> list[Any]:
-        """One output per input: a number (a scalar per row) or a list (a vector per row)."""
-        if self.func is not None:
-            import torch
+        """One output per input: a number (a scalar per row) or a list (a vector per row). A user's ``func``
+        runs under ``torch.inference_mode`` too."""
+        if self.func is None:
+            return super().predict(batch)
+        import torch
 
-            with torch.inference_mode():
-                return list(self.func(self.model, batch))
-        return by_length(batch, self._run, self.n_features)
+        with torch.inference_mode():
+            return super().predict(batch)
 
 
 def _set_threads(threads: int) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clipper_container.frameworks import by_length, check_version, load_func, load_sample, replica_threads, rows
+from clipper_container.frameworks import BatchPredictor, check_version, load_func, load_sample, replica_threads, rows
 from clipper_container.manifest import read_manifest
 
 __all__ = ["DEPLOYER", "LOADER", "SklearnPredictor", "load"]
@@ -23,26 +23,19 @@ LOADER = "clipper_deployer_sklearn.loader:load"
 FORMATS = {"skops": "model.skops", "joblib": "model.joblib"}
 
 
-class SklearnPredictor:
-    """``model.<method>(batch)`` on the whole batch (or ``func(model, batch)``), one output per input."""
+class SklearnPredictor(BatchPredictor):
+    """``model.<method>(batch)`` on the whole batch (or ``func(model, batch)``), one output per input: a number,
+    a string (class label) or a list (``predict_proba``)."""
 
     def __init__(self, model: Any, method: str, n_features: int | None = None,
                  func: Callable[[Any, Any], Any] | None = None) -> None:
-        self.model = model
+        super().__init__(model, n_features, func)
         self.method = method
-        self.n_features = n_features
-        self.func = func
         self._call = getattr(model, method)
 
     def _run(self, batch: Any) -> list[Any]:
         # numeric batches arrive read-only and views of the received frame; estimators may write in place
         return rows(self._call(batch.copy() if hasattr(batch, "copy") else batch))
-
-    def predict(self, batch: Any) -> list[Any]:
-        """One output per input: a number, a string (class label) or a list (``predict_proba``)."""
-        if self.func is not None:
-            return list(self.func(self.model, batch))
-        return by_length(batch, self._run, self.n_features)
 
 
 def _limit_threads(model: Any, threads: int) -> None:

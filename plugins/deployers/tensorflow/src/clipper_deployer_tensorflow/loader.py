@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from clipper_container.frameworks import by_length, check_version, load_func, load_sample, replica_threads, rows
+from clipper_container.frameworks import BatchPredictor, check_version, load_func, load_sample, replica_threads, rows
 from clipper_container.manifest import read_manifest
 
 __all__ = ["KERAS_FILE", "LOADER", "SAVED_MODEL_DIR", "TFPredictor", "load"]
@@ -29,18 +29,17 @@ WARM_UP_SIZES = (1, 2, 3)
 third, they trace one with an unknown batch dimension that then serves every batch."""
 
 
-class TFPredictor:
-    """``call(batch array)`` for the whole batch (or ``func(model, batch)``), one output per input."""
+class TFPredictor(BatchPredictor):
+    """``call(batch array)`` for the whole batch (or ``func(model, batch)``), one output per input: a number or a
+    (nested) list."""
 
     def __init__(self, model: Any, call: Callable[[np.ndarray], Any], dtype: Any,
                  item_shape: Sequence[int] | None = None, n_features: int | None = None,
                  func: Callable[[Any, Any], Any] | None = None) -> None:
-        self.model = model
+        super().__init__(model, n_features, func)
         self.call = call
         self.dtype = dtype
         self.item_shape = tuple(item_shape) if item_shape else None
-        self.n_features = n_features
-        self.func = func
 
     def _run(self, batch: np.ndarray) -> list[Any]:
         x = np.array(batch, dtype=self.dtype)  # a writable copy in the model's dtype
@@ -51,12 +50,6 @@ class TFPredictor:
             raise TypeError(f"the model returned a {type(y).__name__} of outputs: deploy it with a func that "
                             "turns them into one output per input")
         return rows(np.asarray(y))
-
-    def predict(self, batch: Any) -> list[Any]:
-        """One output per input: a number or a (nested) list."""
-        if self.func is not None:
-            return list(self.func(self.model, batch))
-        return by_length(batch, self._run, self.n_features)
 
 
 def _set_threads(threads: int) -> None:

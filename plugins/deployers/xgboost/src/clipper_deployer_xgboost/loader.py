@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clipper_container.frameworks import by_length, check_version, load_func, load_sample, replica_threads, rows
+from clipper_container.frameworks import BatchPredictor, check_version, load_func, load_sample, replica_threads, rows
 from clipper_container.manifest import read_manifest
 
 __all__ = ["DEPLOYER", "ESTIMATORS", "LOADER", "MODEL_FILE", "XGBoostPredictor", "load"]
@@ -26,26 +26,18 @@ ESTIMATORS = ("XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier", "
 """scikit-learn-API classes rebuilt from the JSON file (the file records their extra attributes)."""
 
 
-class XGBoostPredictor:
+class XGBoostPredictor(BatchPredictor):
     """``booster.inplace_predict(batch)`` or ``estimator.<method>(batch)`` on the whole batch (or
-    ``func(model, batch)``), one output per input."""
+    ``func(model, batch)``), one output per input: a number (regression, class) or a list (probabilities)."""
 
     def __init__(self, model: Any, method: str, n_features: int | None = None,
                  func: Callable[[Any, Any], Any] | None = None) -> None:
-        self.model = model
+        super().__init__(model, n_features, func)
         self.method = method
-        self.n_features = n_features
-        self.func = func
         self._call = getattr(model, method)
 
     def _run(self, batch: Any) -> list[Any]:
         return rows(self._call(batch))  # XGBoost reads the (read-only) array in place, no copy
-
-    def predict(self, batch: Any) -> list[Any]:
-        """One output per input: a number (regression, class) or a list (class probabilities)."""
-        if self.func is not None:
-            return list(self.func(self.model, batch))
-        return by_length(batch, self._run, self.n_features)
 
 
 def load(model_dir: str) -> XGBoostPredictor:
