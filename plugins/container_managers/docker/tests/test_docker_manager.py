@@ -79,6 +79,12 @@ def test_start_labels_ports_volume_rediscovery_and_stop_all(make_manager: Make,
     assert (again.get_query_addr(), again.get_admin_addr()) == (manager.get_query_addr(), manager.get_admin_addr())
     other.register_application("hello-world", "doubles", "-1.0", 100000)
     assert conn.get_all_apps() == ["hello-world"]
+
+    def registered() -> bool:
+        """the query frontend has heard of the app (through Redis, a moment after the admin call answered)"""
+        return predict(again, "hello-world", {"input": [1.0]})[0] != 404
+
+    eventually(registered)
     status, answer = predict(again, "hello-world", {"input": [1.0]})
     assert status == 200 and answer["default"] is True  # no model linked: the default output
 
