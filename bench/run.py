@@ -24,8 +24,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -86,8 +88,6 @@ class RawServer:
         self.proc.wait(10)
 
 
-
-
 def batch_stats(before: dict[str, float], after: dict[str, float], model: str, app: str) -> tuple[float, float]:
     labels = f'{{model="{model}",version="1"}}'
     count = after.get(f"clipper_model_batch_size_count{labels}", 0) - before.get(
@@ -100,6 +100,68 @@ def batch_stats(before: dict[str, float], after: dict[str, float], model: str, a
     defaults = after.get(f"clipper_app_default_predictions_total{app_labels}", 0) - before.get(
         f"clipper_app_default_predictions_total{app_labels}", 0)
     return (total / count if count else 0.0), (defaults / preds if preds else 0.0)
+
+
+# The clipper apps the benchmarks use: (app, model, function, batch_size); -1 = AIMD batching.
+SETUPS: list[tuple[str, str, Callable[[Any], list[float]], int]] = [
+    ("noop", "noop", bench_models.noop, -1), ("batchy", "batchy", bench_models.batchy, -1),
+    ("batchy-b1", "batchy1", bench_models.batchy, 1)]
+
+
+def start_server(home: Path, extra_env: dict[str, str] | None = None) -> Any:
+    """Start a clipper server under ``home`` on free loopback ports and return its ``ClipperConnection``.
+    ``extra_env`` is added to the server's environment (its replicas inherit it)."""
+    from clipper_core import ClipperConnection, LocalContainerManager
+
+    conn = ClipperConnection(LocalContainerManager(clipper_home=str(home), clipper_query_port=0,
+                                                   clipper_management_port=0, clipper_rpc_port=0,
+                                                   extra_env=extra_env))
+    conn.start_clipper()
+    return conn
+
+
+def deploy_apps(conn: Any, apps: Iterable[str] = ("noop", "batchy", "batchy-b1")) -> None:
+    """Register the benchmark apps named in ``apps`` (see SETUPS), deploy and link their models, and wait
+    until each answers with its model's output rather than the default."""
+    from clipper_core.deployers import python as python_deployer
+
+    wanted = set(apps)
+    addr = conn.get_query_addr()
+    for app, model, func, batch_size in SETUPS:
+        if app not in wanted:
+            continue
+        conn.register_application(name=app, input_type="doubles", default_output="-1.0", slo_micros=1_000_000)
+        python_deployer.deploy_python_closure(conn, name=model, version=1, input_type="doubles", func=func,
+                                              batch_size=batch_size)
+        conn.link_model_to_app(app_name=app, model_name=model)
+    for app, _model, _func, _batch_size in SETUPS:
+        if app not in wanted:
+            continue
+        deadline = time.monotonic() + 60
+        while True:
+            request = urllib.request.Request(f"http://{addr}/{app}/predict", data=BODY.encode(),
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                if not json.loads(response.read())["default"]:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{app}: the replica never answered")
+            time.sleep(0.1)
+
+
+def measure_point(addr: str, scenario: str, target: str, url: str, c: int, duration: float,
+                  model: str | None = None, app: str | None = None) -> Point:
+    """One wrk run of ``duration`` s at ``c`` connections against ``url`` (after 100 warm-up requests); with
+    ``model`` and ``app``, also the mean batch size and default ratio from the server at ``addr``."""
+    warm(url, 100)
+    before = scrape(addr) if model else {}
+    rps, p50, p99, errors = run_wrk(url, c, duration)
+    point = Point(scenario, target, c, rps, p50, p99, errors)
+    if model and app:
+        point.batch_mean, point.default_ratio = batch_stats(before, scrape(addr), model, app)
+    print(f"  {scenario:7} {target:16} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms",
+          flush=True)
+    return point
 
 
 def cpu_seconds(pid: int) -> float:
@@ -122,47 +184,17 @@ def main() -> int:
     conns = [int(c) for c in args.connections.split(",")]
     only = set(args.only.split(","))
 
-    from clipper_core import ClipperConnection, LocalContainerManager
-    from clipper_core.deployers import python as python_deployer
-
     home = Path(tempfile.mkdtemp(prefix="clipper-bench-"))
-    conn = ClipperConnection(LocalContainerManager(clipper_home=str(home), clipper_query_port=0,
-                                                   clipper_management_port=0, clipper_rpc_port=0))
-    conn.start_clipper()
+    conn = start_server(home)
     points: list[Point] = []
     notes: list[str] = []
     try:
         addr = conn.get_query_addr()
-        setups = [("noop", "noop", bench_models.noop, -1), ("batchy", "batchy", bench_models.batchy, -1),
-                  ("batchy-b1", "batchy1", bench_models.batchy, 1)]
-        for app, model, func, batch_size in setups:
-            conn.register_application(name=app, input_type="doubles", default_output="-1.0", slo_micros=1_000_000)
-            python_deployer.deploy_python_closure(conn, name=model, version=1, input_type="doubles", func=func,
-                                                  batch_size=batch_size)
-            conn.link_model_to_app(app_name=app, model_name=model)
-        for app in ("noop", "batchy", "batchy-b1"):
-            deadline = time.monotonic() + 60
-            while True:
-                request = urllib.request.Request(f"http://{addr}/{app}/predict", data=BODY.encode(),
-                                                 headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    if not json.loads(response.read())["default"]:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{app}: the replica never answered")
-                time.sleep(0.1)
+        deploy_apps(conn)
 
         def measure(scenario: str, target: str, url: str, c: int, model: str | None = None,
                     app: str | None = None) -> Point:
-            warm(url, 100)
-            before = scrape(addr) if model else {}
-            rps, p50, p99, errors = run_wrk(url, c, duration)
-            point = Point(scenario, target, c, rps, p50, p99, errors)
-            if model and app:
-                point.batch_mean, point.default_ratio = batch_stats(before, scrape(addr), model, app)
-            print(f"  {scenario:7} {target:16} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms",
-                  flush=True)
-            return point
+            return measure_point(addr, scenario, target, url, c, duration, model, app)
 
         if "noop" in only:
             raw = RawServer("noop")

@@ -12,7 +12,7 @@ from clipper_core.errors import ClipperException, UnconnectedException
 from clipper_core.hookspecs import hookimpl, hookspec
 
 if TYPE_CHECKING:
-    from clipper_core.admin import ClipperConnection
+    from clipper_core.client.connection import ClipperConnection
     from clipper_core.default_plugins.local_manager import LocalContainerManager
 
 __all__ = ["ClipperConnection", "ClipperException", "LocalContainerManager", "UnconnectedException", "__version__",
@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> Any:
     # Lazy: ``from clipper_core import hookimpl`` in a plugin must not pull in numpy and cloudpickle.
     if name == "ClipperConnection":
-        from clipper_core.admin import ClipperConnection
+        from clipper_core.client.connection import ClipperConnection
 
         return ClipperConnection
     if name == "LocalContainerManager":

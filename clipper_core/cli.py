@@ -27,7 +27,7 @@ def _manager(args: argparse.Namespace) -> Any:
 
 
 def _connect(args: argparse.Namespace) -> Any:
-    from clipper_core.admin import ClipperConnection
+    from clipper_core.client.connection import ClipperConnection
 
     conn = ClipperConnection(_manager(args))
     conn.connect()
@@ -66,12 +66,12 @@ def _config(args: argparse.Namespace, **extra: Any) -> Any:
 
 def cmd_start(args: argparse.Namespace) -> int:
     if args.foreground and args.frontends > 1:
-        from clipper_core.multi import run_multi
+        from clipper_core.server.multi import run_multi
 
         run_multi(_config(args), args.frontends)
         return 0
     if args.foreground:
-        from clipper_core.server import run
+        from clipper_core.server.assembly import run
 
         run(_config(args))
         return 0
@@ -84,7 +84,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_frontend(args: argparse.Namespace) -> int:
     """A query frontend alone (REST + RPC), following a shared state store."""
-    from clipper_core.server import run
+    from clipper_core.server.assembly import run
 
     run(_config(args, manage_replicas=False, write_runtime=False, reuse_port=args.reuse_port), roles=("query",))
     return 0
@@ -92,7 +92,7 @@ def cmd_frontend(args: argparse.Namespace) -> int:
 
 def cmd_admin_server(args: argparse.Namespace) -> int:
     """The management frontend alone (and the local replica supervisor unless --no-replicas)."""
-    from clipper_core.server import run
+    from clipper_core.server.assembly import run
 
     run(_config(args, manage_replicas=not args.no_replicas), roles=("admin",))
     return 0

@@ -12,7 +12,7 @@ from clipper_core.plugins import PluginRegistry
 from clipper_core.state import Model, StateStore
 
 if TYPE_CHECKING:
-    from clipper_core.router import Router
+    from clipper_core.serving.router import Router
 
 __all__ = ["ReplicaSupervisor", "ServerContext"]
 

@@ -12,7 +12,7 @@ import pytest
 
 from clipper_core import ClipperConnection, ClipperException
 from clipper_core.deployers import python as python_deployer
-from clipper_core.router import NO_MODELS
+from clipper_core.serving.router import NO_MODELS
 from clipper_core.testing import ServerThread, http_json, wait_until
 from tests import models
 

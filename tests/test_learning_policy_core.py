@@ -54,7 +54,7 @@ class Plugin:
 @pytest.fixture
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerThread]:
     import clipper_core.plugins as plugins
-    import clipper_core.server as server_module
+    import clipper_core.server.assembly as server_module
 
     original = plugins.make_plugin_manager
     # server.py holds its own reference to the factory: patch that one (the plugin rides in as an extra object)

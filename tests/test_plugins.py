@@ -23,10 +23,10 @@ from clipper_core.default_plugins.default_policy import DefaultPolicy
 from clipper_core.default_plugins.local_manager import LocalContainerManager
 from clipper_core.default_plugins.lru_cache import LRUCache
 from clipper_core.errors import PluginError
+from clipper_core.http_api import HANDLE_EXCEPTION
 from clipper_core.interfaces import ContainerManager, Deployer, PredictionCache, SelectionPolicy
 from clipper_core.plugins import PluginRegistry, make_plugin_manager
 from clipper_core.testing import ServerThread, http_json
-from clipper_core.web import HANDLE_EXCEPTION
 from tests import models
 from tests.conftest import Deploy
 

@@ -7,7 +7,7 @@ import concurrent.futures
 
 import pytest
 
-from clipper_core.router import NO_MODELS, SLO_MISSED
+from clipper_core.serving.router import NO_MODELS, SLO_MISSED
 from clipper_core.testing import ServerThread
 from tests import models
 from tests.conftest import Deploy

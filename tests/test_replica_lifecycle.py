@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clipper_core.router import SLO_MISSED
+from clipper_core.serving.router import SLO_MISSED
 from clipper_core.testing import ServerThread, wait_until
 from tests import models
 from tests.conftest import Deploy
@@ -23,7 +23,7 @@ def replica_ids(server: ServerThread, name: str, version: str) -> set[int]:
 
 def test_crashed_replica_is_restarted_and_serves_again(clipper_server: ServerThread, deploy: Deploy,
                                                        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="clipper_core.default_plugins.local_supervisor")
+    caplog.set_level(logging.WARNING, logger="clipper_core.server.local_replicas")
     deploy.app("fragile", slo_micros=1_000_000)
     deploy("crashy", 1, models.crash_on_negative, app="fragile")
     assert clipper_server.predict("fragile", {"input": [1.0]})[1]["output"] == 1.0
@@ -94,7 +94,7 @@ def test_a_model_pickled_under_another_cloudpickle_is_refused_clearly(clipper_se
                                                                        caplog: pytest.LogCaptureFixture) -> None:
     import json
 
-    caplog.set_level(logging.ERROR, logger="clipper_core.default_plugins.local_supervisor")
+    caplog.set_level(logging.ERROR, logger="clipper_core.server.local_replicas")
     deploy.app("old", slo_micros=500_000)
     model_dir = deploy("oldpickle", 1, models.feature_sum, app="old", replicas=0, wait=False)
     manifest_path = model_dir / "clipper_model.json"

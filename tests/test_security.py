@@ -15,8 +15,7 @@ from tests import models
 
 CORE = Path(clipper_core.__file__).parent
 QUERY_PATH = [*sorted((CORE / "frontend").glob("*.py")), *sorted((CORE / "rpc").glob("*.py")),
-              CORE / "router.py", CORE / "dispatch.py", CORE / "batcher.py", CORE / "inputs.py", CORE / "web.py",
-              CORE / "metrics.py"]
+              *sorted((CORE / "serving").glob("*.py")), CORE / "inputs.py", CORE / "http_api.py", CORE / "metrics.py"]
 UNPICKLERS = {"pickle", "cloudpickle", "dill", "marshal", "joblib", "shelve", "_pickle"}
 
 

@@ -20,12 +20,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
+from clipper_core.client.admin_http import AdminClient, health_ok
 from clipper_core.config import clipper_home
 from clipper_core.errors import ClipperException
 from clipper_core.hookspecs import hookimpl
 from clipper_core.interfaces import ContainerManager
-from clipper_core.procs import pid_alive
-from clipper_core.rest import AdminClient, health_ok
+from clipper_core.processes import pid_alive
 
 __all__ = ["LocalContainerManager"]
 

@@ -9,10 +9,10 @@ from prometheus_client import CollectorRegistry
 from clipper_core.context import ServerContext
 from clipper_core.frontend.metrics import router_rows
 from clipper_core.frontend.v2 import setup_v2_routes
+from clipper_core.http_api import error_middleware, read_json_object
 from clipper_core.metrics import MetricsCollector, render
 from clipper_core.openapi import query_openapi
-from clipper_core.router import Router
-from clipper_core.web import error_middleware, read_json_object
+from clipper_core.serving.router import Router
 
 __all__ = ["CONTEXT", "create_query_app", "setup_routes"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from clipper_core.router import Router
+from clipper_core.serving.router import Router
 
 __all__ = ["router_rows"]
 

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from clipper_core.appruntime import AppRuntime
 from clipper_core.errors import InvalidInput, NotFound
 from clipper_core.inputs import InputType
-from clipper_core.router import Router
+from clipper_core.serving.app_runtime import AppRuntime
+from clipper_core.serving.router import Router
 
 __all__ = ["setup_v2_routes"]
 

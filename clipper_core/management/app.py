@@ -10,8 +10,8 @@ from aiohttp import web
 
 from clipper_core.context import ServerContext
 from clipper_core.errors import Unauthorized
+from clipper_core.http_api import error_middleware
 from clipper_core.management.handlers import CONTEXT, ROUTES
-from clipper_core.web import error_middleware
 
 __all__ = ["create_admin_app", "setup_routes"]
 

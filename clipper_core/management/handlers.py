@@ -12,9 +12,9 @@ from aiohttp import web
 
 from clipper_core.context import ServerContext
 from clipper_core.errors import Conflict, InvalidInput, NotFound
+from clipper_core.http_api import json_response, read_json_object
 from clipper_core.management.fields import Body
 from clipper_core.state import Application, Model
-from clipper_core.web import json_response, read_json_object
 
 __all__ = ["CONTEXT", "ROUTES"]
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from clipper_core.admin import ClipperConnection
+from clipper_core.client.connection import ClipperConnection
 from clipper_core.default_plugins.local_manager import LocalContainerManager
 from clipper_core.testing.server import ServerThread
 

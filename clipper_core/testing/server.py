@@ -73,7 +73,7 @@ class ServerThread:
     def _main(self) -> None:
         import uvloop
 
-        from clipper_core.server import start_server
+        from clipper_core.server.assembly import start_server
 
         loop = self.loop = uvloop.new_event_loop()
         asyncio.set_event_loop(loop)

@@ -22,7 +22,7 @@ from clipper_docker import DockerContainerManager
 from clipper_docker.names import CLUSTER_LABEL
 from docker_test_helpers import Make
 
-from clipper_core.procs import pid_alive
+from clipper_core.processes import pid_alive
 from clipper_core.testing.services import service_unavailable
 
 REPO = Path(__file__).resolve().parents[4]

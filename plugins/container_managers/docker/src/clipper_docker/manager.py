@@ -35,9 +35,9 @@ import redis
 from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
+from clipper_core.client.admin_http import AdminClient, health_ok
 from clipper_core.errors import ClipperException
 from clipper_core.interfaces import ContainerManager
-from clipper_core.rest import AdminClient, health_ok
 from clipper_docker import names
 from clipper_docker.images import build_model_image, ensure_image
 from clipper_docker.names import CLUSTER_LABEL, ROLE_LABEL, Role

@@ -1,6 +1,6 @@
 """clipper-policy-bandits: select one model per query and learn from feedback which serves each user best."""
 
-from clipper_core.rewards import reward
+from clipper_core.policies.rewards import reward
 from clipper_policy_bandits.base import Bandit
 from clipper_policy_bandits.epsilon_greedy import EpsilonGreedy
 from clipper_policy_bandits.exp3 import Exp3

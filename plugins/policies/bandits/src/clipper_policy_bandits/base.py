@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import orjson
 
 from clipper_core.interfaces import Query, SelectionPolicy
-from clipper_core.policy_config import check_keys, number
-from clipper_core.rewards import REWARDS, reward
+from clipper_core.policies.config import check_keys, number
+from clipper_core.policies.rewards import REWARDS, reward
 from clipper_core.state import Application
 
 __all__ = ["Bandit"]

@@ -6,7 +6,7 @@ import math
 from typing import Any, ClassVar
 
 from clipper_core.interfaces import Query
-from clipper_core.policy_config import number
+from clipper_core.policies.config import number
 from clipper_core.state import Application
 from clipper_policy_bandits.base import Bandit
 

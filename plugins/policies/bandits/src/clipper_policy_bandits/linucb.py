@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 
 from clipper_core.interfaces import Query
-from clipper_core.policy_config import number
+from clipper_core.policies.config import number
 from clipper_core.state import Application
 from clipper_policy_bandits.base import Bandit
 

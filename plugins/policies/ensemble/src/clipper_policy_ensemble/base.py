@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from clipper_core.interfaces import Query, SelectionPolicy
-from clipper_core.policy_config import check_keys
-from clipper_core.rewards import number_or_none
+from clipper_core.policies.config import check_keys
+from clipper_core.policies.rewards import number_or_none
 from clipper_core.state import Application
 
 __all__ = ["Ensemble", "vote_key"]

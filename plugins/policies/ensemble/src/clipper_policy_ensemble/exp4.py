@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import orjson
 
 from clipper_core.interfaces import Query
-from clipper_core.policy_config import number
-from clipper_core.rewards import REWARDS, reward
+from clipper_core.policies.config import number
+from clipper_core.policies.rewards import REWARDS, reward
 from clipper_core.state import Application
 from clipper_policy_ensemble.base import Ensemble
 

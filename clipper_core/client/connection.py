@@ -19,10 +19,10 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
+from clipper_core.client.admin_http import AdminClient
 from clipper_core.errors import ClipperException, UnconnectedException
 from clipper_core.inputs import decode_input, parse_input_type
 from clipper_core.interfaces import ContainerManager
-from clipper_core.rest import AdminClient
 
 __all__ = ["CONTAINERLESS_MODEL_IMAGE", "ClipperConnection"]
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from clipper_container.protocol import encode_inputs
 
-from clipper_core.batcher import BatchSizer, ModelQueue, Task
 from clipper_core.inputs import InputType
 from clipper_core.interfaces import CacheKey, PredictionCache
 from clipper_core.metrics import SIZE_BUCKETS, FastHistogram
 from clipper_core.rpc import ReplicaConnection, ReplicaLost
+from clipper_core.serving.queue import BatchSizer, ModelQueue, Task
 from clipper_core.state import Model
 
 __all__ = ["ItemFailed", "ModelFailed", "ModelRuntime"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 
-from clipper_core.batcher import Task
-from clipper_core.dispatch import ModelRuntime
 from clipper_core.errors import Overloaded
+from clipper_core.serving.model_runtime import ModelRuntime
+from clipper_core.serving.queue import Task
 
 __all__ = ["admit"]
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from clipper_core.config import Config, ConfigError
-from clipper_core.server import start_server
+from clipper_core.server.assembly import start_server
 
 __all__ = ["ManagedRedis", "free_port", "run_multi"]
 

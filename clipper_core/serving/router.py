@@ -15,18 +15,18 @@ import logging
 import time
 from typing import Any
 
-from clipper_core.admission import admit
-from clipper_core.appruntime import AppRuntime, as_json_value
-from clipper_core.batcher import DeadlineExpired, Task
-from clipper_core.dispatch import ItemFailed, ModelFailed, ModelRuntime
 from clipper_core.errors import InvalidInput, ModelUnavailable, NotFound, QueryError
 from clipper_core.inputs import INT64_MAX, INT64_MIN, InputType, decode_input
 from clipper_core.interfaces import CacheKey, PredictionCache, Query, SelectionPolicy
 from clipper_core.plugins import PluginRegistry
-from clipper_core.recent import RecentPredictions, item_key
 from clipper_core.rpc import ReplicaConnection
+from clipper_core.serving.admission import admit
+from clipper_core.serving.app_runtime import AppRuntime, as_json_value
+from clipper_core.serving.model_runtime import ItemFailed, ModelFailed, ModelRuntime
+from clipper_core.serving.queue import DeadlineExpired, Task
+from clipper_core.serving.recent import RecentPredictions, item_key
+from clipper_core.serving.waiting import wait_all
 from clipper_core.state import Application, ChangeEvent, Feedback, Model, StateStore
-from clipper_core.waiting import wait_all
 
 __all__ = ["NO_MODELS", "SLO_MISSED", "AppRuntime", "Router", "as_json_value"]
 

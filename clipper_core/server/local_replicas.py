@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from clipper_core.procs import pid_alive
+from clipper_core.processes import pid_alive
 from clipper_core.state import Model
 
 __all__ = ["LocalReplicaSupervisor"]

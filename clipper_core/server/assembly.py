@@ -17,13 +17,13 @@ from aiohttp import web
 
 from clipper_core.config import Config, ConfigError
 from clipper_core.context import ServerContext
-from clipper_core.default_plugins.local_supervisor import LocalReplicaSupervisor
 from clipper_core.frontend import create_query_app
+from clipper_core.http_api import HANDLE_EXCEPTION
 from clipper_core.plugins import PluginRegistry, make_plugin_manager
-from clipper_core.router import Router
 from clipper_core.rpc import ReplicaConnection, RpcServer
+from clipper_core.server.local_replicas import LocalReplicaSupervisor
+from clipper_core.serving.router import Router
 from clipper_core.state import Replica, StateStore
-from clipper_core.web import HANDLE_EXCEPTION
 
 __all__ = ["RunningServer", "open_store", "run", "start_server"]
 
