@@ -36,6 +36,15 @@ ENV: dict[str, tuple[str, str]] = {
     "CLIPPER_BATCHES_IN_FLIGHT": ("batches_in_flight", "batches sent to one replica before its first answers (2)"),
     "CLIPPER_DISABLE_PLUGINS": ("disabled_plugins", "comma-separated plugin names not to load"),
     "CLIPPER_RPC_ADVERTISE": ("rpc_advertise", "RPC address announced to replicas (tcp://host:port)"),
+    "CLIPPER_CONTAINER_MANAGER": ("container_manager", "container manager `clipper start` uses (default local)"),
+    "CLIPPER_ADMISSION_SLO_FRACTION": ("admission_slo_fraction",
+                                       "refuse work predicted to finish later than this fraction of the SLO (0.9)"),
+    "CLIPPER_SLO_BUDGET_FRACTION": ("slo_budget_fraction",
+                                    "share of the tightest linked app's SLO one batch may take (0.5)"),
+    "CLIPPER_RECENT_PREDICTIONS": ("recent_predictions",
+                                   "predictions remembered to join feedback with (100000)"),
+    "CLIPPER_POLICY_STATES_PER_APP": ("policy_states_per_app",
+                                      "per-user policy states cached in memory per app (10000)"),
 }
 
 
@@ -62,6 +71,11 @@ class Config:
     max_queue_length: int = 10_000
     stuck_batch_seconds: float = 0.0
     disabled_plugins: str = ""
+    container_manager: str = "local"
+    admission_slo_fraction: float = 0.9
+    slo_budget_fraction: float = 0.5
+    recent_predictions: int = 100_000
+    policy_states_per_app: int = 10_000
     manage_replicas: bool = True
     """Run the local replica supervisor in this process (embedded mode)."""
     write_runtime: bool = True
@@ -88,6 +102,13 @@ class Config:
             raise ConfigError("batches_in_flight must be between 1 and 64")
         if not 0.05 <= self.heartbeat_interval <= 60:
             raise ConfigError("heartbeat_interval must be between 0.05 and 60 seconds")
+        for fraction_field in ("admission_slo_fraction", "slo_budget_fraction"):
+            if not 0 < getattr(self, fraction_field) <= 1:
+                raise ConfigError(f"{fraction_field}={getattr(self, fraction_field)} must be in (0, 1]")
+        if self.recent_predictions < 0:
+            raise ConfigError("recent_predictions must be >= 0 (0 remembers none)")
+        if self.policy_states_per_app < 1:
+            raise ConfigError("policy_states_per_app must be at least 1")
 
     @property
     def state_path(self) -> Path:

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExists",
+    "AppNotFound",
     "ClipperError",
     "ClipperException",
     "Conflict",
     "InvalidInput",
+    "ModelNotFound",
     "ModelUnavailable",
+    "ModelVersionNotFound",
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
     "PluginError",
     "Unauthorized",
     "UnconnectedException",
+    "UnknownQueryApp",
+    "VersionNotFound",
 ]
 
 
@@ -56,6 +61,53 @@ class QueryError(ClipperError):
 class NotFound(ClipperError):
     status = 404
     title = "Not found"
+
+
+class AppNotFound(NotFound):
+    """No application of that name (Clipper's management wording)."""
+
+    template = "Application '{name}' does not exist"
+
+    def __init__(self, name: str, *, status: int | None = None) -> None:
+        super().__init__(self.template.format(name=name), status=status)
+        self.name = name
+
+
+class UnknownQueryApp(AppNotFound):
+    """No application of that name, as the query frontend says it."""
+
+    template = "application '{name}' does not exist"
+
+
+class ModelNotFound(NotFound):
+    """No version of that model is registered (or none is current). Clipper answers 400 here."""
+
+    status = 400
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"No model with name '{name}' exists")
+        self.name = name
+
+
+class ModelVersionNotFound(NotFound):
+    """That (model, version) is not registered."""
+
+    def __init__(self, name: str, version: str, *, status: int | None = None) -> None:
+        super().__init__(f"model with name '{name}' and version '{version}' does not exist", status=status)
+        self.name, self.version = name, version
+
+
+def version_missing(model: str, version: str) -> str:
+    """Clipper's message for a request naming a version the model does not have."""
+    return f"Requested version: {version} does not exist for model: {model}"
+
+
+class VersionNotFound(NotFound):
+    """A request names a version the model does not have (management API and stores: 400 on the API)."""
+
+    def __init__(self, model: str, version: str, *, status: int | None = None) -> None:
+        super().__init__(version_missing(model, version), status=status)
+        self.model, self.version = model, version
 
 
 class AlreadyExists(ClipperError):

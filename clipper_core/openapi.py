@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from clipper_core.names import NAME_LIMIT, NAME_PATTERN
+
 __all__ = ["admin_openapi", "query_openapi"]
 
 VERSION = "0.1.0"
@@ -38,7 +40,7 @@ PREDICTION: dict[str, Any] = {
         "models": {"type": "array", "items": {"type": "string"},
                    "description": "models that contributed (policies that combine several models)"}}}
 NAME: dict[str, Any] = {
-    "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9._-]+$",
+    "type": "string", "minLength": 1, "maxLength": NAME_LIMIT, "pattern": f"^{NAME_PATTERN}$",
     "description": "letters, digits, '-', '_' and '.' (not '.' or '..' alone, no '..' inside); at most 128"}
 VERSION_NAME: dict[str, Any] = {"oneOf": [NAME, {**INT64, "minimum": 0,
                                                  "description": "an integer is taken as its decimal string"}]}

@@ -23,11 +23,12 @@ from clipper_core.client.admin_http import AdminClient
 from clipper_core.errors import ClipperException, UnconnectedException
 from clipper_core.inputs import decode_input, parse_input_type
 from clipper_core.interfaces import ContainerManager
+from clipper_core.names import NO_CONTAINER
 
 __all__ = ["CONTAINERLESS_MODEL_IMAGE", "ClipperConnection"]
 
 log = logging.getLogger(__name__)
-CONTAINERLESS_MODEL_IMAGE = "NO_CONTAINER"
+CONTAINERLESS_MODEL_IMAGE = NO_CONTAINER
 _MODEL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _VERSION = re.compile(r"^[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?$")
 

@@ -3,17 +3,15 @@ names the field, what was wrong, and what is expected."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from clipper_core.errors import InvalidInput
 from clipper_core.inputs import INT64_MAX, INT64_MIN, InputType, json_kind, parse_input_type
+from clipper_core.names import check_name
 
 __all__ = ["MAX_SLO_MICROS", "Body"]
 
 MAX_SLO_MICROS = 2**31 - 1  # Clipper stores the SLO as a signed 32-bit int (~35.8 minutes)
-_NAME_LIMIT = 128
-_NAME = re.compile(r"[A-Za-z0-9._-]+")  # safe in paths, store keys, Docker names and image tags (openapi.NAME)
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "an object"}
 
 
@@ -90,14 +88,3 @@ class Body:
 
 
 _REQUIRED = object()
-
-
-def check_name(key: str, value: str) -> str:
-    if not value:
-        raise InvalidInput(f"'{key}' is empty; expected a non-empty name")
-    if len(value) > _NAME_LIMIT:
-        raise InvalidInput(f"'{key}' is {len(value)} characters long; at most {_NAME_LIMIT} are allowed")
-    if not _NAME.fullmatch(value) or ".." in value or value == ".":
-        raise InvalidInput(f"'{key}' {value!r} contains a character that is not allowed (or is '.' or has '..'); use "
-                           "letters, digits, '-', '_' and '.'")
-    return value

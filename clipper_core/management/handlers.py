@@ -14,12 +14,12 @@ from clipper_core.context import ServerContext
 from clipper_core.errors import Conflict, InvalidInput, NotFound
 from clipper_core.http_api import json_response, read_json_object
 from clipper_core.management.fields import Body
+from clipper_core.names import NO_CONTAINER
 from clipper_core.state import Application, Model
 
 __all__ = ["CONTEXT", "ROUTES"]
 
 CONTEXT = web.AppKey("clipper_admin_context", ServerContext)
-CONTAINERLESS = "NO_CONTAINER"
 
 
 def _ctx(request: web.Request) -> ServerContext:
@@ -184,7 +184,7 @@ async def add_model(request: web.Request) -> web.Response:
             raise Conflict(f"Model with name '{name}' is linked to application '{app.name}' of input type "
                            f"'{app.input_type.value}'; version '{version}' has input type '{input_type.value}'")
     model = Model(name=name, version=version, input_type=input_type, labels=body.labels(),
-                  container_name=body.text("container_name", CONTAINERLESS),
+                  container_name=body.text("container_name", NO_CONTAINER),
                   model_data_path=body.text("model_data_path", "DEPRECATED"), batch_size=batch_size,
                   batch_wait_timeout_micros=wait, created_at=time.time())
     await ctx.store.add_model(model)
@@ -290,9 +290,9 @@ async def set_num_replicas(request: web.Request) -> web.Response:
     n = body.integer("num_replicas")
     if not 0 <= n <= 256:
         raise InvalidInput(f"'num_replicas' is {n}; expected 0 to 256")
-    if model.container_name == CONTAINERLESS and n > 0:
+    if model.container_name == NO_CONTAINER and n > 0:
         raise Conflict(f"Cannot resize the containerless model {model.name}:{model.version}")
-    if model.container_name != CONTAINERLESS and not os.path.isdir(model.container_name):
+    if model.container_name != NO_CONTAINER and not os.path.isdir(model.container_name):
         raise Conflict(f"model directory {model.container_name} of {model.name}:{model.version} does not exist")
     await ctx.store.update_model(model.replace(num_replicas=n))
     assert ctx.supervisor is not None

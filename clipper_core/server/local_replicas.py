@@ -22,13 +22,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from clipper_core.names import NO_CONTAINER
 from clipper_core.processes import pid_alive
 from clipper_core.state import Model
 
 __all__ = ["LocalReplicaSupervisor"]
 
 log = logging.getLogger(__name__)
-CONTAINERLESS = "NO_CONTAINER"
 # Exit codes of python -m clipper_container that a restart cannot fix.
 _PERMANENT_FAILURES = {2: "bad arguments", 3: "rejected by the frontend", 4: "the model cannot be loaded"}
 _ADOPTED_POLL = 0.5
@@ -91,7 +91,7 @@ class LocalReplicaSupervisor:
     async def set_replicas(self, model: Model, num_replicas: int) -> None:
         if num_replicas < 0:
             raise ValueError("num_replicas must be >= 0")
-        if num_replicas > 0 and model.container_name == CONTAINERLESS:
+        if num_replicas > 0 and model.container_name == NO_CONTAINER:
             raise ValueError(f"model {model.name}:{model.version} is a containerless model")
         async with self._lock:
             slots = self._slots.setdefault(model.key, [])
@@ -129,7 +129,7 @@ class LocalReplicaSupervisor:
         """Bring back the replicas every registered model version asked for (after a restart), adopting
         replicas that outlived a killed server."""
         for model in models:
-            if model.num_replicas > 0 and model.container_name != CONTAINERLESS:
+            if model.num_replicas > 0 and model.container_name != NO_CONTAINER:
                 await self.set_replicas(model, model.num_replicas)
 
     async def stop_all(self) -> None:

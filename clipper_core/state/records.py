@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clipper_core.inputs import InputType
+from clipper_core.names import NO_CONTAINER
 
 __all__ = ["Application", "ChangeEvent", "Feedback", "Model", "ModelKey", "Replica"]
 
@@ -39,7 +40,7 @@ class Model:
     version: str
     input_type: InputType
     labels: tuple[str, ...] = ()
-    container_name: str = "NO_CONTAINER"
+    container_name: str = NO_CONTAINER
     """Clipper's name for the image; for the local manager, the model directory."""
     model_data_path: str = "DEPRECATED"
     batch_size: int = -1
