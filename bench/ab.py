@@ -1,7 +1,7 @@
 """A/B benchmark: two source trees of clipper served side by side in one run, measured in turns.
 
     git worktree add /tmp/before HEAD
-    .venv/bin/python bench/ab.py --before /tmp/before --after .      # 8 s a run, 3 rounds, 1/16/64 conns
+    .venv/bin/python bench/ab.py --before /tmp/before --after .      # 8 s a run, 4 rounds, 1/16/64 conns
 
 Both servers run at once from the same venv, each importing clipper_core, clipper_container (and the plugins
 under ``plugins/``) from its own tree (``PYTHONPATH``; checked on the running server and replica processes).
@@ -232,7 +232,7 @@ def main() -> int:
     parser.add_argument("--before", type=Path, required=True, help="checkout of the tree before the change")
     parser.add_argument("--after", type=Path, required=True, help="checkout of the tree after the change")
     parser.add_argument("--duration", type=int, default=8, help="seconds a wrk run (default 8)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds a point (default 3)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds a point (default 4: even)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk warm-up a side and point (default 2)")
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--only", default="noop,batchy", help=f"comma-separated scenarios of {sorted(MODEL_OF)}")
