@@ -22,9 +22,12 @@ import abc
 import logging
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from clipper_core.state.records import Application, ChangeEvent, Feedback, Model, Replica
+
+if TYPE_CHECKING:
+    from clipper_core.config import Config
 
 __all__ = ["ChangeCallback", "StateStore"]
 
@@ -37,6 +40,15 @@ class StateStore(abc.ABC):
     name: ClassVar[str]
     shared: ClassVar[bool] = False
     """True when several processes can share the store and see each other's changes."""
+    url_schemes: ClassVar[tuple[str, ...]] = ()
+    """What ``CLIPPER_STATE_STORE`` values this class opens: URL schemes (``redis`` for ``redis://host/0``) or
+    bare names (``sqlite``, ``memory``). The plugin registry picks the class by the value's scheme."""
+
+    @classmethod
+    def from_url(cls, url: str, config: Config) -> StateStore:
+        """The store a ``CLIPPER_STATE_STORE`` value names (``url`` has one of :attr:`url_schemes`); constructing
+        does no I/O."""
+        raise NotImplementedError(f"state store {cls.__name__} does not say how to open {url!r}")
 
     def __init__(self) -> None:
         self._subscribers: list[ChangeCallback] = []

@@ -7,6 +7,7 @@ import dataclasses
 import time
 from typing import Any, TypeVar
 
+from clipper_core.config import Config
 from clipper_core.errors import AlreadyExists, NotFound
 from clipper_core.state.base import StateStore
 from clipper_core.state.records import Application, ChangeEvent, Feedback, Model, ModelKey, Replica
@@ -26,6 +27,11 @@ class MemoryStateStore(StateStore):
     """Keeps everything in dicts. Every method runs without awaiting, so each call is atomic on the loop."""
 
     name = "memory"
+    url_schemes = ("memory",)
+
+    @classmethod
+    def from_url(cls, url: str, config: Config) -> MemoryStateStore:
+        return cls()
 
     def __init__(self) -> None:
         super().__init__()

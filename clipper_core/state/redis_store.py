@@ -58,6 +58,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from clipper_core.config import Config
 from clipper_core.errors import AlreadyExists, ModelUnavailable, NotFound
 from clipper_core.inputs import InputType
 from clipper_core.state.base import StateStore
@@ -167,6 +168,11 @@ class RedisStateStore(StateStore):
 
     name = "redis"
     shared = True
+    url_schemes = ("redis", "rediss", "unix")
+
+    @classmethod
+    def from_url(cls, url: str, config: Config) -> RedisStateStore:
+        return cls(url)
 
     def __init__(self, url: str, *, timeout: float = 2.0) -> None:
         super().__init__()

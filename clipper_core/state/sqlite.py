@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from clipper_core.config import Config, ConfigError
 from clipper_core.errors import AlreadyExists, ClipperError, NotFound
 from clipper_core.inputs import InputType
 from clipper_core.state.base import StateStore
@@ -122,6 +123,18 @@ class SqliteStateStore(StateStore):
     """The state of one clipper node in one SQLite file at ``path``."""
 
     name = "sqlite"
+    url_schemes = ("sqlite",)
+
+    @classmethod
+    def from_url(cls, url: str, config: Config) -> SqliteStateStore:
+        """``sqlite`` is ``$CLIPPER_HOME/state.db``; ``sqlite:///abs/path.db`` names the file."""
+        if url == "sqlite":
+            return cls(config.state_path)
+        prefix = "sqlite://"
+        path = url[len(prefix):] if url.startswith(prefix) else ""
+        if not path.startswith("/"):
+            raise ConfigError(f"state store {url!r}: use 'sqlite' or 'sqlite:///absolute/path.db'")
+        return cls(path)
 
     def __init__(self, path: Path | str) -> None:
         super().__init__()
