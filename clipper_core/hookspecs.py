@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from clipper_core.interfaces import ContainerManager, Deployer, PredictionCache, SelectionPolicy
+    from clipper_core.state.base import StateStore
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -48,6 +49,15 @@ def clipper_register_policies() -> list[type[SelectionPolicy]]:
 @hookspec
 def clipper_register_caches() -> list[type[PredictionCache]]:
     """Return prediction-cache classes (each with a unique ``name``).
+
+    Called once when the plugin registry is built. All non-None results are collected."""
+    raise NotImplementedError
+
+
+@hookspec
+def clipper_register_state_stores() -> list[type[StateStore]]:
+    """Return state-store classes (each with a unique ``name`` and the ``url_schemes`` it opens; a scheme may
+    belong to one class only). ``CLIPPER_STATE_STORE`` picks a class by its value's scheme.
 
     Called once when the plugin registry is built. All non-None results are collected."""
     raise NotImplementedError
