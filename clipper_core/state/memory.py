@@ -8,7 +8,7 @@ import time
 from typing import Any, TypeVar
 
 from clipper_core.config import Config
-from clipper_core.errors import AlreadyExists, NotFound
+from clipper_core.errors import AlreadyExists, AppNotFound, ModelVersionNotFound, NotFound, VersionNotFound
 from clipper_core.state.base import StateStore
 from clipper_core.state.records import Application, ChangeEvent, Feedback, Model, ModelKey, Replica
 
@@ -54,7 +54,7 @@ class MemoryStateStore(StateStore):
     # -- applications ---------------------------------------------------------------------------------
     def _require_app(self, name: str) -> None:
         if name not in self._apps:
-            raise NotFound(f"Application '{name}' does not exist")
+            raise AppNotFound(name)
 
     async def add_app(self, app: Application) -> None:
         if app.name in self._apps:
@@ -101,7 +101,7 @@ class MemoryStateStore(StateStore):
 
     def _require_model(self, name: str, version: str) -> None:
         if (name, version) not in self._models:
-            raise NotFound(f"model with name '{name}' and version '{version}' does not exist")
+            raise ModelVersionNotFound(name, version)
 
     async def update_model(self, model: Model) -> None:
         self._require_model(model.name, model.version)
@@ -134,7 +134,7 @@ class MemoryStateStore(StateStore):
 
     async def set_current_version(self, name: str, version: str) -> None:
         if (name, version) not in self._models:
-            raise NotFound(f"Requested version: {version} does not exist for model: {name}")
+            raise VersionNotFound(name, version)
         self._current[name] = version
         self._notify(ChangeEvent("current_version", name))
 

@@ -9,8 +9,7 @@ read, but are not notified of it (``shared`` is False).
 
 from __future__ import annotations
 
-import base64
-import json
+import dataclasses
 import os
 import sqlite3
 import time
@@ -20,8 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from clipper_core.config import Config, ConfigError
-from clipper_core.errors import AlreadyExists, ClipperError, NotFound
-from clipper_core.inputs import InputType
+from clipper_core.errors import (
+    AlreadyExists,
+    AppNotFound,
+    ClipperError,
+    ModelVersionNotFound,
+    NotFound,
+    VersionNotFound,
+)
+from clipper_core.state import codec
 from clipper_core.state.base import StateStore
 from clipper_core.state.records import Application, ChangeEvent, Feedback, Model, Replica
 
@@ -56,53 +62,41 @@ CREATE TABLE feedback (app_name TEXT NOT NULL, seq INTEGER NOT NULL, uid INTEGER
 _MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1}
 """from-version -> the script that brings the schema to from-version + 1."""
 
-_APP_COLS = "name, input_type, default_output, latency_slo_micros, policy, policy_config, cache_enabled"
-_MODEL_COLS = ("name, version, input_type, labels, container_name, model_data_path, batch_size, "
-               "batch_wait_timeout_micros, num_replicas, created_at")
-_REPLICA_COLS = "model_name, model_version, replica_id, input_type, frontend, info"
-_FEEDBACK_COLS = "app_name, uid, input, label, query_id, received_at, seq"
+_APP_COLS = ("name", "input_type", "default_output", "latency_slo_micros", "policy", "policy_config",
+             "cache_enabled")
+_MODEL_COLS = ("name", "version", "input_type", "labels", "container_name", "model_data_path", "batch_size",
+               "batch_wait_timeout_micros", "num_replicas", "created_at")
+_REPLICA_COLS = ("model_name", "model_version", "replica_id", "input_type", "frontend", "info")
+_FEEDBACK_COLS = ("app_name", "uid", "input", "label", "query_id", "received_at", "seq")
+"""Each table has a column per record field, of the same name; the JSON-valued ones hold JSON text (the codec's
+``flat`` layout)."""
+_APPS, _MODELS = ", ".join(_APP_COLS), ", ".join(_MODEL_COLS)
+_REPLICAS, _FEEDBACK = ", ".join(_REPLICA_COLS), ", ".join(_FEEDBACK_COLS)
 
 
 def _qs(n: int) -> str:
     return ", ".join("?" * n)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return value.tolist()
-    raise TypeError(f"cannot store a {type(value).__name__} as JSON")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
+def _row(record: Application | Model | Replica | Feedback, columns: tuple[str, ...]) -> tuple[Any, ...]:
+    fields = codec.encode(record, flat=True)
+    return tuple(fields[c] for c in columns)
 
 
 def _app(row: tuple[Any, ...]) -> Application:
-    return Application(row[0], InputType(row[1]), row[2], row[3], row[4], json.loads(row[5]), bool(row[6]))
+    return codec.decode(Application, dict(zip(_APP_COLS, row, strict=True)), flat=True)
 
 
 def _model(row: tuple[Any, ...]) -> Model:
-    return Model(row[0], row[1], InputType(row[2]), tuple(json.loads(row[3])), *row[4:10])
+    return codec.decode(Model, dict(zip(_MODEL_COLS, row, strict=True)), flat=True)
 
 
 def _replica(row: tuple[Any, ...]) -> Replica:
-    return Replica(row[0], row[1], row[2], InputType(row[3]), row[4], json.loads(row[5]))
+    return codec.decode(Replica, dict(zip(_REPLICA_COLS, row, strict=True)), flat=True)
 
 
 def _feedback(row: tuple[Any, ...]) -> Feedback:
-    return Feedback(row[0], row[1], json.loads(row[2]), json.loads(row[3]), row[4], row[5], row[6])
-
-
-def _app_row(app: Application) -> tuple[Any, ...]:
-    return (app.name, app.input_type.value, app.default_output, app.latency_slo_micros, app.policy,
-            _dumps(app.policy_config), int(app.cache_enabled))
-
-
-def _model_row(m: Model) -> tuple[Any, ...]:
-    return (m.name, m.version, m.input_type.value, _dumps(list(m.labels)), m.container_name, m.model_data_path,
-            m.batch_size, m.batch_wait_timeout_micros, m.num_replicas, m.created_at)
+    return codec.decode(Feedback, dict(zip(_FEEDBACK_COLS, row, strict=True)), flat=True)
 
 
 def _has_model(db: sqlite3.Connection, name: str, version: str) -> bool:
@@ -111,12 +105,12 @@ def _has_model(db: sqlite3.Connection, name: str, version: str) -> bool:
 
 def _require_app(db: sqlite3.Connection, name: str) -> None:
     if db.execute("SELECT 1 FROM apps WHERE name = ?", (name,)).fetchone() is None:
-        raise NotFound(f"Application '{name}' does not exist")
+        raise AppNotFound(name)
 
 
 def _require_model(db: sqlite3.Connection, name: str, version: str) -> None:
     if not _has_model(db, name, version):
-        raise NotFound(f"model with name '{name}' and version '{version}' does not exist")
+        raise ModelVersionNotFound(name, version)
 
 
 class SqliteStateStore(StateStore):
@@ -215,15 +209,15 @@ class SqliteStateStore(StateStore):
     async def add_app(self, app: Application) -> None:
         with self._tx([ChangeEvent("app", app.name)]) as db:
             try:
-                db.execute(f"INSERT INTO apps ({_APP_COLS}) VALUES ({_qs(7)})", _app_row(app))
+                db.execute(f"INSERT INTO apps ({_APPS}) VALUES ({_qs(7)})", _row(app, _APP_COLS))
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"application '{app.name}' already exists") from None
 
     async def update_app(self, app: Application) -> None:
         with self._tx([ChangeEvent("app", app.name)]) as db:
             _require_app(db, app.name)
-            old = _app(db.execute(f"SELECT {_APP_COLS} FROM apps WHERE name = ?", (app.name,)).fetchone())
-            db.execute(f"REPLACE INTO apps ({_APP_COLS}) VALUES ({_qs(7)})", _app_row(app))
+            old = _app(db.execute(f"SELECT {_APPS} FROM apps WHERE name = ?", (app.name,)).fetchone())
+            db.execute(f"REPLACE INTO apps ({_APPS}) VALUES ({_qs(7)})", _row(app, _APP_COLS))
             if not old.same_policy(app):
                 db.execute("DELETE FROM policy_state WHERE app_name = ?", (app.name,))
 
@@ -234,18 +228,18 @@ class SqliteStateStore(StateStore):
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
 
     async def get_app(self, name: str) -> Application | None:
-        row = self._one(f"SELECT {_APP_COLS} FROM apps WHERE name = ?", name)
+        row = self._one(f"SELECT {_APPS} FROM apps WHERE name = ?", name)
         return None if row is None else _app(row)
 
     async def list_apps(self) -> list[Application]:
-        return [_app(r) for r in self._conn.execute(f"SELECT {_APP_COLS} FROM apps ORDER BY name")]
+        return [_app(r) for r in self._conn.execute(f"SELECT {_APPS} FROM apps ORDER BY name")]
 
     # -- models ---------------------------------------------------------------------------------------
     async def add_model(self, model: Model, *, make_current: bool = True) -> None:
         events = [ChangeEvent("model", model.name, model.version)]
         with self._tx(events) as db:
             try:
-                db.execute(f"INSERT INTO models ({_MODEL_COLS}) VALUES ({_qs(10)})", _model_row(model))
+                db.execute(f"INSERT INTO models ({_MODELS}) VALUES ({_qs(10)})", _row(model, _MODEL_COLS))
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"model with name '{model.name}' and version '{model.version}' "
                                     "already exists") from None
@@ -258,7 +252,7 @@ class SqliteStateStore(StateStore):
             _require_model(db, model.name, model.version)
             db.execute("UPDATE models SET input_type = ?, labels = ?, container_name = ?, model_data_path = ?, "
                        "batch_size = ?, batch_wait_timeout_micros = ?, num_replicas = ?, created_at = ? "
-                       "WHERE name = ? AND version = ?", (*_model_row(model)[2:], *model.key))
+                       "WHERE name = ? AND version = ?", (*_row(model, _MODEL_COLS[2:]), *model.key))
 
     async def delete_model(self, name: str, version: str) -> None:
         events = [ChangeEvent("model", name, version)]
@@ -273,18 +267,18 @@ class SqliteStateStore(StateStore):
                 events.append(ChangeEvent("replica", name, version))
 
     async def get_model(self, name: str, version: str) -> Model | None:
-        row = self._one(f"SELECT {_MODEL_COLS} FROM models WHERE name = ? AND version = ?", name, version)
+        row = self._one(f"SELECT {_MODELS} FROM models WHERE name = ? AND version = ?", name, version)
         return None if row is None else _model(row)
 
     async def list_models(self, name: str | None = None) -> list[Model]:
-        rows = self._conn.execute(f"SELECT {_MODEL_COLS} FROM models WHERE ?1 IS NULL OR name = ?1 "
+        rows = self._conn.execute(f"SELECT {_MODELS} FROM models WHERE ?1 IS NULL OR name = ?1 "
                                   "ORDER BY name, created", (name,))
         return [_model(r) for r in rows]
 
     async def set_current_version(self, name: str, version: str) -> None:
         with self._tx([ChangeEvent("current_version", name)]) as db:
             if not _has_model(db, name, version):
-                raise NotFound(f"Requested version: {version} does not exist for model: {name}")
+                raise VersionNotFound(name, version)
             db.execute("REPLACE INTO current_versions (model_name, version) VALUES (?, ?)", (name, version))
 
     async def get_current_version(self, name: str) -> str | None:
@@ -330,8 +324,7 @@ class SqliteStateStore(StateStore):
     async def add_replica(self, replica: Replica) -> None:
         r = replica
         with self._tx([ChangeEvent("replica", r.model_name, r.model_version)]) as db:
-            db.execute(f"REPLACE INTO replicas ({_REPLICA_COLS}) VALUES ({_qs(6)})", (
-                r.model_name, r.model_version, r.replica_id, r.input_type.value, r.frontend, _dumps(r.info)))
+            db.execute(f"REPLACE INTO replicas ({_REPLICAS}) VALUES ({_qs(6)})", _row(r, _REPLICA_COLS))
 
     async def delete_replica(self, model_name: str, model_version: str, replica_id: int) -> None:
         with self._tx() as db:
@@ -343,7 +336,7 @@ class SqliteStateStore(StateStore):
     async def list_replicas(self, model_name: str | None = None, model_version: str | None = None
                             ) -> list[Replica]:
         rows = self._conn.execute(
-            f"SELECT {_REPLICA_COLS} FROM replicas WHERE (?1 IS NULL OR model_name = ?1) AND "
+            f"SELECT {_REPLICAS} FROM replicas WHERE (?1 IS NULL OR model_name = ?1) AND "
             "(?2 IS NULL OR model_version = ?2) ORDER BY model_name, model_version, replica_id",
             (model_name, model_version))
         return [_replica(r) for r in rows]
@@ -376,17 +369,15 @@ class SqliteStateStore(StateStore):
                        (app_name, uid, bytes(state)))
 
     async def append_feedback(self, feedback: Feedback) -> int:
-        f = feedback
-        received_at = f.received_at or time.time()
-        payload = (_dumps(f.input), _dumps(f.label))  # fail before taking the write lock
+        record = dataclasses.replace(feedback, received_at=feedback.received_at or time.time())
+        row = _row(record, _FEEDBACK_COLS[:-1])  # fail before taking the write lock; the store assigns seq
         with self._tx() as db:
             seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM feedback WHERE app_name = ?",
-                                 (f.app_name,)).fetchone()[0])
-            db.execute(f"INSERT INTO feedback ({_FEEDBACK_COLS}) VALUES ({_qs(7)})",
-                       (f.app_name, f.uid, *payload, f.query_id, received_at, seq))
+                                 (feedback.app_name,)).fetchone()[0])
+            db.execute(f"INSERT INTO feedback ({_FEEDBACK}) VALUES ({_qs(7)})", (*row, seq))
         return seq
 
     async def list_feedback(self, app_name: str, *, after_seq: int = 0, limit: int = 1000) -> list[Feedback]:
-        rows = self._conn.execute(f"SELECT {_FEEDBACK_COLS} FROM feedback WHERE app_name = ? AND seq > ? "
+        rows = self._conn.execute(f"SELECT {_FEEDBACK} FROM feedback WHERE app_name = ? AND seq > ? "
                                   "ORDER BY seq LIMIT ?", (app_name, after_seq, max(limit, 0)))
         return [_feedback(r) for r in rows]
