@@ -9,9 +9,11 @@ from clipper_core.errors import InvalidInput
 from clipper_core.inputs import INT64_MAX, INT64_MIN, InputType, json_kind, parse_input_type
 from clipper_core.names import check_name
 
-__all__ = ["MAX_SLO_MICROS", "Body"]
+__all__ = ["MAX_REPLICAS", "MAX_SLO_MICROS", "Body"]
 
 MAX_SLO_MICROS = 2**31 - 1  # Clipper stores the SLO as a signed 32-bit int (~35.8 minutes)
+MAX_REPLICAS = 256
+"""Most replicas one model version may be asked to run."""
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "an array", dict: "an object"}
 
 

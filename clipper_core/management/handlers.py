@@ -13,7 +13,8 @@ from aiohttp import web
 from clipper_core.context import ServerContext
 from clipper_core.errors import Conflict, InvalidInput, NotFound
 from clipper_core.http_api import json_response, read_json_object
-from clipper_core.management.fields import Body
+from clipper_core.management.fields import MAX_REPLICAS, Body
+from clipper_core.management.openapi import admin_openapi
 from clipper_core.names import NO_CONTAINER
 from clipper_core.state import Application, Model
 
@@ -288,8 +289,8 @@ async def set_num_replicas(request: web.Request) -> web.Response:
     ctx, body = _ctx(request), await _body(request)
     model = await _managed_model(ctx, body)
     n = body.integer("num_replicas")
-    if not 0 <= n <= 256:
-        raise InvalidInput(f"'num_replicas' is {n}; expected 0 to 256")
+    if not 0 <= n <= MAX_REPLICAS:
+        raise InvalidInput(f"'num_replicas' is {n}; expected 0 to {MAX_REPLICAS}")
     if model.container_name == NO_CONTAINER and n > 0:
         raise Conflict(f"Cannot resize the containerless model {model.name}:{model.version}")
     if model.container_name != NO_CONTAINER and not os.path.isdir(model.container_name):
@@ -345,8 +346,6 @@ async def plugins(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    from clipper_core.openapi import admin_openapi
-
     return json_response(admin_openapi())
 
 

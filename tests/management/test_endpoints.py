@@ -26,7 +26,7 @@ from clipper_core.inputs import InputType
 from clipper_core.interfaces import SelectionPolicy
 from clipper_core.management import create_admin_app
 from clipper_core.management.handlers import ROUTES
-from clipper_core.openapi import admin_openapi
+from clipper_core.management.openapi import admin_openapi
 from clipper_core.plugins import PluginRegistry, make_plugin_manager
 from clipper_core.state import Application, Model, Replica
 from clipper_core.state.memory import MemoryStateStore
