@@ -13,8 +13,9 @@ import redis.asyncio as aioredis
 
 from clipper_core.errors import ClipperError
 from clipper_core.inputs import InputType
-from clipper_core.state import Application, ChangeEvent, Feedback, Model, Replica, StateStore, redis_store
-from clipper_core.state.redis_store import CHANNEL, FRONTENDS, RedisStateStore, RedisUnavailable
+from clipper_core.state import Application, ChangeEvent, Feedback, Model, Replica, StateStore
+from clipper_core.state.redis import CHANNEL, RedisStateStore, RedisUnavailable, feed
+from clipper_core.state.redis.layout import FRONTENDS
 from clipper_core.testing import RedisServer, StateStoreContract
 
 
@@ -234,7 +235,7 @@ async def test_an_immediate_restart_still_announces_reload(redis_server: RedisSe
 
 async def test_a_hung_redis_times_out_and_the_feed_reconnects(redis_server: RedisServer,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(redis_store, "_IDLE_PING", 0.3)  # notice the silent connection sooner
+    monkeypatch.setattr(feed, "_IDLE_PING", 0.3)  # notice the silent connection sooner
     store = RedisStateStore(redis_server.url, timeout=0.5)
     await store.open()
     events = Recorder(store)
