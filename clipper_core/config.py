@@ -27,6 +27,7 @@ ENV: dict[str, tuple[str, str]] = {
     "CLIPPER_STATE_STORE": ("state_store", "sqlite (default), memory, or a redis:// URL"),
     "CLIPPER_CACHE": ("cache_backend", "prediction cache backend (default lru)"),
     "CLIPPER_CACHE_SIZE": ("cache_size_bytes", "prediction cache budget in bytes (default 33554432)"),
+    "CLIPPER_CACHE_REDIS_URL": ("cache_url", "where a remote cache lives (default: the shared state store's URL)"),
     "CLIPPER_ADMIN_TOKEN": ("admin_token", "bearer token required on every /admin endpoint when set"),
     "CLIPPER_MAX_BODY_BYTES": ("max_body_bytes", "largest accepted request body (default 16 MiB)"),
     "CLIPPER_HEARTBEAT_INTERVAL": ("heartbeat_interval", "seconds between container heartbeats (default 0.5)"),
@@ -64,6 +65,7 @@ class Config:
     state_store: str = "sqlite"
     cache_backend: str = "lru"
     cache_size_bytes: int = 32 * 1024 * 1024
+    cache_url: str = ""
     admin_token: str | None = None
     max_body_bytes: int = 16 * 1024 * 1024
     heartbeat_interval: float = 0.5

@@ -1,18 +1,17 @@
-"""What the query and management frontends of one server process share."""
+"""What the query and management frontends of one server process share: the dependencies the server assembles
+(config, store, plugin registry, query path, replica supervisor) and hands to each web app."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from clipper_core.config import Config
 from clipper_core.plugins import PluginRegistry
+from clipper_core.serving.query_path import QueryPath
 from clipper_core.state import Model, StateStore
-
-if TYPE_CHECKING:
-    from clipper_core.serving.router import Router
 
 __all__ = ["ReplicaSupervisor", "ServerContext"]
 
@@ -36,7 +35,7 @@ class ServerContext:
     store: StateStore
     registry: PluginRegistry
     supervisor: ReplicaSupervisor | None = None
-    router: Router | None = None
+    query_path: QueryPath | None = None
     """The query path, when this process runs a query frontend."""
     rpc_addr: str = ""
     """Where model containers connect (tcp://host:port), once bound."""

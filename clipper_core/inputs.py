@@ -16,7 +16,7 @@ import numpy as np
 
 from clipper_core.errors import InvalidInput
 
-__all__ = ["INT64_MAX", "INT64_MIN", "InputType", "decode_input", "json_kind", "parse_input_type"]
+__all__ = ["INT64_MAX", "INT64_MIN", "InputType", "decode_input", "input_to_json", "json_kind", "parse_input_type"]
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 """The integers a client may send for ids and sizes: what every state store keeps (SQLite INTEGER, Redis)."""
@@ -125,6 +125,16 @@ def decode_input(value: Any, input_type: InputType, where: str = "input") -> Any
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise _fail(input_type, "is not valid base64", where) from None
+
+
+def input_to_json(item: Any) -> Any:
+    """A decoded input as the JSON value a client sends for it (how stores keep feedback inputs): numbers as a
+    list, strings as they are, bytes as base64 text."""
+    if item.__class__ is str:
+        return item
+    if item.__class__ is bytes:
+        return base64.b64encode(item).decode("ascii")
+    return item.tolist()
 
 
 def json_kind(value: object) -> str:

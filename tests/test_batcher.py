@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from clipper_core.serving.queue import BatchSizer, DeadlineExpired, ModelQueue, Task
+from clipper_core.serving.batch_sizer import BatchSizer
+from clipper_core.serving.queue import DeadlineExpired, ModelQueue, Task
 
 
 def make_task(loop: asyncio.AbstractEventLoop, item: object, deadline_in: float, group: int = 0) -> Task:

@@ -140,7 +140,7 @@ def test_a_new_policy_config_starts_learning_afresh(server: ServerThread, tmp_pa
     assert status == 200
     assert stored_state(server, "ens", 4) is None
     deadline = time.monotonic() + 10  # the frontend hears of the change through the store's change feed
-    while server.server.ctx.router.app_runtime("ens").app.policy_config != {"version": 2}:
+    while server.server.ctx.query_path.snapshot.app("ens").app.policy_config != {"version": 2}:
         assert time.monotonic() < deadline, "the frontend never saw the new policy_config"
         time.sleep(0.01)
     feedback()

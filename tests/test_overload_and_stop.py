@@ -43,15 +43,15 @@ def test_graceful_stop_finishes_in_flight_queries_and_refuses_new_ones(tmp_path:
         deploy = Deploy(server, tmp_path)
         deploy.app("slowapp", slo_micros=5_000_000)
         deploy("slow", 1, models.slow_model, app="slowapp")
-        router = server.server.ctx.router
+        query_path = server.server.ctx.query_path
         slots = server.call(lambda: list(server.server.ctx.supervisor._slots[("slow", "1")]))
         results: list[tuple[int, object]] = []
         in_flight = threading.Thread(target=lambda: results.append(server.predict("slowapp", {"input": [1.0]})))
         in_flight.start()
-        wait_until(lambda: server.call(lambda: router.active) == 1, 10, what="the query to be in flight")
+        wait_until(lambda: server.call(lambda: query_path.active) == 1, 10, what="the query to be in flight")
         stopper = threading.Thread(target=server.stop)
         stopper.start()
-        wait_until(lambda: server.call(lambda: router.draining), 10, what="draining")
+        wait_until(lambda: server.call(lambda: query_path.draining), 10, what="draining")
         status, body = server.predict("slowapp", {"input": [2.0]})
         assert status == 503 and "shutting down" in body["cause"]  # type: ignore[index]
         in_flight.join(10)

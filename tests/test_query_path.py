@@ -6,8 +6,8 @@ import base64
 import concurrent.futures
 
 import pytest
+from clipper_core.serving.prediction import NO_MODELS, SLO_MISSED
 
-from clipper_core.serving.router import NO_MODELS, SLO_MISSED
 from clipper_core.testing import ServerThread
 from tests import models
 from tests.conftest import Deploy
@@ -102,10 +102,10 @@ def test_cache_answers_repeated_inputs_without_the_model(clipper_server: ServerT
     deploy.app("cached")
     deploy("sum-model", 1, models.feature_sum, app="cached")
     first = clipper_server.predict("cached", {"input": [7.0, 8.0]})[1]
-    hits_before = clipper_server.call(lambda: clipper_server.server.ctx.router.cache.hits)
+    hits_before = clipper_server.call(lambda: clipper_server.server.ctx.query_path.cache.hits)
     second = clipper_server.predict("cached", {"input": [7.0, 8.0]})[1]
     assert first["output"] == second["output"] == 15.0
-    assert clipper_server.call(lambda: clipper_server.server.ctx.router.cache.hits) == hits_before + 1
+    assert clipper_server.call(lambda: clipper_server.server.ctx.query_path.cache.hits) == hits_before + 1
 
 
 def test_concurrent_queries_are_batched(clipper_server: ServerThread, deploy: Deploy) -> None:
@@ -155,7 +155,7 @@ def test_identical_concurrent_misses_make_one_model_call(clipper_server: ServerT
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: clipper_server.predict("flight", {"input": [1.0, 2.0]})[1], range(8)))
     assert all(a["output"] == "slow" and not a["default"] for a in answers)
-    mr = clipper_server.server.ctx.router.models[("slow", "1")]
+    mr = clipper_server.server.ctx.query_path.models[("slow", "1")]
     assert clipper_server.call(lambda: mr.predictions) == 1
 
 
@@ -164,5 +164,5 @@ def test_cache_can_be_disabled_per_app(clipper_server: ServerThread, deploy: Dep
     deploy("sum-model", 1, models.feature_sum, app="fresh")
     for _ in range(3):
         assert clipper_server.predict("fresh", {"input": [1.0, 1.0]})[1]["output"] == 2.0
-    mr = clipper_server.server.ctx.router.models[("sum-model", "1")]
+    mr = clipper_server.server.ctx.query_path.models[("sum-model", "1")]
     assert clipper_server.call(lambda: (mr.predictions, mr.cache_hits)) == (3, 0)

@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from clipper_core.serving.prediction import SLO_MISSED
 
-from clipper_core.serving.router import SLO_MISSED
 from clipper_core.testing import ServerThread, wait_until
 from tests import models
 from tests.conftest import Deploy
@@ -15,7 +15,7 @@ from tests.conftest import Deploy
 
 def replica_ids(server: ServerThread, name: str, version: str) -> set[int]:
     def ids() -> set[int]:
-        mr = server.server.ctx.router.models.get((name, version))
+        mr = server.server.ctx.query_path.models.get((name, version))
         return {r.replica_id for r in mr.replicas.values()} if mr else set()
 
     return server.call(ids)
@@ -55,10 +55,10 @@ def test_kill_9_mid_batch_requeues_to_the_other_replica(clipper_server: ServerTh
 
     deploy.app("sturdy", slo_micros=10_000_000)
     deploy("slowpoke", 1, models.slow_model, app="sturdy", replicas=2)
-    router = clipper_server.server.ctx.router
+    query_path = clipper_server.server.ctx.query_path
 
     def busy_replica_pid() -> int | None:
-        mr = router.models[("slowpoke", "1")]
+        mr = query_path.models[("slowpoke", "1")]
         busy = [r for r in mr.replicas.values() if r.pending]
         return int(busy[0].info["pid"]) if busy else None
 

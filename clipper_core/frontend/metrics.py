@@ -1,27 +1,27 @@
-"""The query frontend's Prometheus rows, read from the router's plain counters at scrape time."""
+"""The query frontend's Prometheus rows, read from the query path's plain counters at scrape time."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from clipper_core.serving.router import Router
+from clipper_core.serving.query_path import QueryPath
 
-__all__ = ["router_rows"]
+__all__ = ["query_path_rows"]
 
 Row = tuple[str, str, str, dict[str, str], Any]
 
 
-def router_rows(router: Router) -> Iterator[Row]:
-    for name, rt in sorted(router.apps.items()):
+def query_path_rows(path: QueryPath) -> Iterator[Row]:
+    for name, rt in sorted(path.snapshot.apps.items()):
         labels = {"app": name}
         yield ("histogram", "clipper_app_prediction_latency_seconds",
-               "End-to-end latency of a predict request, parse to response", labels, rt.latency)
+               "Latency of a predict request in the query path, decoded inputs to combined answer", labels, rt.latency)
         yield ("counter", "clipper_app_predictions", "Predictions answered (one per input)", labels,
                rt.predictions)
         yield ("counter", "clipper_app_default_predictions", "Predictions answered with the default output",
                labels, rt.defaults)
-    for (model, version), mr in sorted(router.models.items()):
+    for (model, version), mr in sorted(path.models.items()):
         labels = {"model": model, "version": version}
         yield ("histogram", "clipper_model_batch_size", "Inputs per batch sent to a replica", labels,
                mr.batch_sizes)
@@ -39,7 +39,7 @@ def router_rows(router: Router) -> Iterator[Row]:
         yield ("counter", "clipper_model_cache_misses", "Prediction cache misses", labels, mr.cache_misses)
         yield ("counter", "clipper_model_dropped_expired", "Tasks dropped because their deadline passed",
                labels, mr.queue.dropped)
-    cache = router.cache
+    cache = path.cache
     if cache is not None:
         yield ("counter", "clipper_cache_hits", "Prediction cache hits, all models", {}, cache.hits)
         yield ("counter", "clipper_cache_misses", "Prediction cache misses, all models", {}, cache.misses)

@@ -1,4 +1,4 @@
-"""Open Inference Protocol (KServe V2) over clipper apps: each app is a V2 "model".
+"""Open Inference Protocol (KServe V2) as an adapter over the query path: each app is a V2 "model".
 
 ``POST /v2/models/{app}[/versions/{v}]/infer`` takes one input tensor; its first dimension is the batch (a
 ``[n, d]`` tensor for numeric apps, ``[n]`` of BYTES for string/bytes apps) and each row becomes one clipper
@@ -15,85 +15,22 @@ import orjson
 from aiohttp import web
 
 from clipper_core.errors import InvalidInput, NotFound
-from clipper_core.inputs import InputType
+from clipper_core.frontend.fields import read_uid
+from clipper_core.frontend.health import not_ready_reason
+from clipper_core.frontend.keys import QUERY_PATH
+from clipper_core.http_api import JSON
+from clipper_core.inputs import InputType, decode_input
 from clipper_core.serving.app_runtime import AppRuntime
-from clipper_core.serving.router import Router
+from clipper_core.serving.prediction import Prediction
+from clipper_core.serving.snapshot import Snapshot
 
-__all__ = ["setup_v2_routes"]
+__all__ = ["DATATYPES", "setup_v2_routes"]
 
 DATATYPES = {InputType.INTS: "INT32", InputType.FLOATS: "FP32", InputType.DOUBLES: "FP64",
              InputType.STRINGS: "BYTES", InputType.BYTES: "BYTES"}
-JSON = "application/json"
 
 
-def setup_v2_routes(app: web.Application, router_key: web.AppKey[Router]) -> None:
-    async def live(request: web.Request) -> web.Response:
-        return _json({"live": True})
-
-    async def ready(request: web.Request) -> web.Response:
-        return _json({"ready": True})
-
-    async def server_metadata(request: web.Request) -> web.Response:
-        from clipper_core import __version__
-
-        return _json({"name": "clipper", "version": __version__, "extensions": []})
-
-    async def model_metadata(request: web.Request) -> web.Response:
-        router = request.app[router_key]
-        rt = router.app_runtime(request.match_info["app"])
-        versions = _versions(router, rt)
-        _check_version(rt, request.match_info.get("version"), versions)
-        datatype = DATATYPES[rt.app.input_type]
-        shape = [-1, -1] if rt.app.input_type.is_numeric else [-1]
-        return _json({"name": rt.app.name, "versions": versions, "platform": "clipper",
-                      "inputs": [{"name": "input", "datatype": datatype, "shape": shape}],
-                      "outputs": [{"name": "output", "datatype": "BYTES", "shape": [-1]}]})
-
-    async def model_ready(request: web.Request) -> web.Response:
-        router = request.app[router_key]
-        rt = router.app_runtime(request.match_info["app"])
-        version = request.match_info.get("version")
-        if version is not None:
-            _check_version(rt, version, _versions(router, rt))
-        is_ready = any(
-            (mr := router.models.get((name, version or router.current.get(name, "")))) is not None
-            and mr.num_replicas > 0 for name in rt.linked)
-        return _json({"name": rt.app.name, "ready": is_ready}, status=200 if is_ready else 503)
-
-    async def infer(request: web.Request) -> web.Response:
-        router = request.app[router_key]
-        app_name = request.match_info["app"]
-        rt = router.app_runtime(app_name)
-        try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"Error parsing JSON: {exc}; expected a V2 inference request") from None
-        rows = _rows(body, rt.app.input_type)
-        query: dict[str, Any] = {"input_batch": rows}
-        version = request.match_info.get("version")
-        if version is not None:
-            query["version"] = version
-        if isinstance(body.get("parameters"), dict) and "uid" in body["parameters"]:
-            query["uid"] = body["parameters"]["uid"]
-        result = await router.predict(app_name, query)
-        predictions = result["batch_predictions"]
-        outputs = [p["output"] for p in predictions]
-        numeric = all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in outputs)
-        tensor: dict[str, Any] = {
-            "name": "output", "shape": [len(outputs)], "datatype": "FP64" if numeric else "BYTES",
-            "data": outputs if numeric else [o if isinstance(o, str) else orjson.dumps(o).decode()
-                                             for o in outputs],
-            "parameters": {"default": [p["default"] for p in predictions],
-                           "default_explanation": [p.get("default_explanation", "") for p in predictions],
-                           "query_id": [p["query_id"] for p in predictions]},
-        }
-        answer: dict[str, Any] = {"model_name": app_name, "outputs": [tensor]}
-        if version is not None:
-            answer["model_version"] = version
-        if "id" in body:
-            answer["id"] = body["id"]
-        return _json(answer)
-
+def setup_v2_routes(app: web.Application) -> None:
     add = app.router
     add.add_get("/v2", server_metadata)
     add.add_get("/v2/health/live", live)
@@ -106,16 +43,83 @@ def setup_v2_routes(app: web.Application, router_key: web.AppKey[Router]) -> Non
     add.add_post("/v2/models/{app}/versions/{version}/infer", infer)
 
 
-def _versions(router: Router, rt: AppRuntime) -> list[str]:
-    """Every version of the models linked to the app, sorted."""
-    return sorted({v for name in rt.linked for v in router.versions.get(name, {})})
+async def live(request: web.Request) -> web.Response:
+    return _json({"live": True})
 
 
-def _check_version(rt: AppRuntime, version: str | None, versions: list[str]) -> None:
-    """A ``/versions/{version}`` path must name a version of one of the app's linked models (else 404)."""
-    if version is not None and version not in versions:
-        raise NotFound(f"application {rt.app.name!r} has no model version {version!r}; its linked models have "
-                       f"versions {versions}")
+async def ready(request: web.Request) -> web.Response:
+    reason = await not_ready_reason(request)
+    if reason is not None:
+        return _json({"ready": False, "reason": reason}, status=503)
+    return _json({"ready": True})
+
+
+async def server_metadata(request: web.Request) -> web.Response:
+    from clipper_core import __version__
+
+    return _json({"name": "clipper", "version": __version__, "extensions": []})
+
+
+def _app_and_version(request: web.Request) -> tuple[Snapshot, AppRuntime, str | None]:
+    snapshot = request.app[QUERY_PATH].snapshot
+    rt = snapshot.app(request.match_info["app"])
+    version = request.match_info.get("version")
+    if version is not None:
+        versions = snapshot.versions_of(rt)
+        if version not in versions:  # a /versions/{version} path names a version of a linked model, else 404
+            raise NotFound(f"application {rt.app.name!r} has no model version {version!r}; its linked models "
+                           f"have versions {versions}")
+    return snapshot, rt, version
+
+
+async def model_metadata(request: web.Request) -> web.Response:
+    snapshot, rt, _ = _app_and_version(request)
+    datatype = DATATYPES[rt.app.input_type]
+    shape = [-1, -1] if rt.app.input_type.is_numeric else [-1]
+    return _json({"name": rt.app.name, "versions": snapshot.versions_of(rt), "platform": "clipper",
+                  "inputs": [{"name": "input", "datatype": datatype, "shape": shape}],
+                  "outputs": [{"name": "output", "datatype": "BYTES", "shape": [-1]}]})
+
+
+async def model_ready(request: web.Request) -> web.Response:
+    snapshot, rt, version = _app_and_version(request)
+    is_ready = snapshot.serving(rt, version)
+    return _json({"name": rt.app.name, "ready": is_ready}, status=200 if is_ready else 503)
+
+
+async def infer(request: web.Request) -> web.Response:
+    path = request.app[QUERY_PATH]
+    app_name = request.match_info["app"]
+    rt = path.open_app(app_name)
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"Error parsing JSON: {exc}; expected a V2 inference request") from None
+    input_type = rt.app.input_type
+    items = [decode_input(row, input_type, f"input_batch[{i}]") for i, row in enumerate(_rows(body, input_type))]
+    uid = 0
+    if isinstance(body.get("parameters"), dict) and "uid" in body["parameters"]:
+        uid = read_uid(body["parameters"]["uid"])
+    version = request.match_info.get("version")
+    predictions = await path.predict(rt, items, uid=uid, version=version)
+    answer: dict[str, Any] = {"model_name": app_name, "outputs": [_output_tensor(predictions)]}
+    if version is not None:
+        answer["model_version"] = version
+    if "id" in body:
+        answer["id"] = body["id"]
+    return _json(answer)
+
+
+def _output_tensor(predictions: list[Prediction]) -> dict[str, Any]:
+    outputs = [p.output for p in predictions]
+    numeric = all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in outputs)
+    return {
+        "name": "output", "shape": [len(outputs)], "datatype": "FP64" if numeric else "BYTES",
+        "data": outputs if numeric else [o if isinstance(o, str) else orjson.dumps(o).decode() for o in outputs],
+        "parameters": {"default": [p.default for p in predictions],
+                       "default_explanation": [p.explanation for p in predictions],
+                       "query_id": [p.query_id for p in predictions]},
+    }
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

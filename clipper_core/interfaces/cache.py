@@ -5,7 +5,7 @@ Lifecycle::
     cache = CacheClass(config)     # once at startup; config["size_bytes"] is the byte budget
     await cache.start(); ...; await cache.stop()
 
-On the request path the router calls the synchronous ``get``/``put`` of in-process caches
+On the request path the query path calls the synchronous ``get``/``put`` of in-process caches
 (``is_async = False``) or awaits ``aget``/``aput`` of remote ones (``is_async = True``).
 """
 

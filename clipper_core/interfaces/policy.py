@@ -1,6 +1,6 @@
 """SelectionPolicy: which linked models answer a query, how their outputs combine, what feedback teaches.
 
-Lifecycle, in call order (the router resolves the class once when an app is loaded; pluggy is never on the
+Lifecycle, in call order (the query path resolves the class once when an app is loaded; pluggy is never on the
 request path)::
 
     policy = PolicyClass(app, config)           # once per app (and again when the app changes)
@@ -54,7 +54,7 @@ class SelectionPolicy(abc.ABC):
     max_models: ClassVar[int | None] = 1
     """How many models an app using this policy may link; None = any number."""
     needs_state: ClassVar[bool] = False
-    """False lets the router skip loading/saving per-user state on the request path."""
+    """False lets the query path skip loading/saving per-user state on the request path."""
 
     def __init__(self, app: Application, config: dict[str, Any] | None = None) -> None:
         self.app = app

@@ -1,6 +1,6 @@
 """The frontend's RPC server: one ROUTER socket on the event loop, one :class:`ReplicaConnection` per
-connected container. The router calls :meth:`ReplicaConnection.predict`; results resolve its future on the
-loop thread (no thread hops)."""
+connected container. The query path's model runtimes call :meth:`ReplicaConnection.predict`; results resolve
+its future on the loop thread (no thread hops)."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from clipper_core.config import Config, ConfigError
+from clipper_core.plugins import PluginRegistry, make_plugin_manager
 from clipper_core.server.assembly import start_server
 
 __all__ = ["ManagedRedis", "free_port", "run_multi"]
@@ -124,7 +125,8 @@ class FrontendProcess:
 async def serve_multi(config: Config, frontends: int) -> None:
     redis: ManagedRedis | None = None
     store_url = config.state_store
-    if not store_url.startswith(("redis://", "rediss://", "unix://")):
+    registry = PluginRegistry.create(make_plugin_manager(disabled=config.disabled_plugins))
+    if not registry.state_store_class(store_url).shared:
         redis = ManagedRedis(config.home / "redis")
         await redis.start()
         store_url = redis.url
@@ -151,7 +153,7 @@ async def _serve_multi(config: Config, frontends: int, store_url: str) -> None:
                                     roles=("admin",))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, server.ctx.request_shutdown)  # type: ignore[arg-type]
+            loop.add_signal_handler(sig, server.request_stop)
         await server.stopped.wait()
     finally:
         await asyncio.gather(*(child.stop() for child in children))

@@ -1,4 +1,4 @@
-"""What the router keeps per application: the app record, its policy instance, links and counters."""
+"""What the query path keeps per application: the app record, its policy instance, links and counters."""
 
 from __future__ import annotations
 

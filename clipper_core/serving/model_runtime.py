@@ -1,6 +1,6 @@
 """Per model-version runtime: its queue, its connected replicas and the loops that feed them batches.
 
-Each replica runs ``inflight`` dispatch loops (pipelining: while one batch crosses the wire or waits in the
+Each replica runs ``batches_in_flight`` dispatch loops (pipelining: while one batch crosses the wire or waits in the
 container, the next is already assembled). A loop pulls a batch sized by the replica's :class:`BatchSizer`,
 sends it, and resolves the tasks' futures with the outputs, filling the cache even for queries that have
 stopped waiting (late results). A lost replica's batch goes back to the queue when deadlines allow.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from clipper_container.protocol import encode_inputs
@@ -18,11 +19,13 @@ from clipper_container.protocol import encode_inputs
 from clipper_core.inputs import InputType
 from clipper_core.interfaces import CacheKey, PredictionCache
 from clipper_core.metrics import SIZE_BUCKETS, FastHistogram
-from clipper_core.rpc import ReplicaConnection, ReplicaLost
-from clipper_core.serving.queue import BatchSizer, ModelQueue, Task
+from clipper_core.rpc import ReplicaLost
+from clipper_core.serving.batch_sizer import BatchSizer
+from clipper_core.serving.queue import ModelQueue, Task
+from clipper_core.serving.replica import Replica
 from clipper_core.state import Model
 
-__all__ = ["ItemFailed", "ModelFailed", "ModelRuntime"]
+__all__ = ["ItemFailed", "ModelFailed", "ModelRuntime", "Replica"]
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +42,20 @@ class ModelRuntime:
     """Everything the query path needs about one model version."""
 
     def __init__(self, name: str, version: str, input_type: InputType, cache: PredictionCache | None,
-                 *, model: Model | None = None, inflight: int = 2, slo_budget_s: float = 0.1,
-                 max_queue_length: int = 10_000) -> None:
+                 *, model: Model | None = None, batches_in_flight: int = 2, slo_budget_s: float = 0.1,
+                 max_queue_length: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.version = version
         self.input_type = input_type
         self.dtype = input_type.numpy_dtype
         self.model = model
         self.cache = cache
-        self.inflight = inflight
+        self.batches_in_flight = batches_in_flight
         self.slo_budget = slo_budget_s
+        self.clock = clock
         wait = (model.batch_wait_timeout_micros / 1e6) if model else 0.0
-        self.queue = ModelQueue(name, version, batch_wait_timeout_s=wait, max_length=max_queue_length)
-        self.replicas: dict[bytes, ReplicaConnection] = {}
+        self.queue = ModelQueue(name, version, batch_wait_timeout_s=wait, max_length=max_queue_length, clock=clock)
+        self.replicas: dict[bytes, Replica] = {}
         self.sizers: dict[bytes, BatchSizer] = {}
         self._loops: dict[bytes, list[asyncio.Task[None]]] = {}
         self._idle: dict[bytes, set[asyncio.Task[None]]] = {}
@@ -81,8 +85,14 @@ class ModelRuntime:
             for sizer in self.sizers.values():
                 sizer.fixed = model.batch_size
 
+    def set_slo_budget(self, seconds: float) -> None:
+        """The latency one batch may take (a share of the tightest linked app's SLO); AIMD grows below it."""
+        self.slo_budget = seconds
+        for sizer in self.sizers.values():
+            sizer.budget = seconds
+
     # -- replicas -------------------------------------------------------------------------------------
-    def add_replica(self, replica: ReplicaConnection) -> None:
+    def add_replica(self, replica: Replica) -> None:
         fixed = self.model.batch_size if self.model is not None else -1
         max_size = replica.info.get("max_batch_size") or -1
         sizer = BatchSizer(self.slo_budget, fixed, max_size=max_size if max_size > 0 else 4096)
@@ -91,9 +101,9 @@ class ModelRuntime:
         self._idle[replica.identity] = set()
         loop = asyncio.get_running_loop()
         self._loops[replica.identity] = [loop.create_task(self._dispatch_loop(replica, sizer))
-                                         for _ in range(max(1, self.inflight))]
+                                         for _ in range(max(1, self.batches_in_flight))]
 
-    def remove_replica(self, replica: ReplicaConnection) -> None:
+    def remove_replica(self, replica: Replica) -> None:
         self.replicas.pop(replica.identity, None)
         self.sizers.pop(replica.identity, None)
         self._loops.pop(replica.identity, None)
@@ -122,7 +132,7 @@ class ModelRuntime:
         return (len(self.queue) + self.inflight_items + extra) * self.item_seconds / replicas
 
     # -- dispatch -------------------------------------------------------------------------------------
-    async def _dispatch_loop(self, replica: ReplicaConnection, sizer: BatchSizer) -> None:
+    async def _dispatch_loop(self, replica: Replica, sizer: BatchSizer) -> None:
         queue = self.queue
         me = asyncio.current_task()
         assert me is not None
@@ -140,7 +150,7 @@ class ModelRuntime:
                 return
             await self._run_batch(replica, sizer, batch)
 
-    async def _full_batch_or_free_replica(self, replica: ReplicaConnection, size: int) -> None:
+    async def _full_batch_or_free_replica(self, replica: Replica, size: int) -> None:
         """Pipeline only full batches: while another batch of this replica is in flight, wait until a full
         batch is queued or that batch is answered. Sending a small second batch would only make the model pay
         its fixed cost twice while the next batch could have grown."""
@@ -152,9 +162,9 @@ class ModelRuntime:
             if not full.done():
                 full.cancel()
 
-    async def _run_batch(self, replica: ReplicaConnection, sizer: BatchSizer, batch: list[Task]) -> None:
+    async def _run_batch(self, replica: Replica, sizer: BatchSizer, batch: list[Task]) -> None:
         fields, buffers = encode_inputs([t.item for t in batch], self.dtype)
-        sent = time.monotonic()
+        sent = self.clock()
         self.inflight_items += len(batch)
         try:
             result = await replica.predict(fields, buffers)
@@ -165,7 +175,7 @@ class ModelRuntime:
             return
         finally:
             self.inflight_items -= len(batch)
-        latency = time.monotonic() - sent
+        latency = self.clock() - sent
         sizer.observe(len(batch), latency)
         self.batch_sizes.observe(len(batch))
         self.rpc_latency.observe(latency)

@@ -1,7 +1,8 @@
-"""Per model-version task queues that replicas pull batches from (DESIGN §5).
+"""Per model-version task queues that replicas pull batches from (DESIGN §5): where batches are formed.
 
-A :class:`ModelQueue` orders tasks by deadline (arrival + the app's SLO). A replica's dispatch loop calls
-:meth:`ModelQueue.get_batch` with the batch size its :class:`BatchSizer` proposes; expired tasks are dropped
+A :class:`ModelQueue` orders tasks by deadline (arrival + the app's SLO). A replica's dispatch loop
+(:mod:`clipper_core.serving.model_runtime`) calls :meth:`ModelQueue.get_batch` with the batch size its
+:class:`~clipper_core.serving.batch_sizer.BatchSizer` proposes; expired tasks are dropped
 before dispatch; tasks of one ``input_batch`` request share a group and stay together where they fit. Optional
 delayed batching waits up to ``batch_wait_timeout`` (counted from the oldest queued task) for a fuller batch.
 """
@@ -13,9 +14,10 @@ import heapq
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BatchSizer", "DeadlineExpired", "ModelQueue", "Task"]
+__all__ = ["DeadlineExpired", "ModelQueue", "Task"]
 
 _seq = itertools.count()
 
@@ -30,55 +32,26 @@ class Task:
     __slots__ = ("deadline", "enqueued", "future", "group", "item", "key", "seq")
 
     def __init__(self, item: Any, key: bytes | None, deadline: float, future: asyncio.Future[Any],
-                 group: int = 0) -> None:
+                 group: int = 0, enqueued: float | None = None) -> None:
         self.item = item
         self.key = key
         self.deadline = deadline
         self.future = future
         self.group = group
-        self.enqueued = time.monotonic()
+        self.enqueued = time.monotonic() if enqueued is None else enqueued
         self.seq = next(_seq)
 
     def __lt__(self, other: Task) -> bool:
         return (self.deadline, self.seq) < (other.deadline, other.seq)
 
 
-class BatchSizer:
-    """AIMD batch size for one replica: grow by ``step`` while batches finish within the latency budget, cut
-    by ``backoff`` (10%) when one does not. A fixed ``batch_size`` (>0) disables adaptation."""
-
-    __slots__ = ("backoff", "budget", "fixed", "max_size", "size", "step")
-
-    def __init__(self, budget_s: float, fixed: int = -1, *, initial: int = 1, step: int = 1,
-                 backoff: float = 0.9, max_size: int = 4096) -> None:
-        self.budget = budget_s
-        self.fixed = fixed
-        self.size = float(fixed if fixed > 0 else initial)
-        self.step = step
-        self.backoff = backoff
-        self.max_size = max_size
-
-    @property
-    def batch_size(self) -> int:
-        return self.fixed if self.fixed > 0 else max(1, int(self.size))
-
-    def observe(self, batch_len: int, latency_s: float) -> None:
-        """Feed back one finished batch of ``batch_len`` tasks that took ``latency_s``."""
-        if self.fixed > 0:
-            return
-        if latency_s > self.budget:
-            self.size = max(1.0, self.size * self.backoff)
-        elif batch_len >= int(self.size):
-            # Only grow when the batch was full: a half-empty batch says nothing about a bigger one.
-            self.size = min(float(self.max_size), self.size + self.step)
-
-
 class ModelQueue:
     """The deadline-ordered queue of one model version."""
 
     def __init__(self, name: str, version: str, batch_wait_timeout_s: float = 0.0,
-                 max_length: int = 100_000) -> None:
+                 max_length: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
+        self.clock = clock
         self.version = version
         self.batch_wait_timeout = batch_wait_timeout_s
         self.max_length = max_length
@@ -152,7 +125,7 @@ class ModelQueue:
         oldest = min(t.enqueued for t in self._heap)
         until = oldest + self.batch_wait_timeout
         while len(self._heap) < max_size:
-            remaining = until - time.monotonic()
+            remaining = until - self.clock()
             if remaining <= 0:
                 return
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -167,7 +140,7 @@ class ModelQueue:
 
     def _pop(self, max_size: int) -> list[Task]:
         heap = self._heap
-        now = time.monotonic()
+        now = self.clock()
         batch: list[Task] = []
         while heap and len(batch) < max_size:
             task = heapq.heappop(heap)
@@ -196,7 +169,7 @@ class ModelQueue:
 
     def requeue(self, tasks: list[Task]) -> int:
         """Put back tasks of a failed dispatch whose deadline still allows; return how many went back."""
-        now = time.monotonic()
+        now = self.clock()
         back = [t for t in tasks if not t.future.done() and t.deadline > now]
         self.put_many(back)
         return len(back)

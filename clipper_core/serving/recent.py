@@ -6,8 +6,9 @@ from collections import OrderedDict
 from typing import Any
 
 from clipper_core.interfaces import Query
+from clipper_core.serving.cache_keys import item_key
 
-__all__ = ["RecentPredictions", "item_key"]
+__all__ = ["RecentPredictions"]
 
 
 class RecentPredictions:
@@ -33,12 +34,3 @@ class RecentPredictions:
         if entry is None or entry[0].app != app:
             return None
         return entry[0], entry[1]
-
-
-def item_key(item: Any) -> bytes:
-    """The exact bytes of a decoded input: the cache key and the feedback join key."""
-    if item.__class__ is str:
-        return item.encode()
-    if item.__class__ is bytes:
-        return item
-    return item.tobytes()

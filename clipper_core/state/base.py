@@ -61,6 +61,11 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    async def check(self) -> None:
+        """Raise when the store cannot be reached now (server readiness asks this). The default is one small
+        read; a backend may override it with a cheaper probe."""
+        await self.current_versions()
+
     def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
         """Call ``callback`` after each committed change; returns a function that unsubscribes.
 

@@ -17,7 +17,7 @@ hash collision overrides :meth:`CacheContract.force_hash_collisions` too (else t
             return lambda data: data
 
 Synchronous backends (``is_async = False``) are exercised through ``get``/``put``, asynchronous ones through
-``aget``/``aput``, as the router calls them. ``clear()`` is synchronous in the interface; for asynchronous
+``aget``/``aput``, as the query path calls them. ``clear()`` is synchronous in the interface; for asynchronous
 backends the contract calls it from a worker thread (it may block on the network). The tests are async and
 need pytest-asyncio in ``auto`` mode; this module imports only pytest.
 """

@@ -125,7 +125,7 @@ class ServerThread:
 
     def connected_replicas(self, name: str, version: str) -> int:
         def count() -> int:
-            mr = self.server.ctx.router.models.get((name, str(version)))
+            mr = self.server.ctx.query_path.models.get((name, str(version)))
             return mr.num_replicas if mr is not None else 0
 
         return self.call(count)

@@ -32,7 +32,7 @@ def test_hit_on_frontend_b_for_a_query_answered_on_a(tmp_path: Path, redis_url: 
         wait_until(lambda: http_json(f"{b.query_url}/app/predict", {"input": [0.5]})[1].get("default") is False,
                    10, what="frontend B to follow the app and serve")
         assert http_json(f"{a.query_url}/app/predict", {"input": [1.0, 2.0]})[1]["output"] == 3.0
-        b_model = b.server.ctx.router.models[("adder", "1")]
+        b_model = b.server.ctx.query_path.models[("adder", "1")]
         before = b.call(lambda: (b_model.cache_hits, b_model.predictions))
         wait_until(lambda: http_json(f"{b.query_url}/app/predict", {"input": [1.0, 2.0]})[1]["output"] == 3.0
                    and b.call(lambda: b_model.cache_hits) > before[0], 5, what="a cache hit on B")

@@ -1,0 +1,33 @@
+"""Query fields both query APIs (Clipper REST and V2) read from their JSON: user id, version, query id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clipper_core.errors import InvalidInput
+from clipper_core.inputs import INT64_MAX, INT64_MIN
+
+__all__ = ["read_query_id", "read_uid", "read_version"]
+
+
+def read_uid(uid: Any) -> int:
+    if uid.__class__ is not int or not INT64_MIN <= uid <= INT64_MAX:
+        raise InvalidInput(f"'uid' must be an integer user id between {INT64_MIN} and {INT64_MAX}")
+    return int(uid)
+
+
+def read_version(version: Any) -> str | None:
+    """A requested model version (Clipper clients may send integers); None asks for the current one."""
+    if version is None:
+        return None
+    if version.__class__ is int:
+        version = str(version)
+    if version.__class__ is not str or not version:
+        raise InvalidInput("'version' must be a non-empty string naming a registered model version")
+    return str(version)
+
+
+def read_query_id(query_id: Any) -> int | None:
+    if query_id is not None and (query_id.__class__ is not int or not INT64_MIN <= query_id <= INT64_MAX):
+        raise InvalidInput(f"'query_id' must be an integer between {INT64_MIN} and {INT64_MAX}")
+    return query_id

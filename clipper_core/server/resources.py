@@ -1,0 +1,192 @@
+"""A server's long-lived resources, one async generator each (start before ``yield``, stop after), in the order
+:func:`clipper_core.server.assembly.start_server` starts them; :class:`~clipper_core.server.lifecycle.Lifecycle`
+stops them in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from clipper_core.http_api import HANDLE_EXCEPTION
+from clipper_core.interfaces import PredictionCache
+from clipper_core.plugins import PluginRegistry
+from clipper_core.rpc import ReplicaConnection, RpcServer
+from clipper_core.server.frontend_registry import REFRESH_INTERVAL, sync_frontends
+from clipper_core.server.local_replicas import LocalReplicaSupervisor
+from clipper_core.server.runtime_file import previous_rpc_port, remove_if_ours, write_runtime
+from clipper_core.serving.query_path import QueryPath
+from clipper_core.serving.snapshot import Snapshot
+from clipper_core.state import Replica
+
+if TYPE_CHECKING:
+    from clipper_core.server.assembly import RunningServer
+
+__all__ = ["cache", "drain", "frontend_registry", "query_path", "rpc_server", "runtime_file", "state_store",
+           "supervisor", "web_sites"]
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT = 30.0
+"""Seconds a graceful stop waits for the queries in flight (each ends by its SLO anyway)."""
+
+
+async def state_store(server: RunningServer) -> AsyncIterator[None]:
+    store = server.ctx.store
+    await store.open()
+    yield
+    await store.close()
+
+
+async def cache(server: RunningServer) -> AsyncIterator[None]:
+    """The prediction cache the config names (none when its size is 0); a remote cache shares the state store's
+    URL unless ``CLIPPER_CACHE_REDIS_URL`` names another."""
+    config, registry = server.ctx.config, server.ctx.registry
+    if config.cache_size_bytes <= 0:
+        yield
+        return
+    cache_config: dict[str, Any] = {"size_bytes": config.cache_size_bytes}
+    if server.ctx.store.shared:
+        cache_config["url"] = config.cache_url or config.state_store
+    instance: PredictionCache = registry.caches.get(config.cache_backend)(cache_config)
+    await instance.start()
+    server.cache = instance
+    yield
+    await instance.stop()
+
+
+async def query_path(server: RunningServer) -> AsyncIterator[None]:
+    """The snapshot (loaded, following the store's change feed) and the query path over it."""
+    ctx = server.ctx
+    snapshot = Snapshot(ctx.store, ctx.registry, server.cache, ctx.config)
+    ctx.query_path = QueryPath(snapshot, ctx.store, server.cache, ctx.config)
+    unsubscribe = ctx.store.subscribe(snapshot.on_change)
+    await snapshot.load()
+    yield
+    unsubscribe()
+    await snapshot.close()
+
+
+async def rpc_server(server: RunningServer) -> AsyncIterator[None]:
+    """The ROUTER socket replicas connect to; a replica that says hello joins its model's runtime."""
+    ctx = server.ctx
+    config, store = ctx.config, ctx.store
+    path = ctx.query_path
+    assert path is not None
+    snapshot = path.snapshot
+
+    async def assign(name: str, version: str) -> int:
+        return await store.next_replica_id(name, version)
+
+    async def ready(replica: ReplicaConnection) -> None:
+        await snapshot.on_replica_ready(replica)
+        await store.add_replica(Replica(replica.model_name, replica.model_version, replica.replica_id,
+                                        replica.input_type, frontend=ctx.rpc_addr, info=dict(replica.info)))
+
+    async def gone(replica: ReplicaConnection) -> None:
+        await snapshot.on_replica_gone(replica)
+        await store.delete_replica(replica.model_name, replica.model_version, replica.replica_id)
+
+    def stuck(replica: ReplicaConnection) -> None:
+        pid = replica.info.get("pid")
+        local = ctx.supervisor
+        if isinstance(pid, int) and isinstance(local, LocalReplicaSupervisor) and local.kill(pid):
+            return
+        log.warning("replica %s of %s:%s is stuck, but it is not a local replica this server can restart",
+                    replica.replica_id, replica.model_name, replica.model_version)
+
+    # With port 0, prefer the previous run's RPC port: replicas that outlived a killed server reconnect there.
+    port = config.rpc_port or (previous_rpc_port(config) if config.write_runtime else 0)
+    rpc = RpcServer(config.rpc_host, port, heartbeat_interval=config.heartbeat_interval,
+                    assign_replica_id=assign, on_ready=ready, on_gone=gone,
+                    stuck_after=config.stuck_batch_seconds, on_stuck=stuck, any_port_fallback=config.rpc_port == 0)
+    bound = await rpc.start()
+    server.rpc = rpc
+    ctx.rpc_addr = config.rpc_advertise or bound
+    await store.clear_replicas(ctx.rpc_addr)
+    yield
+    await rpc.stop()
+
+
+async def supervisor(server: RunningServer) -> AsyncIterator[None]:
+    """The local replica supervisor (embedded mode): replicas as subprocesses of this server."""
+    ctx = server.ctx
+    local = LocalReplicaSupervisor(ctx.config.logs_dir, ctx.rpc_addr, heartbeat_interval=ctx.config.heartbeat_interval)
+    ctx.supervisor = local
+    yield
+    await local.stop_all()
+
+
+async def web_sites(server: RunningServer) -> AsyncIterator[None]:
+    """The HTTP APIs of this server's roles, each on its own port. They stop in the order they started (the
+    query API first): the lifecycle hooks see the apps in one order."""
+    for site in server.sites:
+        _wire_plugin_hooks(site.app, server.ctx.registry)
+        runner = web.AppRunner(site.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        server.runners.append(runner)
+        await web.TCPSite(runner, site.host, site.port, backlog=1024, reuse_port=site.reuse_port or None).start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        site.bound = f"{bound_host}:{bound_port}"
+    yield
+    for runner in server.runners:
+        await runner.cleanup()
+
+
+async def frontend_registry(server: RunningServer) -> AsyncIterator[None]:
+    """This frontend's entry in the registry of live frontends, refreshed while the store is shared (a store
+    that is not shared has one process: nothing to follow)."""
+    ctx = server.ctx
+    await sync_frontends(ctx, server.rpc)
+    task = asyncio.get_running_loop().create_task(_refresh(server)) if ctx.store.shared else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if server.rpc is not None:
+        with contextlib.suppress(Exception):  # the entry expires by itself if the store is unreachable
+            await ctx.store.unregister_frontend(ctx.rpc_addr)
+
+
+async def _refresh(server: RunningServer) -> None:
+    while True:
+        await asyncio.sleep(REFRESH_INTERVAL)  # periodic registry refresh (TTL 5 s)
+        await sync_frontends(server.ctx, server.rpc)
+
+
+async def drain(server: RunningServer) -> AsyncIterator[None]:
+    """On stop, before anything else closes: refuse new queries and let the ones in flight be answered."""
+    yield
+    if server.ctx.query_path is not None:
+        await server.ctx.query_path.drain(timeout=DRAIN_TIMEOUT)
+
+
+async def runtime_file(server: RunningServer) -> AsyncIterator[None]:
+    """``runtime.json``, written once every port is bound (the local container manager waits for it)."""
+    config = server.ctx.config
+    query = config.advertise_query or server.query_addr
+    write_runtime(config, {"pid": os.getpid(), "query_addr": query, "admin_addr": server.admin_addr,
+                           "rpc_addr": server.ctx.rpc_addr, "metrics_addr": query, "home": str(config.home)})
+    yield
+    remove_if_ours(config)
+
+
+def _wire_plugin_hooks(app: web.Application, registry: PluginRegistry) -> None:
+    """Wire the plugin hooks into an app before it starts (a started app is frozen)."""
+    handle_exception: Callable[..., Any] = registry.pm.hook.clipper_handle_exception
+    app[HANDLE_EXCEPTION] = handle_exception
+    app.on_startup.append(_lifecycle_hook(registry, "clipper_startup"))
+    app.on_shutdown.append(_lifecycle_hook(registry, "clipper_shutdown"))
+
+
+def _lifecycle_hook(registry: PluginRegistry, hook: str) -> Callable[[web.Application], Awaitable[None]]:
+    async def call(app: web.Application) -> None:
+        getattr(registry.pm.hook, hook)(app=app)
+
+    return call

@@ -1,0 +1,250 @@
+"""The query path, protocol-neutral: :meth:`QueryPath.predict` and :meth:`QueryPath.feedback`.
+
+A query: the app's policy selects models → per model, a cache lookup, a single-flight join or a task in that
+version's queue (admission control first) → wait until every result is in or the SLO deadline, whichever is
+first → the policy combines what arrived → one :class:`Prediction` per input. The frontends decode their wire
+format into inputs (numpy arrays, ``str``, ``bytes``) and encode the predictions back; nothing here knows JSON,
+HTTP or gRPC, and nothing here calls pluggy, threads or pydantic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from clipper_core.config import Config
+from clipper_core.errors import ModelUnavailable, QueryError, version_missing
+from clipper_core.inputs import input_to_json
+from clipper_core.interfaces import CacheKey, PredictionCache, Query
+from clipper_core.serving.admission import admit
+from clipper_core.serving.app_runtime import AppRuntime
+from clipper_core.serving.cache_keys import item_key
+from clipper_core.serving.combine import combine
+from clipper_core.serving.learning import Learner
+from clipper_core.serving.model_runtime import ModelRuntime
+from clipper_core.serving.prediction import FeedbackReceipt, Prediction
+from clipper_core.serving.queue import Task
+from clipper_core.serving.snapshot import Snapshot
+from clipper_core.serving.waiting import wait_all
+from clipper_core.state import Feedback, ModelKey, StateStore
+
+__all__ = ["QueryPath"]
+
+log = logging.getLogger(__name__)
+
+Route = tuple[Query, bytes | None, list[tuple[str, ModelRuntime]]]
+"""One input's query, its cache key (None: cache off) and the (model name, runtime) pairs chosen for it."""
+Plan = dict[str, Any]
+"""Per model: its output (a cache hit), or the future that will hold it."""
+
+
+class QueryPath:
+    """Predictions and feedback over a :class:`Snapshot`.
+
+    :param clock: monotonic seconds (default ``time.monotonic``): SLO deadlines, queue times and latencies
+    """
+
+    def __init__(self, snapshot: Snapshot, store: StateStore, cache: PredictionCache | None, config: Config,
+                 *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.snapshot = snapshot
+        self.store = store
+        self.cache = cache
+        self.clock = clock
+        self.admission_slo_fraction = config.admission_slo_fraction
+        """Refuse work predicted to finish later than this fraction of the SLO (it would only time out)."""
+        self.learner = Learner(store, config, self._ask_every_model)
+        self.draining = False
+        self.active = 0
+        """Predict requests being answered now (a graceful stop waits for them)."""
+        self._drained: asyncio.Event | None = None
+        self._query_ids = itertools.count()
+        self._group_ids = itertools.count(1)
+        self._single_flight: dict[CacheKey, asyncio.Future[Any]] = {}
+        """Cache key -> the future of the identical query already on its way to a replica."""
+
+    # -- admission to the path -------------------------------------------------------------------------
+    def open_app(self, name: str) -> AppRuntime:
+        """The app a query names, once the server takes queries and the app's policy is loaded."""
+        if self.draining:
+            raise ModelUnavailable("clipper is shutting down and takes no new queries", headers={"Retry-After": "1"})
+        rt = self.snapshot.app(name)
+        if rt.policy is None:
+            raise ModelUnavailable(rt.policy_error)
+        return rt
+
+    def feedback_app(self, name: str) -> AppRuntime:
+        """The app a feedback names, once the server takes feedback."""
+        if self.draining:
+            raise ModelUnavailable("clipper is shutting down and takes no new feedback", headers={"Retry-After": "1"})
+        return self.snapshot.app(name)
+
+    def resolve_version(self, rt: AppRuntime, version: str | None) -> str | None:
+        """A requested version must belong to the app's only linked model (Clipper's rule)."""
+        if version is None:
+            return None
+        if not rt.linked:
+            raise QueryError(f"application '{rt.app.name}' has no linked model, so version '{version}' "
+                             "cannot be served")
+        if len(rt.linked) > 1:
+            raise QueryError(f"Too many models linked to application {rt.app.name}")
+        model = rt.linked[0]
+        if version not in self.snapshot.versions.get(model, {}):
+            raise QueryError(version_missing(model, version))
+        return version
+
+    async def drain(self, timeout: float) -> None:
+        """Refuse new queries (503) and wait up to ``timeout`` seconds for the ones in flight to be answered."""
+        self.draining = True
+        if not self.active:
+            return
+        self._drained = asyncio.Event()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), timeout)  # in-flight queries end by their SLO
+
+    # -- predict -------------------------------------------------------------------------------------------
+    async def predict(self, app: AppRuntime | str, items: list[Any], *, uid: int = 0,
+                      version: str | None = None) -> list[Prediction]:
+        """One prediction per decoded input (numeric inputs as 1-D numpy arrays of the app's dtype)."""
+        started = self.clock()
+        if isinstance(app, str):
+            rt = self.open_app(app)
+        elif self.draining:
+            raise ModelUnavailable("clipper is shutting down and takes no new queries", headers={"Retry-After": "1"})
+        else:
+            rt = app
+        self.active += 1
+        try:
+            version = self.resolve_version(rt, version)
+            policy = rt.policy
+            assert policy is not None
+            state = await self.learner.state(rt, uid) if policy.needs_state else None
+            plans = await self._run(rt, items, uid, version, started, state)
+            results = [combine(rt, state, query, plan, self.learner.recent) for query, plan in plans]
+            rt.latency.observe(self.clock() - started)
+            rt.predictions += len(results)
+            return results
+        finally:
+            self.active -= 1
+            if not self.active and self._drained is not None:
+                self._drained.set()
+
+    async def _run(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None, started: float,
+                   state: Any, every_model: bool = False) -> list[tuple[Query, Plan]]:
+        """Send each item to the models the policy selects (or every linked model) and wait for their outputs
+        until the SLO deadline; return, per item, its query and plan."""
+        deadline = started + rt.slo
+        cache = self.cache if rt.app.cache_enabled else None
+        routes = self._routes(rt, items, uid, version, state, cache is not None, every_model)
+        # a remote cache is asked before anything is enqueued (what follows must not yield to the loop)
+        remote_hits = await self._remote_lookups(routes) if cache is not None and cache.is_async else None
+        loop = asyncio.get_running_loop()
+        group = next(self._group_ids) if len(items) > 1 else 0
+        now = self.clock()
+        plans: list[tuple[Query, Plan]] = []
+        enqueued: dict[ModelRuntime, list[Task]] = {}
+        waiting: list[asyncio.Future[Any]] = []
+        for query, key, chosen in routes:
+            plan: Plan = {}
+            for name, mr in chosen:
+                if key is not None:
+                    ckey = (name, mr.version, key)
+                    if remote_hits is not None:
+                        hit, value = (ckey in remote_hits), remote_hits.get(ckey)
+                    else:
+                        assert cache is not None
+                        hit, value = cache.get(ckey)
+                    if hit:
+                        mr.cache_hits += 1
+                        plan[name] = value
+                        continue
+                    mr.cache_misses += 1
+                    shared = self._single_flight.get(ckey)
+                    if shared is not None:  # an identical query is already on its way
+                        waiting.append(shared)
+                        plan[name] = shared
+                        continue
+                if not mr.replicas:
+                    continue
+                fut = loop.create_future()
+                if key is not None:
+                    self._track_single_flight((name, mr.version, key), fut)
+                enqueued.setdefault(mr, []).append(Task(query.input, key, deadline, fut, group, now))
+                waiting.append(fut)
+                plan[name] = fut
+            plans.append((query, plan))
+        if enqueued:
+            admit(rt.slo * self.admission_slo_fraction, rt.slo, enqueued)
+        for mr, tasks in enqueued.items():
+            mr.queue.put_many(tasks)
+        if waiting:
+            await wait_all(loop, waiting, deadline - self.clock())
+        return plans
+
+    def _routes(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None, state: Any, cached: bool,
+                every_model: bool) -> list[Route]:
+        """Per item: the policy's choice of models (or every linked model), resolved to their runtimes."""
+        policy = rt.policy
+        assert policy is not None
+        current, models = self.snapshot.current, self.snapshot.models
+        routes: list[Route] = []
+        for item in items:
+            query = Query(rt.app.name, uid, item, next(self._query_ids))
+            chosen = []
+            for name in (rt.linked if every_model else policy.select(state, query, rt.linked)):
+                ver = version or current.get(name)
+                mr = models.get((name, ver)) if ver is not None else None
+                if mr is not None:
+                    chosen.append((name, mr))
+            routes.append((query, item_key(item) if cached else None, chosen))
+        return routes
+
+    async def _remote_lookups(self, routes: list[Route]) -> dict[CacheKey, Any]:
+        assert self.cache is not None
+        keys = {(name, mr.version, key) for _, key, chosen in routes if key is not None for name, mr in chosen}
+        hits: dict[CacheKey, Any] = {}
+        for ckey in keys:
+            try:
+                found, value = await self.cache.aget(ckey)
+            except Exception as exc:  # a cache outage must not fail queries: treat it as a miss
+                log.warning("prediction cache lookup failed: %s", exc)
+                continue
+            if found:
+                hits[ckey] = value
+        return hits
+
+    def _track_single_flight(self, key: CacheKey, fut: asyncio.Future[Any]) -> None:
+        single_flight = self._single_flight
+        single_flight[key] = fut
+        fut.add_done_callback(lambda _: single_flight.pop(key, None))
+
+    async def _ask_every_model(self, rt: AppRuntime, item: Any, uid: int) -> tuple[Query, Plan]:
+        """For feedback that no remembered prediction matches: ask every linked model (full information)."""
+        plans = await self._run(rt, [item], uid, None, self.clock(), None, every_model=True)
+        return plans[0]
+
+    # -- feedback ------------------------------------------------------------------------------------------
+    async def feedback(self, app: AppRuntime | str, item: Any, label: float, *, uid: int = 0,
+                       query_id: int | None = None) -> FeedbackReceipt:
+        """Store the feedback durably, then let the app's policy learn from it (a learning failure is logged:
+        the feedback is stored, and answering an error would make the client send it again)."""
+        rt = self.feedback_app(app) if isinstance(app, str) else app
+        seq = await self.store.append_feedback(Feedback(rt.app.name, uid, input_to_json(item), label, query_id,
+                                                        received_at=time.time()))
+        policy = rt.policy
+        if policy is not None and policy.needs_state:
+            try:
+                await self.learner.observe(rt, uid, item, label, query_id)
+            except Exception as exc:
+                log.warning("feedback %d for application '%s' is stored, but its policy could not learn from it: "
+                            "%s: %s", seq, rt.app.name, type(exc).__name__, exc)
+        return FeedbackReceipt(query_id=next(self._query_ids), seq=seq)
+
+    # -- read-through for monitoring and tests ---------------------------------------------------------
+    @property
+    def models(self) -> dict[ModelKey, ModelRuntime]:
+        return self.snapshot.models
