@@ -88,5 +88,25 @@ class Body:
             raise InvalidInput(f"'{key}' is {value}; expected microseconds between 1 and {MAX_SLO_MICROS}")
         return value
 
+    def batch_size(self, key: str = "batch_size") -> int:
+        """Clipper's batch size: a fixed positive size, or -1 for adaptive batching."""
+        value: int = self.integer(key)
+        if value != -1 and value <= 0:
+            raise InvalidInput(f"'{key}' is {value}; expected a positive batch size or -1 (adaptive)")
+        return value
+
+    def micros(self, key: str, default: int) -> int:
+        """A duration in microseconds, 0 or more."""
+        value: int = self.integer(key, default)
+        if value < 0:
+            raise InvalidInput(f"'{key}' is {value}; expected microseconds >= 0")
+        return value
+
+    def replica_count(self, key: str = "num_replicas") -> int:
+        value: int = self.integer(key)
+        if not 0 <= value <= MAX_REPLICAS:
+            raise InvalidInput(f"'{key}' is {value}; expected 0 to {MAX_REPLICAS}")
+        return value
+
 
 _REQUIRED = object()
