@@ -23,8 +23,8 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
+from clipper_core.frontend.openapi import query_openapi
 from clipper_core.management.openapi import admin_openapi
-from clipper_core.openapi import query_openapi
 from clipper_core.testing import ServerThread, http_json, wait_until
 from tests import models
 from tests.conftest import Deploy
