@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from clipper_core.errors import ClipperException, UnconnectedException
 from clipper_core.hookspecs import hookimpl, hookspec
+from clipper_core.version import __version__
 
 if TYPE_CHECKING:
     from clipper_core.client.connection import ClipperConnection
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ClipperConnection", "ClipperException", "LocalContainerManager", "UnconnectedException", "__version__",
            "hookimpl", "hookspec"]
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:

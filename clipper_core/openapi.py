@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from clipper_core.names import NAME_LIMIT, NAME_PATTERN
+from clipper_core.version import __version__
 
 __all__ = [
     "ANY",
@@ -32,7 +33,7 @@ __all__ = [
     "text_reply",
 ]
 
-VERSION = "0.1.0"
+VERSION = __version__
 ANY: dict[str, Any] = {}
 """The empty schema: any JSON value."""
 INT64: dict[str, Any] = {"type": "integer", "format": "int64"}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 
-from clipper_core import hookspecs
+import clipper_core.hookspecs as hookspecs
 from clipper_core.config import ConfigError
 from clipper_core.errors import PluginError
 from clipper_core.interfaces import ContainerManager, Deployer, PredictionCache, SelectionPolicy

@@ -23,6 +23,7 @@ from clipper_core.inputs import InputType, decode_input
 from clipper_core.serving.app_runtime import AppRuntime
 from clipper_core.serving.prediction import Prediction
 from clipper_core.serving.snapshot import Snapshot
+from clipper_core.version import __version__
 
 __all__ = ["DATATYPES", "setup_v2_routes"]
 
@@ -55,8 +56,6 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def server_metadata(request: web.Request) -> web.Response:
-    from clipper_core import __version__
-
     return _json({"name": "clipper", "version": __version__, "extensions": []})
 
 

@@ -28,7 +28,8 @@ def clipper_server(clipper_home: Path) -> Iterator[ServerThread]:
 
 @pytest.fixture
 def clipper_conn(clipper_server: ServerThread, clipper_home: Path) -> Any:
-    from clipper_core import ClipperConnection, LocalContainerManager
+    from clipper_core.client.connection import ClipperConnection
+    from clipper_core.default_plugins.local_manager import LocalContainerManager
 
     conn = ClipperConnection(LocalContainerManager(clipper_home=str(clipper_home)))
     conn.connect()
