@@ -9,10 +9,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from clipper_core.serving.prediction import NO_MODELS
 
 from clipper_core import ClipperConnection, ClipperException
 from clipper_core.deployers import python as python_deployer
+from clipper_core.serving.prediction import NO_MODELS
 from clipper_core.testing import ServerThread, http_json, wait_until
 from tests import models
 

@@ -6,8 +6,8 @@ import base64
 import concurrent.futures
 
 import pytest
-from clipper_core.serving.prediction import NO_MODELS, SLO_MISSED
 
+from clipper_core.serving.prediction import NO_MODELS, SLO_MISSED
 from clipper_core.testing import ServerThread
 from tests import models
 from tests.conftest import Deploy

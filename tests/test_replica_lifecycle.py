@@ -6,8 +6,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from clipper_core.serving.prediction import SLO_MISSED
 
+from clipper_core.serving.prediction import SLO_MISSED
 from clipper_core.testing import ServerThread, wait_until
 from tests import models
 from tests.conftest import Deploy
