@@ -41,10 +41,12 @@ APP_PARAM = path_param("app", "hello-world")
 VERSION_PARAM = path_param("version", "1")
 
 
+def _get(schema: dict[str, Any], summary: str) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": {"200": json_reply(schema)}}}
 
 
-def query_openapi() -> dict[str, Any]:
-    """The query frontend: Clipper's predict/update REST API, health, metrics, and the Open Inference Protocol."""
+def _clipper_rest() -> dict[str, Any]:
+    """Clipper's predict and update (feedback) endpoints, with and without the trailing slash."""
     predict_request = {
         "type": "object", "description": "exactly one of 'input' and 'input_batch'",
         "oneOf": [{"required": ["input"]}, {"required": ["input_batch"]}],
@@ -70,6 +72,36 @@ def query_openapi() -> dict[str, Any]:
                                             query_id=INT64, feedback_received={"type": "boolean", "enum": [True]},
                                             seq=INT64)),
                       **error_refs(400, 404, 413, 503)}}
+    return {"/{app}/predict": {"post": predict_op}, "/{app}/predict/": {"post": predict_op},
+            "/{app}/update": {"post": update_op}, "/{app}/update/": {"post": update_op}}
+
+
+def _health() -> dict[str, Any]:
+    """Readiness, liveness, metrics and this document."""
+    health = {"get": {"summary": "Readiness, with the number of apps and connected replicas: 503 while the server "
+                                 "drains for a graceful stop or its state store is unreachable (the cause says which)",
+                      "responses": {"200": json_reply(obj(["status", "apps", "replicas"],
+                                                          status={"type": "string", "enum": ["ok"]},
+                                                          apps={"type": "integer", "minimum": 0},
+                                                          replicas={"type": "integer", "minimum": 0})),
+                                    **error_refs(503)}}}
+    not_ready = obj(["ready", "reason"], ready={"type": "boolean", "enum": [False]}, reason={"type": "string"})
+    server_ready = {"get": {"summary": "V2 server readiness: false (503) while the server drains or its state store "
+                                       "is unreachable",
+                            "responses": {"200": json_reply(obj(["ready"], ready={"type": "boolean", "enum": [True]})),
+                                          "503": json_reply(not_ready, "not ready, and why")}}}
+    return {
+        "/health": health,
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+            "200": text_reply("Prometheus text exposition format 0.0.4")}}},
+        "/openapi.json": _get(obj(["openapi", "info", "paths"]), "This document"),
+        "/v2/health/live": _get(obj(["live"], live={"type": "boolean"}), "V2 server liveness: true while it serves"),
+        "/v2/health/ready": server_ready,
+    }
+
+
+def _open_inference() -> dict[str, Any]:
+    """The Open Inference Protocol (V2) endpoints: server and model metadata, model readiness, inference."""
     v2_in = obj(["name", "shape", "datatype", "data"], name={"type": "string"},
                 shape={"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1}},
                 datatype={"type": "string", "enum": ["INT32", "FP32", "FP64", "BYTES"]},
@@ -108,51 +140,33 @@ def query_openapi() -> dict[str, Any]:
     ready = {"summary": "V2 model readiness: a current version of a linked model has a connected replica",
              "responses": {"200": json_reply(ready_answer, "ready"), "503": json_reply(ready_answer, "not ready"),
                            **error_refs(404)}}
+    return {
+        "/v2": _get(obj(["name", "version", "extensions"], name={"type": "string"},
+                        version={"type": "string"}, extensions={"type": "array", "items": {"type": "string"}}),
+                    "V2 server metadata"),
+        "/v2/models/{app}": {"get": {**metadata, "parameters": [APP_PARAM]}},
+        "/v2/models/{app}/versions/{version}": {"get": {**metadata, "parameters": [APP_PARAM, VERSION_PARAM]}},
+        "/v2/models/{app}/ready": {"get": {**ready, "parameters": [APP_PARAM]}},
+        "/v2/models/{app}/versions/{version}/ready": {"get": {**ready, "parameters": [APP_PARAM, VERSION_PARAM]}},
+        "/v2/models/{app}/infer": {"post": {**infer_op, "parameters": [APP_PARAM]}},
+        "/v2/models/{app}/versions/{version}/infer": {"post": {**infer_op,
+                                                               "parameters": [APP_PARAM, VERSION_PARAM]}},
+    }
 
-    def get(schema: dict[str, Any], summary: str) -> dict[str, Any]:
-        return {"get": {"summary": summary, "responses": {"200": json_reply(schema)}}}
 
-    health = {"get": {"summary": "Readiness, with the number of apps and connected replicas: 503 while the server "
-                                 "drains for a graceful stop or its state store is unreachable (the cause says which)",
-                      "responses": {"200": json_reply(obj(["status", "apps", "replicas"],
-                                                          status={"type": "string", "enum": ["ok"]},
-                                                          apps={"type": "integer", "minimum": 0},
-                                                          replicas={"type": "integer", "minimum": 0})),
-                                    **error_refs(503)}}}
-    not_ready = obj(["ready", "reason"], ready={"type": "boolean", "enum": [False]}, reason={"type": "string"})
-    server_ready = {"get": {"summary": "V2 server readiness: false (503) while the server drains or its state store "
-                                       "is unreachable",
-                            "responses": {"200": json_reply(obj(["ready"], ready={"type": "boolean", "enum": [True]})),
-                                          "503": json_reply(not_ready, "not ready, and why")}}}
-
+def query_openapi() -> dict[str, Any]:
+    """The query frontend: Clipper's predict/update REST API, health, metrics, and the Open Inference Protocol."""
+    order = ["/{app}/predict", "/{app}/predict/", "/{app}/update", "/{app}/update/", "/health", "/metrics",
+             "/openapi.json", "/v2", "/v2/health/live", "/v2/health/ready"]
+    paths = {**_clipper_rest(), **_health(), **_open_inference()}
+    paths = {**{path: paths[path] for path in order}, **{k: v for k, v in paths.items() if k not in order}}
     return copy.deepcopy({  # a fresh document: the shared schema pieces above must not be mutated through it
         "openapi": "3.0.3",
         "info": {"title": "clipper query API", "version": VERSION,
                  "description": "Clipper-compatible prediction serving. Errors are JSON {\"error\", \"cause\"}; "
                                 "a method a path does not list answers 405 with that object."},
         "servers": [{"url": "/"}],
-        "paths": {
-            "/{app}/predict": {"post": predict_op},
-            "/{app}/predict/": {"post": predict_op},
-            "/{app}/update": {"post": update_op},
-            "/{app}/update/": {"post": update_op},
-            "/health": health,
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
-                "200": text_reply("Prometheus text exposition format 0.0.4")}}},
-            "/openapi.json": get(obj(["openapi", "info", "paths"]), "This document"),
-            "/v2": get(obj(["name", "version", "extensions"], name={"type": "string"},
-                           version={"type": "string"}, extensions={"type": "array", "items": {"type": "string"}}),
-                       "V2 server metadata"),
-            "/v2/health/live": get(obj(["live"], live={"type": "boolean"}), "V2 server liveness: true while it serves"),
-            "/v2/health/ready": server_ready,
-            "/v2/models/{app}": {"get": {**metadata, "parameters": [APP_PARAM]}},
-            "/v2/models/{app}/versions/{version}": {"get": {**metadata, "parameters": [APP_PARAM, VERSION_PARAM]}},
-            "/v2/models/{app}/ready": {"get": {**ready, "parameters": [APP_PARAM]}},
-            "/v2/models/{app}/versions/{version}/ready": {"get": {**ready, "parameters": [APP_PARAM, VERSION_PARAM]}},
-            "/v2/models/{app}/infer": {"post": {**infer_op, "parameters": [APP_PARAM]}},
-            "/v2/models/{app}/versions/{version}/infer": {"post": {**infer_op,
-                                                                   "parameters": [APP_PARAM, VERSION_PARAM]}},
-        },
+        "paths": paths,
         "components": {
             "schemas": {"Error": ERROR, "Prediction": PREDICTION, "NumericInput": NUMBERS, "TextInput": TEXT,
                         "BatchPredictions": obj(["batch_predictions"], batch_predictions={
