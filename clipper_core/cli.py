@@ -4,29 +4,59 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from clipper_core.config import ConfigError
 from clipper_core.errors import ClipperError, ClipperException
+
+if TYPE_CHECKING:
+    from clipper_core.client.connection import ClipperConnection
+    from clipper_core.config import Config
+    from clipper_core.interfaces import ContainerManager
+    from clipper_core.plugins import PluginRegistry
 
 __all__ = ["main"]
 
 
-def _manager(args: argparse.Namespace) -> Any:
-    from clipper_core.default_plugins.local_manager import LocalContainerManager
+_MANAGER_OPTIONS = (("home", "clipper_home", "--home"), ("host", "host", "--host"),
+                    ("query_port", "clipper_query_port", "--query-port"),
+                    ("admin_port", "clipper_management_port", "--admin-port"),
+                    ("rpc_port", "clipper_rpc_port", "--rpc-port"))
+"""(argument, constructor parameter, flag): what the CLI may pass to a container manager's constructor."""
 
-    options: dict[str, Any] = {"clipper_home": args.home}
-    for attr, option in (("query_port", "clipper_query_port"), ("admin_port", "clipper_management_port"),
-                         ("rpc_port", "clipper_rpc_port"), ("host", "host")):
+
+def _registry(args: argparse.Namespace) -> PluginRegistry:
+    from clipper_core.plugins import PluginRegistry, make_plugin_manager
+
+    if getattr(args, "registry", None) is None:  # one per command
+        args.registry = PluginRegistry.create(make_plugin_manager(disabled=_config(args).disabled_plugins))
+    registry: PluginRegistry = args.registry
+    return registry
+
+
+def _manager(args: argparse.Namespace) -> ContainerManager:
+    """The container manager ``--manager`` (else ``$CLIPPER_CONTAINER_MANAGER``, else ``local``) names, given
+    those of --home, --host and the ports that were set and that its constructor takes."""
+    name = _config(args, container_manager=getattr(args, "manager", None)).container_manager
+    cls = _registry(args).container_managers.get(name)
+    parameters = inspect.signature(cls).parameters
+    any_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    options: dict[str, Any] = {}
+    for attr, parameter, flag in _MANAGER_OPTIONS:
         value = getattr(args, attr, None)
-        if value is not None:
-            options[option] = value
-    return LocalContainerManager(**options)
+        if value is None:
+            continue
+        if parameter not in parameters and not any_keyword:
+            raise ClipperException(f"container manager {name!r} takes no {flag}")
+        options[parameter] = value
+    return cls(**options)
 
 
-def _connect(args: argparse.Namespace) -> Any:
+def _connect(args: argparse.Namespace) -> ClipperConnection:
     from clipper_core.client.connection import ClipperConnection
 
     conn = ClipperConnection(_manager(args))
@@ -52,7 +82,7 @@ def _print(args: argparse.Namespace, data: Any, columns: list[str] | None = None
     print(data)
 
 
-def _config(args: argparse.Namespace, **extra: Any) -> Any:
+def _config(args: argparse.Namespace, **extra: Any) -> Config:
     from clipper_core.config import Config
 
     overrides = {"home": args.home, "query_host": getattr(args, "host", None),
@@ -65,20 +95,28 @@ def _config(args: argparse.Namespace, **extra: Any) -> Any:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _registry(args).state_store_class(config.state_store)  # a wrong --state-store fails here, in one line
     if args.foreground and args.frontends > 1:
         from clipper_core.server.multi import run_multi
 
-        run_multi(_config(args), args.frontends)
+        run_multi(config, args.frontends)
         return 0
     if args.foreground:
         from clipper_core.server.assembly import run
 
-        run(_config(args))
+        run(config)
         return 0
     manager = _manager(args)
-    manager.start_clipper(cache_size=args.cache_size)
-    print(f"clipper started (pid {manager.runtime['pid']}): queries on http://{manager.get_query_addr()}, "
-          f"admin on http://{manager.get_admin_addr()}")
+    options: dict[str, Any] = {"cache_size": args.cache_size}
+    if args.state_store is not None:
+        options["state_store"] = args.state_store
+    if args.frontends > 1:
+        options["num_frontend_replicas"] = args.frontends
+    manager.start_clipper(**options)
+    pid = getattr(manager, "runtime", {}).get("pid")
+    print(f"clipper started ({f'pid {pid}' if pid is not None else manager.name}): queries on "
+          f"http://{manager.get_query_addr()}, admin on http://{manager.get_admin_addr()}")
     return 0
 
 
@@ -100,7 +138,10 @@ def cmd_admin_server(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     conn = _connect(args)
-    runtime = dict(conn.cm.runtime)
+    cm = conn.cm
+    runtime = dict(getattr(cm, "runtime", None) or {  # the local manager's runtime.json, else the addresses
+        "manager": cm.name, "query_addr": cm.get_query_addr(), "admin_addr": cm.get_admin_addr(),
+        "metrics_addr": cm.get_metric_addr()})
     runtime["apps"] = len(conn.get_all_apps())
     runtime["models"] = len(conn.get_all_models())
     runtime["replicas"] = len(conn.get_all_model_replicas())
@@ -221,15 +262,22 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+MANAGER_HELP = "container manager (default $CLIPPER_CONTAINER_MANAGER or local; see `clipper plugins`)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clipper", description="Low-latency prediction serving.")
     parser.add_argument("--home", default=None, help="$CLIPPER_HOME (default ~/.clipper)")
+    parser.add_argument("--manager", default=None, help=MANAGER_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", default=argparse.SUPPRESS, help="$CLIPPER_HOME (default ~/.clipper)")
+    managed = argparse.ArgumentParser(add_help=False)  # the commands that start or talk to a running clipper
+    managed.add_argument("--manager", default=argparse.SUPPRESS, help=MANAGER_HELP)
 
-    def add(name: str, func: Any, help: str, json_flag: bool = False) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, parents=[common])
+    def add(name: str, func: Any, help: str, json_flag: bool = False, manager: bool = True
+            ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, parents=[common, managed] if manager else [common])
         p.set_defaults(func=func)
         if json_flag:
             p.add_argument("--json", action="store_true", help="print JSON")
@@ -245,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--state-store", default=None, help="sqlite (default), memory or redis://host:port/db")
     start.add_argument("--frontends", type=int, default=1,
                        help="query frontend processes sharing the query port (SO_REUSEPORT; >1 uses Redis)")
-    frontend = add("frontend", cmd_frontend, "run a query frontend alone, over a shared state store")
+    frontend = add("frontend", cmd_frontend, "run a query frontend alone, over a shared state store", manager=False)
     frontend.add_argument("--state-store", default=None, help="redis://host:port/db (shared with the admin server)")
     frontend.add_argument("--host", default=None, help="query address (default 127.0.0.1)")
     frontend.add_argument("--query-port", type=int, default=None)
@@ -254,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     frontend.add_argument("--rpc-advertise", default=None, help="RPC address announced to replicas")
     frontend.add_argument("--cache-size", type=int, default=None)
     frontend.add_argument("--reuse-port", action="store_true", help="share the query port (SO_REUSEPORT)")
-    admin = add("admin-server", cmd_admin_server, "run the management frontend alone, over a shared state store")
+    admin = add("admin-server", cmd_admin_server, "run the management frontend alone, over a shared state store",
+                manager=False)
     admin.add_argument("--state-store", default=None, help="redis://host:port/db (shared with the frontends)")
     admin.add_argument("--admin-host", default=None, help="default 127.0.0.1")
     admin.add_argument("--admin-port", type=int, default=None)
@@ -292,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("dir", nargs="?", default="clipper_logs")
     stop = add("stop", cmd_stop, "stop clipper and its replicas")
     stop.add_argument("--kill", action="store_true", help="SIGKILL instead of a graceful stop")
-    add("plugins", cmd_plugins, "list installed plugins", json_flag=True)
+    add("plugins", cmd_plugins, "list installed plugins", json_flag=True, manager=False)
     return parser
 
 
@@ -302,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json = False
     try:
         return int(args.func(args))
-    except (ClipperException, ClipperError) as exc:
+    except (ClipperException, ClipperError, ConfigError) as exc:
         print(f"clipper: error: {exc}", file=sys.stderr)
         return 1
 

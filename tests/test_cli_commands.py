@@ -1,18 +1,26 @@
-"""The ``clipper`` command against a running server, found through runtime.json in its home (``--home``).
+"""The ``clipper`` command against a running server, found through runtime.json in its home (``--home``), through
+the container manager ``--manager`` (or ``$CLIPPER_CONTAINER_MANAGER``) names; and ``start``'s own errors.
 
-``start`` and ``stop`` spawn and kill a real background server; they are covered elsewhere."""
+Most tests talk to an in-process ServerThread; ``start`` and ``stop`` of a real background server are at the end."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
+from clipper_core import hookimpl, plugins
 from clipper_core.cli import main
+from clipper_core.default_plugins.local_manager import LocalContainerManager
+from clipper_core.interfaces import ContainerManager
+from clipper_core.plugins import PluginRegistry
 from clipper_core.testing import ServerThread, http_json
 
 Run = Callable[..., tuple[int, str, str]]
@@ -170,3 +178,116 @@ def test_deploy_errors_are_one_line_too(clipper_server: ServerThread, clipper_ho
 
 def test_no_running_clipper_is_a_clear_error(tmp_path: Path, cli: Run) -> None:
     assert "no running clipper found" in error(cli("status", "--home", str(tmp_path / "nothing")))
+
+
+# -- the container manager: --manager, $CLIPPER_CONTAINER_MANAGER, the registry ---------------------------
+
+class RecordingManager(LocalContainerManager):
+    """The local manager under another name, with a narrower constructor; records what the CLI did with it."""
+
+    name = "acme-local"
+    made: ClassVar[list[RecordingManager]] = []
+
+    def __init__(self, clipper_home: str | None = None) -> None:
+        super().__init__(clipper_home=clipper_home)
+        self.stopped: list[bool] = []
+        RecordingManager.made.append(self)
+
+    def stop_all(self, graceful: bool = True) -> None:
+        self.stopped.append(graceful)  # the test's ServerThread runs in this process: never stop it for real
+
+
+class AcmeManagers:
+    __name__ = "acme-managers"
+
+    @hookimpl
+    def clipper_register_container_managers(self) -> list[type[ContainerManager]]:
+        return [RecordingManager]
+
+
+@pytest.fixture
+def acme_manager(monkeypatch: pytest.MonkeyPatch) -> type[RecordingManager]:
+    """``acme-local`` installed as if by a plugin distribution."""
+    original = plugins.make_plugin_manager
+    monkeypatch.setattr(plugins, "make_plugin_manager",
+                        lambda **kw: original(**{**kw, "extra": [*kw.get("extra", []), AcmeManagers()]}))
+    RecordingManager.made.clear()
+    return RecordingManager
+
+
+def test_every_command_that_talks_to_clipper_uses_the_chosen_manager(
+        clipper_server: ServerThread, clipper_home: Path, tmp_path: Path, cli: Run,
+        acme_manager: type[RecordingManager], monkeypatch: pytest.MonkeyPatch) -> None:
+    home = ["--home", str(clipper_home)]
+    model_file = tmp_path / "m.py"
+    model_file.write_text(MODEL_SOURCE)
+    commands = [["status", "--json"], ["apps"], ["models"], ["register", "app", "--input-type", "doubles"],
+                ["deploy", f"{model_file}:predict", "--name", "m", "--version", "1", "--input-type", "doubles"],
+                ["link", "app", "m"], ["set-policy", "app", "default"], ["scale", "m", "1"],
+                ["logs", str(tmp_path / "logs")], ["stop", "--kill"]]
+    for i, command in enumerate(commands):
+        ok(cli(*command, *home, "--manager", "acme-local"))
+        assert len(acme_manager.made) == i + 1, command  # one manager per command, and it was ours
+    assert [m.home for m in acme_manager.made] == [clipper_home] * len(commands)  # --home reached it
+    assert acme_manager.made[-1].stopped == [False]
+    # before the subcommand too, and from the environment
+    ok(cli("--manager", "acme-local", "apps", *home))
+    monkeypatch.setenv("CLIPPER_CONTAINER_MANAGER", "acme-local")
+    ok(cli("stop", *home))
+    assert len(acme_manager.made) == len(commands) + 2 and acme_manager.made[-1].stopped == [True]
+
+
+def test_an_unknown_manager_lists_what_is_installed(tmp_path: Path, cli: Run, acme_manager: type[RecordingManager],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = PluginRegistry.create().container_managers.names()
+    assert {"acme-local", "local"} <= set(installed)
+    expected = f"clipper: error: no container manager named 'zzz'; installed: {installed}\n"
+    assert error(cli("status", "--home", str(tmp_path), "--manager", "zzz")) == expected
+    assert error(cli("stop", "--manager", "zzz")) == expected
+    monkeypatch.setenv("CLIPPER_CONTAINER_MANAGER", "zzz")
+    assert error(cli("start", "--home", str(tmp_path))) == expected
+    assert not (tmp_path / "runtime.json").exists()
+
+
+def test_options_the_manager_does_not_take_are_refused(tmp_path: Path, cli: Run,
+                                                       acme_manager: type[RecordingManager]) -> None:
+    assert error(cli("start", "--home", str(tmp_path), "--manager", "acme-local", "--query-port", "0")) == (
+        "clipper: error: container manager 'acme-local' takes no --query-port\n")
+    assert acme_manager.made == [] and not (tmp_path / "runtime.json").exists()
+
+
+@pytest.mark.parametrize("foreground", [False, True])
+def test_start_with_an_unknown_state_store_is_one_line(tmp_path: Path, cli: Run, foreground: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    flags = ["--foreground"] if foreground else []
+    message = (f"clipper: error: no state store for scheme 'foo'; installed schemes: "
+               f"{sorted(PluginRegistry.create()._schemes)}\n")
+    assert error(cli("start", *flags, "--home", str(tmp_path), "--state-store", "foo://x")) == message
+    monkeypatch.setenv("CLIPPER_STATE_STORE", "foo://y")
+    assert error(cli("start", *flags, "--home", str(tmp_path))) == message
+    assert not (tmp_path / "runtime.json").exists()
+
+
+def test_start_with_redis_but_without_the_redis_package_says_what_to_install(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['redis'] = None; from clipper_core.cli import main; "
+            f"sys.exit(main(['start', '--home', {str(tmp_path)!r}, '--state-store', 'redis://h:1/0']))")
+    # the plugins in this repository that need redis (and depend on it) are not installed without it either
+    env = {**os.environ, "CLIPPER_DISABLE_PLUGINS": "docker,redis_cache"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert (proc.returncode, proc.stdout) == (1, ""), proc.stderr
+    assert proc.stderr == ("clipper: error: state store scheme 'redis' needs the redis package, which is not "
+                           "installed: pip install 'clipper-core[redis]'\n")
+
+
+def test_start_in_the_background_passes_the_state_store_on(tmp_path: Path, cli: Run) -> None:
+    home = ["--home", str(tmp_path / "home")]
+    out = ok(cli("start", *home, "--query-port", "0", "--admin-port", "0", "--rpc-port", "0",
+                 "--state-store", "memory"))
+    try:
+        assert out.startswith("clipper started (pid ") and "queries on http://127.0.0.1:" in out
+        status = json.loads(ok(cli("status", *home, "--json")))
+        assert status["pid"] != os.getpid() and status["apps"] == 0
+        ok(cli("register", "app", *home, "--input-type", "doubles"))
+    finally:
+        assert ok(cli("stop", *home)) == "clipper stopped\n"
+    assert not (tmp_path / "home" / "state.db").exists()  # the memory store, not the default SQLite file

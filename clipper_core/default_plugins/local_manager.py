@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from clipper_core.client.admin_http import AdminClient, health_ok
-from clipper_core.config import clipper_home
+from clipper_core.config import Config, clipper_home
 from clipper_core.errors import ClipperException
 from clipper_core.hookspecs import hookimpl
 from clipper_core.interfaces import ContainerManager
@@ -44,19 +44,25 @@ def _copytree_private(src: Path, dst: Path) -> None:
 class LocalContainerManager(ContainerManager):
     """Runs clipper and its model replicas as local processes, in the current Python environment.
 
+    Every address argument left as None is the server's own default, read from its environment
+    (:class:`~clipper_core.config.Config`: ``CLIPPER_HOST``, ``CLIPPER_QUERY_PORT`` ...; 1337, 1338, 7000 when
+    unset); the addresses it actually bound are reported from its ``runtime.json``.
+
     :param clipper_home: state, logs and model directories (default ``$CLIPPER_HOME`` or ``~/.clipper``)
+    :param host: address the query frontend binds
     :param clipper_query_port: query REST port (0 = any free port)
     :param clipper_management_port: management REST port (0 = any free port)
     :param clipper_rpc_port: the port model replicas connect to (0 = any free port)
     :param admin_token: bearer token for the management API (default ``$CLIPPER_ADMIN_TOKEN``)
+    :param extra_env: environment variables for the server process, over this process's own
     """
 
     name: ClassVar[str] = "local"
     supports_build: ClassVar[bool] = True
 
-    def __init__(self, clipper_home: str | os.PathLike[str] | None = None, host: str = "127.0.0.1",
-                 clipper_query_port: int = 1337, clipper_management_port: int = 1338,
-                 clipper_rpc_port: int = 7000, admin_token: str | None = None, python: str = sys.executable,
+    def __init__(self, clipper_home: str | os.PathLike[str] | None = None, host: str | None = None,
+                 clipper_query_port: int | None = None, clipper_management_port: int | None = None,
+                 clipper_rpc_port: int | None = None, admin_token: str | None = None, python: str = sys.executable,
                  extra_env: dict[str, str] | None = None, startup_timeout: float = 60.0) -> None:
         self.home = Path(clipper_home).expanduser() if clipper_home is not None else clipper_home_default()
         self.host = host
@@ -68,6 +74,18 @@ class LocalContainerManager(ContainerManager):
         self.extra_env = dict(extra_env or {})
         self.startup_timeout = startup_timeout
         self.runtime: dict[str, Any] = {}
+
+    def _server_config(self) -> Config:
+        """What the server started by :meth:`start_clipper` uses for every address not given here."""
+        return Config.from_env({**os.environ, **self.extra_env}, home=self.home)
+
+    def _command(self) -> list[str]:
+        cmd = [self.python, "-m", "clipper_core.cli", "start", "--foreground", "--home", str(self.home)]
+        for flag, value in (("--host", self.host), ("--query-port", self.query_port),
+                            ("--admin-port", self.admin_port), ("--rpc-port", self.rpc_port)):
+            if value is not None:  # the rest is the server's Config: its environment, else the defaults
+                cmd += [flag, str(value)]
+        return cmd
 
     # -- clipper itself -------------------------------------------------------------------------------
     @property
@@ -93,9 +111,7 @@ class LocalContainerManager(ContainerManager):
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.home, 0o700)
-        cmd = [self.python, "-m", "clipper_core.cli", "start", "--foreground", "--home", str(self.home),
-               "--host", self.host, "--query-port", str(self.query_port), "--admin-port", str(self.admin_port),
-               "--rpc-port", str(self.rpc_port)]
+        cmd = self._command()
         if cache_size is not None:
             cmd += ["--cache-size", str(cache_size)]
         if num_frontend_replicas > 1:
@@ -146,13 +162,19 @@ class LocalContainerManager(ContainerManager):
             raise ClipperException(f"clipper (pid {runtime['pid']}) does not answer on {runtime['admin_addr']}")
 
     def get_admin_addr(self) -> str:
-        return str(self.runtime["admin_addr"]) if self.runtime else f"{self.host}:{self.admin_port}"
+        if self.runtime:
+            return str(self.runtime["admin_addr"])
+        config = self._server_config()
+        return f"{config.admin_host}:{config.admin_port if self.admin_port is None else self.admin_port}"
 
     def get_query_addr(self) -> str:
-        return str(self.runtime["query_addr"]) if self.runtime else f"{self.host}:{self.query_port}"
+        if self.runtime:
+            return str(self.runtime["query_addr"])
+        config = self._server_config()
+        return f"{self.host or config.query_host}:{config.query_port if self.query_port is None else self.query_port}"
 
     def get_metric_addr(self) -> str:
-        return str(self.runtime["metrics_addr"]) if self.runtime else f"{self.host}:{self.query_port}"
+        return str(self.runtime["metrics_addr"]) if self.runtime else self.get_query_addr()
 
     def stop_all(self, graceful: bool = True) -> None:
         runtime = self._read_runtime()
@@ -161,6 +183,7 @@ class LocalContainerManager(ContainerManager):
                 self.runtime_file.unlink()
             return
         pid = int(runtime["pid"])
+        self.runtime = runtime  # a manager that never connected (``clipper stop``) still asks politely first
         if graceful:
             with contextlib.suppress(ClipperException):
                 self._admin().post("/admin/shutdown", {})
