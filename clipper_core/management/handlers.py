@@ -68,7 +68,9 @@ async def delete_app(request: web.Request) -> web.Response:
 async def set_app_policy(request: web.Request) -> web.Response:
     body = await _body(request)
     name, policy = body.name("name"), body.text("policy")
-    await _ops(request).set_app_policy(name, policy, body.mapping("policy_config", {}))
+    ops = _ops(request)
+    app = await ops.policy_change_target(name, policy)  # Clipper's order: app and policy before the config
+    await ops.change_policy(app, policy, body.mapping("policy_config", {}))
     return _text(f"Successfully set the policy of application '{name}' to '{policy}'")
 
 
@@ -117,12 +119,15 @@ async def get_linked_models(request: web.Request) -> web.Response:
 
 async def add_model(request: web.Request) -> web.Response:
     body = await _body(request)
-    model = Model(name=body.name("model_name"), version=body.version("model_version"),
-                  input_type=body.input_type(), batch_size=body.batch_size(),
-                  batch_wait_timeout_micros=body.micros("batch_wait_timeout_micros", 0), labels=body.labels(),
+    name, version, input_type = body.name("model_name"), body.version("model_version"), body.input_type()
+    batch_size, wait = body.batch_size(), body.micros("batch_wait_timeout_micros", 0)
+    ops = _ops(request)
+    await ops.check_linked_input_type(name, version, input_type)  # Clipper's order: before the other fields
+    model = Model(name=name, version=version, input_type=input_type, batch_size=batch_size,
+                  batch_wait_timeout_micros=wait, labels=body.labels(),
                   container_name=body.text("container_name", NO_CONTAINER),
                   model_data_path=body.text("model_data_path", "DEPRECATED"))
-    await _ops(request).add_model(model)
+    await ops.register_model(model)
     return _text(f"Successfully added model with name '{model.name}' and input type '{model.input_type.value}'")
 
 
@@ -171,8 +176,9 @@ async def get_container(request: web.Request) -> web.Response:
 
 async def set_num_replicas(request: web.Request) -> web.Response:
     body = await _body(request)
-    name, version = body.name("model_name"), body.version("model_version")
-    model = await _ops(request).set_num_replicas(name, version, body.replica_count())
+    ops = _ops(request)
+    model = await ops.managed_model(body.name("model_name"), body.version("model_version"))
+    model = await ops.resize(model, body.replica_count())  # Clipper's order: the model before the count
     return json_response({"model_name": model.name, "model_version": model.version,
                           "num_replicas": model.num_replicas})
 

@@ -20,6 +20,7 @@ from clipper_core.errors import (
     ModelVersionNotFound,
     VersionNotFound,
 )
+from clipper_core.inputs import InputType
 from clipper_core.names import NO_CONTAINER
 from clipper_core.plugins import PluginRegistry
 from clipper_core.state import Application, Model, Replica, StateStore
@@ -81,12 +82,22 @@ class ManagementOperations:
 
     async def set_app_policy(self, name: str, policy: str, policy_config: dict[str, object]) -> Application:
         """Change an app's selection policy (and its config); per-user policy state starts afresh."""
+        app = await self.policy_change_target(name, policy)
+        return await self.change_policy(app, policy, policy_config)
+
+    async def policy_change_target(self, name: str, policy: str) -> Application:
+        """The app whose policy may become ``policy``: the policy is installed and serves as many models as
+        the app links (the first half of :meth:`set_app_policy`, checked before the config is read)."""
         policy_class = self.registry.policies.get(policy)
         app = await self._app(name)
         links = await self.store.get_links(name)
         if policy_class.max_models is not None and len(links) > policy_class.max_models:
             raise Conflict(f"policy '{policy}' serves at most {policy_class.max_models} linked model(s); "
                            f"application '{name}' has {len(links)}: unlink some first")
+        return app
+
+    async def change_policy(self, app: Application, policy: str, policy_config: dict[str, object]) -> Application:
+        """The second half of :meth:`set_app_policy`: the policy accepts the config; the app is updated."""
         app = app.replace(policy=policy, policy_config=policy_config)
         self._check_policy(app)
         await self.store.update_app(app)
@@ -161,11 +172,19 @@ class ManagementOperations:
     async def add_model(self, model: Model) -> None:
         """Register a model version (it becomes current); apps the model is linked to must take its input type.
         The record is stamped with the time of registration unless it carries one."""
-        for app in await self._apps_linking(model.name):
-            if app.input_type is not model.input_type:
-                raise Conflict(f"Model with name '{model.name}' is linked to application '{app.name}' of input type "
-                               f"'{app.input_type.value}'; version '{model.version}' has input type "
-                               f"'{model.input_type.value}'")
+        await self.check_linked_input_type(model.name, model.version, model.input_type)
+        await self.register_model(model)
+
+    async def check_linked_input_type(self, name: str, version: str, input_type: InputType) -> None:
+        """Apps the model is linked to must take ``input_type`` (the check of :meth:`add_model`)."""
+        for app in await self._apps_linking(name):
+            if app.input_type is not input_type:
+                raise Conflict(f"Model with name '{name}' is linked to application '{app.name}' of input type "
+                               f"'{app.input_type.value}'; version '{version}' has input type "
+                               f"'{input_type.value}'")
+
+    async def register_model(self, model: Model) -> None:
+        """Store a model version whose input type was checked (:meth:`check_linked_input_type`)."""
         await self.store.add_model(model if model.created_at else model.replace(created_at=time.time()))
 
     async def set_model_version(self, name: str, version: str) -> None:
@@ -215,7 +234,19 @@ class ManagementOperations:
     async def set_num_replicas(self, name: str, version: str, num_replicas: int) -> Model:
         """Start or stop replicas of a closure model until ``num_replicas`` run; the count is kept in the store
         so a restarted server brings them back. Returns the updated record."""
-        model, supervisor = await self._managed(name, version)
+        model, _ = await self._managed(name, version)
+        return await self.resize(model, num_replicas)
+
+    async def managed_model(self, name: str, version: str) -> Model:
+        """A registered model version whose replicas this server runs (the first half of
+        :meth:`set_num_replicas`, checked before the count is read)."""
+        model, _ = await self._managed(name, version)
+        return model
+
+    async def resize(self, model: Model, num_replicas: int) -> Model:
+        """The second half of :meth:`set_num_replicas`."""
+        name, version = model.name, model.version
+        supervisor = self._supervisor()
         if model.container_name == NO_CONTAINER and num_replicas > 0:
             raise Conflict(f"Cannot resize the containerless model {name}:{version}")
         if model.container_name != NO_CONTAINER and not os.path.isdir(model.container_name):
@@ -235,10 +266,13 @@ class ManagementOperations:
         model = await self.store.get_model(name, version)
         if model is None:
             raise ModelVersionNotFound(name, version)
+        return model, self._supervisor()
+
+    def _supervisor(self) -> ReplicaSupervisor:
         if self.supervisor is None:
             raise Conflict("this clipper server does not run replicas itself; its container manager "
                            "(e.g. Docker or Kubernetes) starts them")
-        return model, self.supervisor
+        return self.supervisor
 
     # -- server ---------------------------------------------------------------------------------------
 
