@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from clipper_core.hookspecs import hookimpl
 from clipper_core.interfaces import Query, SelectionPolicy
+from clipper_core.policies.combine import first_output
 
 __all__ = ["DefaultPolicy"]
 
@@ -20,9 +21,7 @@ class DefaultPolicy(SelectionPolicy):
         return models[:1]
 
     def combine(self, state: Any, query: Query, predictions: dict[str, Any]) -> tuple[Any, bool, str]:
-        for output in predictions.values():
-            return output, False, ""
-        return self.app.default_output, True, "No connected models found for query"
+        return first_output(self.app, predictions)
 
 
 @hookimpl

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from clipper_core.policies.combine import NO_MODELS
+
 __all__ = ["NO_MODELS", "SLO_MISSED", "FeedbackReceipt", "Prediction"]
 
-NO_MODELS = "No connected models found for query"
 SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO"
 
 

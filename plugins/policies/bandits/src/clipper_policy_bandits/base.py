@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import orjson
 
 from clipper_core.interfaces import Query, SelectionPolicy
+from clipper_core.policies.combine import first_output
 from clipper_core.policies.config import check_keys, number
 from clipper_core.policies.rewards import REWARDS, reward
 from clipper_core.state import Application
@@ -81,9 +82,7 @@ class Bandit(SelectionPolicy):
         """The one model (of ``models``) to ask; ``arms`` holds statistics for each of them."""
 
     def combine(self, state: Any, query: Query, predictions: dict[str, Any]) -> tuple[Any, bool, str]:
-        for output in predictions.values():
-            return output, False, ""
-        return self.app.default_output, True, "No connected models found for query"
+        return first_output(self.app, predictions)
 
     # -- feedback ---------------------------------------------------------------------------------------
     def observe(self, state: Any, query: Query, feedback: Any, predictions: dict[str, Any]) -> Any:
