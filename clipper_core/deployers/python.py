@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from clipper_core.default_plugins.closure_deployer import PythonClosureDeployer
@@ -22,12 +20,9 @@ def deploy_python_closure(clipper_conn: Any, name: str, version: Any, input_type
     :param func: ``func(inputs) -> list``; numeric inputs arrive as a 2-D numpy array (rows of equal length)
         or a list of 1-D arrays, strings as ``str``, bytes as ``bytes``
     """
-    version = str(version)
-    with tempfile.TemporaryDirectory(prefix="clipper-closure-") as tmp:
-        PythonClosureDeployer().save(Path(tmp), func, input_type=input_type, name=name, version=version,
-                                     pkgs_to_install=pkgs_to_install)
-        clipper_conn.build_and_deploy_model(name, version, input_type, tmp, base_image, labels, registry,
-                                            num_replicas, batch_size, pkgs_to_install)
+    PythonClosureDeployer().deploy(clipper_conn, name, version, input_type, func, base_image=base_image,
+                                   labels=labels, registry=registry, num_replicas=num_replicas,
+                                   batch_size=batch_size, pkgs_to_install=pkgs_to_install)
 
 
 def create_endpoint(clipper_conn: Any, name: str, input_type: str, func: Any, default_output: str = "None",

@@ -3,6 +3,8 @@
 Admin side (in the user's process)::
 
     manifest = DeployerClass().save(model_dir, obj, **options)   # writes clipper_model.json + artefacts
+    DeployerClass().deploy(conn, name, version, input_type, obj, **options)
+        # save into a temporary directory, then conn.build_and_deploy_model(...) with it
 
 Container side (in ``python -m clipper_container``, which imports only the loader named in the manifest, so
 it needs neither clipper-core nor pluggy)::
@@ -12,16 +14,43 @@ it needs neither clipper-core nor pluggy)::
 
 The manifest (``clipper_model.json``) records ``deployer``, ``loader``, ``input_type``, ``python`` (major.minor.micro),
 ``requirements`` ({"dist": "version"}) and deployer-specific keys. The container refuses to load a model whose
-recorded versions are incompatible with its own, with a message naming both.
+recorded versions are incompatible with its own, with a message naming both. Every deployer passes
+:class:`clipper_core.testing.DeployerContract`.
+
+A minimal deployer plugin is two files::
+
+    # acme_deployer/__init__.py
+    from clipper_core.interfaces import Deployer
+    class AcmeDeployer(Deployer):
+        name = "acme"
+        loader = "acme_deployer.loader:load"      # a module the container can import without clipper-core
+        def save(self, model_dir, obj, **options): ...   # write the artefacts and clipper_model.json
+
+    # acme_deployer/hooks.py
+    from clipper_core import hookimpl
+    @hookimpl
+    def clipper_register_deployers(): from acme_deployer import AcmeDeployer; return [AcmeDeployer]
+
+and ``[project.entry-points.clipper] acme = "acme_deployer.hooks"`` in its pyproject.toml.
 """
 
 from __future__ import annotations
 
 import abc
+import tempfile
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-__all__ = ["Deployer"]
+__all__ = ["DeployTarget", "Deployer"]
+
+
+class DeployTarget(Protocol):
+    """What :meth:`Deployer.deploy` deploys through: a ``ClipperConnection`` (Clipper's method and arguments)."""
+
+    def build_and_deploy_model(self, name: str, version: Any, input_type: str, model_data_path: str,
+                               base_image: str = ..., labels: list[str] | None = ...,
+                               container_registry: str | None = ..., num_replicas: int = ...,
+                               batch_size: int = ..., pkgs_to_install: list[str] | None = ...) -> None: ...
 
 
 class Deployer(abc.ABC):
@@ -31,4 +60,28 @@ class Deployer(abc.ABC):
 
     @abc.abstractmethod
     def save(self, model_dir: Path, obj: Any, **options: Any) -> dict[str, Any]:
-        """Write the model directory; return the manifest written."""
+        """Write the model directory; return the manifest written.
+
+        ``options`` always include ``input_type``; :meth:`deploy` adds ``name``, ``version`` and
+        ``pkgs_to_install``. Raise TypeError or ValueError, naming what was given, for what cannot be saved."""
+
+    def deploy(self, conn: DeployTarget, name: str, version: Any, input_type: str, obj: Any, *,
+               base_image: str = "default", labels: list[str] | None = None, registry: str | None = None,
+               num_replicas: int = 1, batch_size: int = -1, pkgs_to_install: list[str] | None = None,
+               **save_options: Any) -> None:
+        """Save ``obj`` into a temporary model directory, then build it into what the container manager runs,
+        register it as the current version of ``name`` and start ``num_replicas`` replicas, all through
+        ``conn.build_and_deploy_model``. The directory is removed afterwards (the manager has copied or built
+        what it needs by then).
+
+        :param conn: a started or connected ``ClipperConnection``
+        :param version: any value; recorded as its ``str``
+        :param registry: the container registry an image is pushed to (Clipper's ``registry``)
+        :param save_options: passed on to :meth:`save` (e.g. ``func``, ``sample_input``, ``format``)
+        """
+        version = str(version)
+        with tempfile.TemporaryDirectory(prefix=f"clipper-{self.name}-") as tmp:
+            self.save(Path(tmp), obj, input_type=input_type, name=name, version=version,
+                      pkgs_to_install=pkgs_to_install, **save_options)
+            conn.build_and_deploy_model(name, version, input_type, tmp, base_image, labels, registry,
+                                        num_replicas, batch_size, pkgs_to_install)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -148,13 +147,10 @@ def deploy_pytorch_model(clipper_conn: Any, name: str, version: Any, input_type:
     """
     if pytorch_model is None:
         raise TypeError("deploy_pytorch_model() needs pytorch_model, a torch.nn.Module")
-    version = str(version)
-    with tempfile.TemporaryDirectory(prefix="clipper-pytorch-") as tmp:
-        PyTorchDeployer().save(Path(tmp), pytorch_model, input_type=input_type, func=func, format=format,
-                               sample_input=sample_input, input_shape=input_shape, input_dtype=input_dtype,
-                               name=name, version=version, pkgs_to_install=pkgs_to_install)
-        clipper_conn.build_and_deploy_model(name, version, input_type, tmp, base_image, labels, registry,
-                                            num_replicas, batch_size, pkgs_to_install)
+    PyTorchDeployer().deploy(clipper_conn, name, version, input_type, pytorch_model, base_image=base_image,
+                             labels=labels, registry=registry, num_replicas=num_replicas, batch_size=batch_size,
+                             pkgs_to_install=pkgs_to_install, func=func, format=format, sample_input=sample_input,
+                             input_shape=input_shape, input_dtype=input_dtype)
 
 
 def create_endpoint(clipper_conn: Any, name: str, input_type: str, func: Callable[[Any, Any], Any] | None = None,

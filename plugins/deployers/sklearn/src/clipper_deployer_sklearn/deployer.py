@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -88,13 +87,10 @@ def deploy_sklearn_model(clipper_conn: Any, name: str, version: Any, input_type:
     """
     if sklearn_model is None:
         raise TypeError("deploy_sklearn_model() needs sklearn_model, the fitted estimator")
-    version = str(version)
-    with tempfile.TemporaryDirectory(prefix="clipper-sklearn-") as tmp:
-        SklearnDeployer().save(Path(tmp), sklearn_model, input_type=input_type, func=func, method=method,
-                               format=format, sample_input=sample_input, name=name, version=version,
-                               pkgs_to_install=pkgs_to_install)
-        clipper_conn.build_and_deploy_model(name, version, input_type, tmp, base_image, labels, registry,
-                                            num_replicas, batch_size, pkgs_to_install)
+    SklearnDeployer().deploy(clipper_conn, name, version, input_type, sklearn_model, base_image=base_image,
+                             labels=labels, registry=registry, num_replicas=num_replicas, batch_size=batch_size,
+                             pkgs_to_install=pkgs_to_install, func=func, method=method, format=format,
+                             sample_input=sample_input)
 
 
 def create_endpoint(clipper_conn: Any, name: str, input_type: str, func: Callable[[Any, Any], Any] | None = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -151,17 +150,6 @@ class TensorFlowDeployer(Deployer):
         return finish_manifest(directory, manifest, options)
 
 
-def _deploy(deployer: Deployer, clipper_conn: Any, name: str, version: Any, input_type: str, obj: Any,
-            base_image: str, labels: list[str] | None, registry: str | None, num_replicas: int, batch_size: int,
-            pkgs_to_install: list[str] | None, **options: Any) -> None:
-    version = str(version)
-    with tempfile.TemporaryDirectory(prefix=f"clipper-{deployer.name}-") as tmp:
-        deployer.save(Path(tmp), obj, input_type=input_type, name=name, version=version,
-                      pkgs_to_install=pkgs_to_install, **options)
-        clipper_conn.build_and_deploy_model(name, version, input_type, tmp, base_image, labels, registry,
-                                            num_replicas, batch_size, pkgs_to_install)
-
-
 def deploy_keras_model(clipper_conn: Any, name: str, version: Any, input_type: str,
                        func: Callable[[Any, Any], Any] | None = None, model_path_or_object: Any = None,
                        base_image: str = "default", labels: list[str] | None = None, registry: str | None = None,
@@ -180,8 +168,9 @@ def deploy_keras_model(clipper_conn: Any, name: str, version: Any, input_type: s
     """
     if model_path_or_object is None:
         raise TypeError("deploy_keras_model() needs model_path_or_object, a keras.Model or a .keras path")
-    _deploy(KerasDeployer(), clipper_conn, name, version, input_type, model_path_or_object, base_image, labels,
-            registry, num_replicas, batch_size, pkgs_to_install, func=func, sample_input=sample_input)
+    KerasDeployer().deploy(clipper_conn, name, version, input_type, model_path_or_object, base_image=base_image,
+                           labels=labels, registry=registry, num_replicas=num_replicas, batch_size=batch_size,
+                           pkgs_to_install=pkgs_to_install, func=func, sample_input=sample_input)
 
 
 def deploy_tensorflow_model(clipper_conn: Any, name: str, version: Any, input_type: str,
@@ -205,9 +194,10 @@ def deploy_tensorflow_model(clipper_conn: Any, name: str, version: Any, input_ty
     if tf_sess_or_saved_model_path is None:
         raise TypeError("deploy_tensorflow_model() needs tf_sess_or_saved_model_path, a SavedModel directory, "
                         "a keras.Model or a tf.Module")
-    _deploy(TensorFlowDeployer(), clipper_conn, name, version, input_type, tf_sess_or_saved_model_path, base_image,
-            labels, registry, num_replicas, batch_size, pkgs_to_install, func=func, signature=signature,
-            output_key=output_key, sample_input=sample_input)
+    TensorFlowDeployer().deploy(clipper_conn, name, version, input_type, tf_sess_or_saved_model_path,
+                                base_image=base_image, labels=labels, registry=registry, num_replicas=num_replicas,
+                                batch_size=batch_size, pkgs_to_install=pkgs_to_install, func=func,
+                                signature=signature, output_key=output_key, sample_input=sample_input)
 
 
 def create_keras_endpoint(clipper_conn: Any, name: str, input_type: str, func: Callable[[Any, Any], Any] | None = None,

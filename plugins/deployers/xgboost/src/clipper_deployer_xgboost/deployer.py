@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -77,12 +76,9 @@ def deploy_xgboost_model(clipper_conn: Any, name: str, version: Any, input_type:
     """
     if xgboost_model is None:
         raise TypeError("deploy_xgboost_model() needs xgboost_model, a Booster or a fitted XGBModel")
-    version = str(version)
-    with tempfile.TemporaryDirectory(prefix="clipper-xgboost-") as tmp:
-        XGBoostDeployer().save(Path(tmp), xgboost_model, input_type=input_type, func=func, method=method,
-                               sample_input=sample_input, name=name, version=version, pkgs_to_install=pkgs_to_install)
-        clipper_conn.build_and_deploy_model(name, version, input_type, tmp, base_image, labels, registry,
-                                            num_replicas, batch_size, pkgs_to_install)
+    XGBoostDeployer().deploy(clipper_conn, name, version, input_type, xgboost_model, base_image=base_image,
+                             labels=labels, registry=registry, num_replicas=num_replicas, batch_size=batch_size,
+                             pkgs_to_install=pkgs_to_install, func=func, method=method, sample_input=sample_input)
 
 
 def create_endpoint(clipper_conn: Any, name: str, input_type: str, func: Callable[[Any, Any], Any] | None = None,
