@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,7 +18,8 @@ from torch import nn
 
 from clipper_core import ClipperConnection
 from clipper_core.plugins import PluginRegistry
-from clipper_core.testing import ServerThread
+from clipper_core.testing import DeployerContract, ServerThread
+from clipper_core.testing.deployer_contract import RecordingConnection
 from clipper_core.testing.deployers import assert_imports_are_lazy, batch_outputs, served_cluster
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
@@ -160,3 +162,33 @@ def test_imports_are_lazy() -> None:
     """The container imports the loader without clipper-core; neither it nor plugin discovery imports
     torch (only loading a model does)."""
     assert_imports_are_lazy("clipper_deployer_pytorch.loader", "pytorch", ("torch",))
+
+
+class TestPyTorchDeployerContract(DeployerContract):
+    """The deployer contract on the trained MLP, saved with torch.export (no sample: its first Linear layer
+    says what it takes)."""
+
+    input_type = "floats"
+
+    @pytest.fixture
+    def deployer(self) -> PyTorchDeployer:
+        return PyTorchDeployer()
+
+    @pytest.fixture
+    def model(self, models: dict[str, nn.Module]) -> nn.Module:
+        return models["mlp"]
+
+    @pytest.fixture
+    def batch(self) -> np.ndarray:
+        return X[TEST][:5]
+
+    def expected(self, model: Any, batch: Any) -> list[Any]:
+        return list(in_process(model, batch).tolist())
+
+    def code_options(self, model: Any) -> dict[str, Any]:
+        return {"func": lambda m, xs: m(torch.from_numpy(np.array(xs))).argmax(dim=1).tolist(),
+                "format": "torchscript"}
+
+    def deploy_with_clipper_api(self, conn: RecordingConnection, model: Any, **args: Any) -> bool:
+        deploy_pytorch_model(conn, pytorch_model=model, **args)
+        return True

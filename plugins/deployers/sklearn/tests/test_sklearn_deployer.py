@@ -24,7 +24,8 @@ from sklearn.preprocessing import StandardScaler
 
 from clipper_core import ClipperConnection
 from clipper_core.plugins import PluginRegistry
-from clipper_core.testing import ServerThread
+from clipper_core.testing import DeployerContract, ServerThread
+from clipper_core.testing.deployer_contract import RecordingConnection
 from clipper_core.testing.deployers import assert_imports_are_lazy, batch_outputs, served_cluster
 
 X, Y = load_digits(return_X_y=True)
@@ -177,3 +178,34 @@ def test_imports_are_lazy() -> None:
     """The container imports the loader without clipper-core; neither it nor plugin discovery imports
     sklearn/skops (only loading a model does)."""
     assert_imports_are_lazy("clipper_deployer_sklearn.loader", "sklearn", ("sklearn", "skops"))
+
+
+class TestSklearnDeployerContract(DeployerContract):
+    """The deployer contract on a fitted pipeline (scaler + logistic regression)."""
+
+    input_type = "doubles"
+
+    @pytest.fixture
+    def deployer(self) -> SklearnDeployer:
+        return SklearnDeployer()
+
+    @pytest.fixture
+    def model(self, models: dict[str, Any]) -> Any:
+        return models["logreg"]
+
+    @pytest.fixture
+    def batch(self) -> np.ndarray:
+        return X[TEST][:5]
+
+    def expected(self, model: Any, batch: Any) -> list[Any]:
+        return list(model.predict(batch).tolist())
+
+    def unsaveable(self) -> list[Any]:
+        return [object(), "a string, not an estimator"]
+
+    def code_options(self, model: Any) -> dict[str, Any]:
+        return {"func": lambda m, xs: [f"class {c}" for c in m.predict(xs)]}
+
+    def deploy_with_clipper_api(self, conn: RecordingConnection, model: Any, **args: Any) -> bool:
+        deploy_sklearn_model(conn, sklearn_model=model, **args)
+        return True

@@ -20,6 +20,7 @@ from clipper_deployer_tensorflow import (
     TensorFlowDeployer,
     create_endpoint,
     deploy_keras_model,
+    deploy_tensorflow_model,
 )
 from clipper_deployer_tensorflow import keras as keras_deployer
 from clipper_deployer_tensorflow.loader import load
@@ -27,7 +28,8 @@ from sklearn.datasets import load_digits
 
 from clipper_core import ClipperConnection
 from clipper_core.plugins import PluginRegistry
-from clipper_core.testing import ServerThread
+from clipper_core.testing import DeployerContract, ServerThread
+from clipper_core.testing.deployer_contract import RecordingConnection
 from clipper_core.testing.deployers import assert_imports_are_lazy, batch_outputs, served_cluster
 
 # Keras's own conversion of TensorFlow tensors, in this process (not clipper's)
@@ -174,3 +176,60 @@ def test_imports_are_lazy() -> None:
     """The container imports the loader without clipper-core; neither it nor plugin discovery imports
     tensorflow/keras (only loading a model does)."""
     assert_imports_are_lazy("clipper_deployer_tensorflow.loader", "keras", ("tensorflow", "keras"))
+
+
+class TestKerasDeployerContract(DeployerContract):
+    """The deployer contract on the trained Keras MLP, saved as ``.keras``."""
+
+    input_type = "floats"
+
+    @pytest.fixture
+    def deployer(self) -> KerasDeployer:
+        return KerasDeployer()
+
+    @pytest.fixture
+    def model(self, models: dict[str, Any]) -> Any:
+        return models["mlp"]
+
+    @pytest.fixture
+    def batch(self) -> np.ndarray:
+        return X[TEST][:5]
+
+    def expected(self, model: Any, batch: Any) -> list[Any]:
+        return list(np.asarray(model.predict_on_batch(batch)).tolist())
+
+    def code_options(self, model: Any) -> dict[str, Any]:
+        return {"func": lambda m, xs: [int(c) for c in np.argmax(m.predict_on_batch(np.array(xs)), 1)]}
+
+    def deploy_with_clipper_api(self, conn: RecordingConnection, model: Any, **args: Any) -> bool:
+        deploy_keras_model(conn, model_path_or_object=model, **args)
+        return True
+
+
+class TestTensorFlowDeployerContract(DeployerContract):
+    """The deployer contract on a plain ``tf.Module`` saved as a SavedModel, called through its signature."""
+
+    input_type = "floats"
+
+    @pytest.fixture
+    def deployer(self) -> TensorFlowDeployer:
+        return TensorFlowDeployer()
+
+    @pytest.fixture
+    def model(self, models: dict[str, Any]) -> Any:
+        return models["affine"]
+
+    @pytest.fixture
+    def batch(self) -> np.ndarray:
+        return X[TEST][:5]
+
+    def expected(self, model: Any, batch: Any) -> list[Any]:
+        return list(model(tf.constant(batch))["scores"].numpy().tolist())
+
+    def code_options(self, model: Any) -> dict[str, Any]:
+        return {"func": lambda m, xs: m.signatures["serving_default"](x=tf.constant(np.array(xs)))["scores"]
+                .numpy().tolist()}
+
+    def deploy_with_clipper_api(self, conn: RecordingConnection, model: Any, **args: Any) -> bool:
+        deploy_tensorflow_model(conn, tf_sess_or_saved_model_path=model, **args)
+        return True

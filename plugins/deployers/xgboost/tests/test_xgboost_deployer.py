@@ -17,7 +17,8 @@ from sklearn.datasets import load_digits
 
 from clipper_core import ClipperConnection
 from clipper_core.plugins import PluginRegistry
-from clipper_core.testing import ServerThread
+from clipper_core.testing import DeployerContract, ServerThread
+from clipper_core.testing.deployer_contract import RecordingConnection
 from clipper_core.testing.deployers import assert_imports_are_lazy, batch_outputs, served_cluster
 
 X, Y = load_digits(return_X_y=True)
@@ -127,3 +128,31 @@ def test_imports_are_lazy() -> None:
     """The container imports the loader without clipper-core; neither it nor plugin discovery imports
     xgboost (only loading a model does)."""
     assert_imports_are_lazy("clipper_deployer_xgboost.loader", "xgboost", ("xgboost",))
+
+
+class TestXGBoostDeployerContract(DeployerContract):
+    """The deployer contract on the trained XGBClassifier."""
+
+    input_type = "doubles"
+
+    @pytest.fixture
+    def deployer(self) -> XGBoostDeployer:
+        return XGBoostDeployer()
+
+    @pytest.fixture
+    def model(self, models: dict[str, Any]) -> Any:
+        return models["classifier"]
+
+    @pytest.fixture
+    def batch(self) -> np.ndarray:
+        return X[TEST][:5]
+
+    def expected(self, model: Any, batch: Any) -> list[Any]:
+        return list(model.predict(batch).tolist())
+
+    def code_options(self, model: Any) -> dict[str, Any]:
+        return {"func": lambda m, xs: m.predict(np.array(xs)).tolist()}
+
+    def deploy_with_clipper_api(self, conn: RecordingConnection, model: Any, **args: Any) -> bool:
+        deploy_xgboost_model(conn, xgboost_model=model, **args)
+        return True
