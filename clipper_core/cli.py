@@ -7,6 +7,7 @@ import importlib.util
 import inspect
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -265,24 +266,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 MANAGER_HELP = "container manager (default $CLIPPER_CONTAINER_MANAGER or local; see `clipper plugins`)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clipper", description="Low-latency prediction serving.")
-    parser.add_argument("--home", default=None, help="$CLIPPER_HOME (default ~/.clipper)")
-    parser.add_argument("--manager", default=None, help=MANAGER_HELP)
-    sub = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--home", default=argparse.SUPPRESS, help="$CLIPPER_HOME (default ~/.clipper)")
-    managed = argparse.ArgumentParser(add_help=False)  # the commands that start or talk to a running clipper
-    managed.add_argument("--manager", default=argparse.SUPPRESS, help=MANAGER_HELP)
+Add = Callable[..., argparse.ArgumentParser]
+"""``add(name, func, help, json_flag=False, manager=True)``: a subcommand's parser (see :func:`build_parser`)."""
 
-    def add(name: str, func: Any, help: str, json_flag: bool = False, manager: bool = True
-            ) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, parents=[common, managed] if manager else [common])
-        p.set_defaults(func=func)
-        if json_flag:
-            p.add_argument("--json", action="store_true", help="print JSON")
-        return p
 
+def _add_server_commands(add: Add) -> None:
+    """``start`` and the commands that run one part of clipper in this terminal."""
     start = add("start", cmd_start, "start clipper (in the background unless --foreground)")
     start.add_argument("--foreground", action="store_true")
     start.add_argument("--host", default=None, help="query frontend address (default 127.0.0.1)")
@@ -308,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--admin-host", default=None, help="default 127.0.0.1")
     admin.add_argument("--admin-port", type=int, default=None)
     admin.add_argument("--no-replicas", action="store_true", help="replicas are run by another manager")
+
+
+def _add_client_commands(add: Add) -> None:
+    """The commands that talk to a running clipper, and ``plugins``."""
     add("status", cmd_status, "show the running clipper", json_flag=True)
     add("apps", cmd_apps, "list applications", json_flag=True)
     add("models", cmd_models, "list model versions", json_flag=True)
@@ -342,6 +335,28 @@ def build_parser() -> argparse.ArgumentParser:
     stop = add("stop", cmd_stop, "stop clipper and its replicas")
     stop.add_argument("--kill", action="store_true", help="SIGKILL instead of a graceful stop")
     add("plugins", cmd_plugins, "list installed plugins", json_flag=True, manager=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clipper", description="Low-latency prediction serving.")
+    parser.add_argument("--home", default=None, help="$CLIPPER_HOME (default ~/.clipper)")
+    parser.add_argument("--manager", default=None, help=MANAGER_HELP)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", default=argparse.SUPPRESS, help="$CLIPPER_HOME (default ~/.clipper)")
+    managed = argparse.ArgumentParser(add_help=False)  # the commands that start or talk to a running clipper
+    managed.add_argument("--manager", default=argparse.SUPPRESS, help=MANAGER_HELP)
+
+    def add(name: str, func: Any, help: str, json_flag: bool = False, manager: bool = True
+            ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, parents=[common, managed] if manager else [common])
+        p.set_defaults(func=func)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print JSON")
+        return p
+
+    _add_server_commands(add)
+    _add_client_commands(add)
     return parser
 
 
