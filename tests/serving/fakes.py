@@ -179,6 +179,18 @@ class FakeReplica:
         """Batches received and not yet taken by :meth:`next_batch`."""
         return self._arrivals.qsize()
 
+    async def serve(self, answer: Callable[[Any], Any], *until: asyncio.Future[Any]) -> None:
+        """Answer every batch, one output per input by ``answer(input)``, until all of ``until`` are done."""
+        done: asyncio.Future[list[Any]] = asyncio.gather(*until, return_exceptions=True)
+        while not done.done():
+            arrival: asyncio.Future[Any] = asyncio.ensure_future(self.next_batch())
+            await asyncio.wait([arrival, done], return_when=asyncio.FIRST_COMPLETED)
+            if arrival.done():
+                batch = arrival.result()
+                batch.answer([answer(x) for x in batch.inputs])
+            else:
+                arrival.cancel()
+
     def lose(self, reason: str = "the container died") -> None:
         """The replica goes away: every batch in flight fails with ReplicaLost (as ``fail_pending`` does)."""
         self.alive = False

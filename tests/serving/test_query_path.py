@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from clipper_core.config import Config
 from clipper_core.errors import ModelUnavailable, QueryError, UnknownQueryApp, version_missing
 from clipper_core.inputs import InputType
-from clipper_core.serving.prediction import NO_MODELS
-from tests.serving.fakes import ServingHarness, doubles, run_until, settle
+from clipper_core.serving.prediction import NO_MODELS, SLO_MISSED
+from tests.serving.fakes import HarnessFactory, ServingHarness, doubles, run_until, settle
 
 
 @pytest.mark.parametrize(("input_type", "item", "header", "seen"), [
@@ -205,3 +206,29 @@ async def test_feedback_is_stored_and_numbered(serving: ServingHarness) -> None:
     assert all(f.received_at > 0 for f in stored)
     [nums] = await serving.store.list_feedback("nums")
     assert (nums.input, nums.label) == ([1.5, 2.0], 2.5)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a query that joins an identical query's single-flight future inherits that query's deadline: when the "
+    "first query's task expires in the queue (DeadlineExpired), the joiner is answered with the SLO default "
+    "although its own SLO has time left and the replica is free"))
+async def test_a_query_joining_single_flight_keeps_its_own_deadline(make_serving: HarnessFactory) -> None:
+    serving = await make_serving(Config(state_store="memory", batches_in_flight=1))
+    await serving.add_app(slo_micros=100_000)
+    await serving.add_model(app="app")
+    replica = await serving.connect()
+    blocker = serving.predict_soon("app", [doubles(0.0)])
+    busy = await replica.next_batch()
+    leader = serving.predict_soon("app", [doubles(5.0)])  # queued behind the blocker, deadline in 100 ms
+    await run_until(lambda: len(serving.runtime().queue) == 1)
+    serving.clock.advance(0.06)
+    joiner = serving.predict_soon("app", [doubles(5.0)])  # same input 60 ms later: deadline in 100 ms
+    await run_until(lambda: serving.runtime().cache_misses == 3)
+    serving.clock.advance(0.05)  # the leader's deadline has passed, the joiner has 50 ms left
+    assert (await leader)[0].explanation == SLO_MISSED
+    assert (await blocker)[0].explanation == SLO_MISSED
+    busy.answer([0.0])  # the replica is free: the leader's task is dropped as expired
+    await settle()
+    assert not joiner.done(), f"answered early: {joiner.result()[0].explanation}"
+    (await replica.next_batch()).answer([25.0])
+    assert (await joiner)[0].output == 25.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from clipper_core.config import Config
 from clipper_core.serving.prediction import SLO_MISSED
-from tests.serving.fakes import HarnessFactory, doubles, run_until
+from tests.serving.fakes import HarnessFactory, ServingHarness, doubles, run_until, settle
 
 
 async def test_a_task_whose_deadline_passed_in_the_queue_is_dropped_not_sent(make_serving: HarnessFactory) -> None:
@@ -44,3 +44,20 @@ async def test_the_earliest_deadline_is_sent_first_across_apps(make_serving: Har
     assert second.inputs == [[2.0], [1.0]]
     second.answer([2.0, 1.0])
     assert [(await t)[0].output for t in (blocker, patient, hurried)] == [0.0, 1.0, 2.0]
+
+
+async def test_delayed_batching_waits_on_the_clock_for_a_fuller_batch(serving: ServingHarness) -> None:
+    await serving.add_app(slo_micros=100_000)
+    await serving.add_model(app="app", batch_size=4, batch_wait_timeout_micros=10_000)
+    replica = await serving.connect()
+    first = serving.predict_soon("app", [doubles(1.0)])
+    await settle()
+    second = serving.predict_soon("app", [doubles(2.0)])
+    serving.clock.advance(0.009)
+    await settle()
+    assert replica.waiting_batches == 0  # 9 ms after the first task: still waiting for a fuller batch
+    serving.clock.advance(0.001)
+    batch = await replica.next_batch()  # the wait is counted from the oldest queued task
+    assert batch.inputs == [[1.0], [2.0]]
+    batch.answer([1.0, 2.0])
+    assert [(await first)[0].output, (await second)[0].output] == [1.0, 2.0]
