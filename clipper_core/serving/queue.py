@@ -168,9 +168,19 @@ class ModelQueue:
         del batch[first:]
 
     def requeue(self, tasks: list[Task]) -> int:
-        """Put back tasks of a failed dispatch whose deadline still allows; return how many went back."""
+        """Put back tasks of a failed dispatch whose deadline still allows; return how many went back. The
+        others expire now (their futures must resolve: a query joining them through single flight waits on them)."""
         now = self.clock()
-        back = [t for t in tasks if not t.future.done() and t.deadline > now]
+        back = []
+        for task in tasks:
+            if task.future.done():
+                continue
+            if task.deadline > now:
+                back.append(task)
+            else:
+                self.dropped += 1
+                task.future.set_exception(DeadlineExpired())
+                task.future.exception()  # mark retrieved: the query may have stopped waiting
         self.put_many(back)
         return len(back)
 
