@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from clipper_core.config import Config
     from clipper_core.state.base import StateStore
 
-__all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "ClassRegister", "ClipperPluginManager", "PluginInfo",
-           "PluginRegistry", "make_plugin_manager"]
+__all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "OPTIONAL_SCHEMES", "ClassRegister", "ClipperPluginManager",
+           "PluginInfo", "PluginRegistry", "make_plugin_manager", "url_scheme"]
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "clipper"
@@ -43,6 +43,11 @@ DEFAULT_PLUGINS: dict[str, str] = {
 }
 """The built-in plugins: plugin name (usable in ``CLIPPER_DISABLE_PLUGINS``) -> module, imported only when a
 plugin manager registers it."""
+
+OPTIONAL_SCHEMES: dict[str, tuple[str, str]] = {
+    scheme: ("redis", "clipper-core[redis]") for scheme in ("redis", "rediss", "unix")}
+"""State-store schemes of built-ins that need an optional package: scheme -> (the package's import name, what
+to ``pip install``). They are the Redis store's ``url_schemes``, known here without importing redis."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,18 @@ class ClassRegister(Generic[T]):
         return name in self._classes
 
 
+def _missing_package(scheme: str) -> tuple[str, str] | None:
+    """:data:`OPTIONAL_SCHEMES`' entry for ``scheme`` when its package does not import, else None."""
+    needed = OPTIONAL_SCHEMES.get(scheme)
+    if needed is None:
+        return None
+    try:
+        importlib.import_module(needed[0])
+    except ImportError:
+        return needed
+    return None
+
+
 def url_scheme(url: str) -> str:
     """``redis://h:1/0`` -> ``redis``; a bare name (``sqlite``, ``memory``) is its own scheme."""
     return url.partition("://")[0] if "://" in url else url
@@ -230,13 +247,11 @@ class PluginRegistry:
         :raises ConfigError: no installed store has that scheme (the message lists those that are), or the
             built-in store for it needs a package that is not installed (the message says what to install)
         """
-        from clipper_core.default_plugins.state_stores import missing_package
-
         scheme = url_scheme(url)
         store = self._schemes.get(scheme)
         if store is not None:
             return store
-        missing = missing_package(scheme)
+        missing = _missing_package(scheme)
         if missing is not None:
             raise ConfigError(f"state store scheme {scheme!r} needs the {missing[0]} package, which is not "
                               f"installed: pip install '{missing[1]}'")

@@ -29,7 +29,7 @@ from clipper_core.interfaces import ContainerManager, Deployer, PredictionCache,
 from clipper_core.plugins import PluginRegistry, make_plugin_manager
 from clipper_core.state import StateStore
 from clipper_core.state.memory import MemoryStateStore
-from clipper_core.state.redis_store import RedisStateStore
+from clipper_core.state.redis import RedisStateStore
 from clipper_core.state.sqlite import SqliteStateStore
 from clipper_core.testing import ServerThread, http_json
 from tests import models
