@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clipper_core.config import Config
-from clipper_core.errors import ModelUnavailable, QueryError, version_missing
+from clipper_core.errors import ModelUnavailable, Overloaded, QueryError, version_missing
 from clipper_core.inputs import input_to_json
 from clipper_core.interfaces import CacheKey, PredictionCache, Query
 from clipper_core.serving.admission import admit
@@ -178,7 +178,11 @@ class QueryPath:
                 plan[name] = fut
             plans.append((query, plan))
         if enqueued:
-            admit(rt.slo * self.admission_slo_fraction, rt.slo, enqueued)
+            try:
+                admit(rt.slo * self.admission_slo_fraction, rt.slo, enqueued)
+            except Overloaded:
+                self._forget_refused(enqueued)
+                raise
         for mr, tasks in enqueued.items():
             mr.queue.put_many(tasks)
         if waiting:
@@ -216,6 +220,15 @@ class QueryPath:
             if found:
                 hits[ckey] = value
         return hits
+
+    def _forget_refused(self, enqueued: dict[ModelRuntime, list[Task]]) -> None:
+        """Refused tasks leave single flight at once (their futures' done callbacks run a loop step later, when
+        an identical query could already have joined a cancelled future)."""
+        single_flight = self._single_flight
+        for mr, tasks in enqueued.items():
+            for task in tasks:
+                if task.key is not None and single_flight.get((mr.name, mr.version, task.key)) is task.future:
+                    del single_flight[(mr.name, mr.version, task.key)]
 
     def _track_single_flight(self, key: CacheKey, fut: asyncio.Future[Any]) -> None:
         single_flight = self._single_flight

@@ -90,11 +90,10 @@ async def test_cache_hits_are_served_while_the_queue_is_full(make_serving: Harne
     assert (hit.output, hit.default) == (81.0, False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "admit() cancels the refused tasks' futures, but QueryPath forgets them as single-flight entries only in "
-    "their done callbacks (next loop step): an identical query that runs first joins the cancelled future and "
-    "raises CancelledError out of predict() (arrived() calls .exception() on it) instead of a 503"))
 async def test_an_identical_query_right_after_a_refusal_is_refused_too(make_serving: HarnessFactory) -> None:
+    """admit() cancels the refused tasks' futures; QueryPath used to forget them as single-flight entries only
+    in their done callbacks (a loop step later), so an identical query in between joined a cancelled future and
+    predict() raised CancelledError instead of answering 503."""
     serving, _, _, _ = await _busy_with_full_queue(make_serving)
     loop = asyncio.get_running_loop()
     # two requests arriving together, as two HTTP requests handled in the same loop iteration
