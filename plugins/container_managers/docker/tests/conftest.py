@@ -8,19 +8,16 @@ where they fail.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import docker
 import pytest
-from clipper_docker import DockerContainerManager
-from clipper_docker.names import CLUSTER_LABEL
-from docker_test_helpers import Make
+from docker_test_helpers import Make, managers
 
 from clipper_core.processes import pid_alive
 from clipper_core.testing.services import service_unavailable
@@ -91,21 +88,5 @@ def make_manager(docker_host: str, docker_client: docker.DockerClient, clipper_i
                  ) -> Iterator[Make]:
     """``make_manager("a", **kwargs)``: a DockerContainerManager for a cluster unique to this session (ports 0:
     Docker picks free host ports). Every cluster made is removed afterwards, with its volume and model images."""
-    made: list[DockerContainerManager] = []
-    socket = docker_host[len("unix://"):] if docker_host.startswith("unix://") else None
-
-    def make(suffix: str, **kwargs: Any) -> DockerContainerManager:
-        options: dict[str, Any] = {"clipper_query_port": 0, "clipper_management_port": 0, "clipper_rpc_port": 0,
-                                   "redis_port": 0, "docker_client": docker_client, "docker_socket": socket,
-                                   "deploy_timeout": 120, "startup_timeout": 90}
-        manager = DockerContainerManager(f"t{os.getpid()}-{suffix}", **{**options, **kwargs})
-        made.append(manager)
-        return manager
-
-    yield make
-    for manager in made:
-        with contextlib.suppress(Exception):
-            manager.stop_all(graceful=False, remove_volumes=True)
-        for image in docker_client.images.list(filters={"label": f"{CLUSTER_LABEL}={manager.cluster}"}):
-            with contextlib.suppress(docker.errors.APIError):
-                docker_client.images.remove(image.id, force=True)
+    with managers(docker_host, docker_client) as make:
+        yield make

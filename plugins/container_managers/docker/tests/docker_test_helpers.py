@@ -1,18 +1,49 @@
-"""Helpers of the Docker tests: queries through a cluster's published query port (127.0.0.1 only)."""
+"""Helpers of the Docker tests: managers of clusters unique to the session, removed afterwards; queries through
+a cluster's published query port (127.0.0.1 only)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import docker
 from clipper_docker import DockerContainerManager
+from clipper_docker.names import CLUSTER_LABEL
 
 Make = Callable[..., DockerContainerManager]
 """The ``make_manager`` fixture: ``make_manager(suffix, **DockerContainerManager options)``."""
+
+
+@contextlib.contextmanager
+def managers(docker_host: str, docker_client: docker.DockerClient) -> Iterator[Make]:
+    """``make(suffix, **kwargs)``: a DockerContainerManager of the cluster ``t<pid>-<suffix>`` (ports 0: Docker
+    picks free host ports). On exit every cluster made is removed, with its volume and model images."""
+    made: list[DockerContainerManager] = []
+    socket = docker_host[len("unix://"):] if docker_host.startswith("unix://") else None
+
+    def make(suffix: str, **kwargs: Any) -> DockerContainerManager:
+        options: dict[str, Any] = {"clipper_query_port": 0, "clipper_management_port": 0, "clipper_rpc_port": 0,
+                                   "redis_port": 0, "docker_client": docker_client, "docker_socket": socket,
+                                   "deploy_timeout": 120, "startup_timeout": 90}
+        manager = DockerContainerManager(f"t{os.getpid()}-{suffix}", **{**options, **kwargs})
+        made.append(manager)
+        return manager
+
+    try:
+        yield make
+    finally:
+        for manager in made:
+            with contextlib.suppress(Exception):
+                manager.stop_all(graceful=False, remove_volumes=True)
+            for image in docker_client.images.list(filters={"label": f"{CLUSTER_LABEL}={manager.cluster}"}):
+                with contextlib.suppress(docker.errors.APIError):
+                    docker_client.images.remove(image.id, force=True)
 
 
 def predict(target: DockerContainerManager | str, app: str, body: Any, timeout: float = 10.0) -> tuple[int, Any]:
