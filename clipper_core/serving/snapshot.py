@@ -170,6 +170,11 @@ class Snapshot:
         self.model_runtime(replica.model_name, replica.model_version, input_type).add_replica(replica)
 
     async def on_replica_gone(self, replica: Replica) -> None:
-        mr = self.models.get((replica.model_name, replica.model_version))
-        if mr is not None:
-            mr.remove_replica(replica)
+        key = (replica.model_name, replica.model_version)
+        mr = self.models.get(key)
+        if mr is None:
+            return
+        mr.remove_replica(replica)
+        if not mr.replicas and mr.model is None:  # a deleted version's last replica: nothing serves it any more
+            del self.models[key]
+            await mr.close()

@@ -79,11 +79,9 @@ async def test_a_deleted_version_keeps_serving_its_connected_replica(serving: Se
     assert replica.batches == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Snapshot closes a deleted version's runtime only while reloading (_update_models), and replica events "
-    "do not reload: when its last replica leaves (on_replica_gone), the runtime stays in snapshot.models "
-    "until an unrelated store change"))
 async def test_a_deleted_versions_runtime_is_closed_once_its_replicas_are_gone(serving: ServingHarness) -> None:
+    """Snapshot used to close a deleted version's runtime only while reloading, and replica events do not
+    reload: after its last replica left, the runtime stayed until an unrelated store change."""
     await serving.add_app()
     await serving.add_model(version="1", app="app")
     replica = await serving.connect(version="1")
