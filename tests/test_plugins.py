@@ -365,6 +365,21 @@ def test_registration_hooks_collect_classes_from_every_plugin() -> None:
                         "python_closure": ("clipper-core", ("clipper_register_deployers",))}
 
 
+def test_each_plugin_manager_keeps_its_own_distributions() -> None:
+    first = make_plugin_manager(load_entry_points=False, extra=[EveryKind()])
+    second = make_plugin_manager(load_entry_points=False)
+    lru = first.get_plugin("lru")
+    assert first.distribution(lru) == second.distribution(second.get_plugin("lru"))
+    dist = first.distribution(lru)
+    assert dist is not None and dist[0] == "clipper-core"
+    assert first.distribution(first.get_plugin("every-kind")) is None  # registered directly, by no distribution
+    first.unregister(name="lru")
+    assert first.distribution(lru) is None and second.get_plugin("lru") is not None
+    # registered again (by a test, say) it is nobody's distribution's any more
+    first.register(lru, name="lru")
+    assert PluginRegistry.create(first).caches.owner("lru") == "lru"
+
+
 def test_extra_plugin_objects_are_registered() -> None:
     pm = make_plugin_manager(load_entry_points=False, extra=[EveryKind()])
     assert pm.has_plugin("every-kind")
