@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from clipper_core.serving.prediction import SLO_MISSED
 from tests.serving.fakes import ServingHarness, doubles, run_until, settle
 
