@@ -1,4 +1,5 @@
-"""ModelQueue and BatchSizer on the real clock and event loop (the fake-clock tests are beside this file)."""
+"""ModelQueue and BatchSizer on the real clock: deadline order, expiry before dispatch, input_batch groups kept
+together, AIMD sizing (the fake-clock tests are beside this file)."""
 
 from __future__ import annotations
 
