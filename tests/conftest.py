@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from clipper_container.loaders import python_closure
 
-from clipper_core.testing import ServerThread, http_json
+from clipper_core.testing import ServerThread, http_json, wait_until
 
 
 class Deploy:
@@ -49,3 +50,32 @@ class Deploy:
 @pytest.fixture
 def deploy(clipper_server: ServerThread, tmp_path: Path) -> Deploy:
     return Deploy(clipper_server, tmp_path)
+
+
+class SlowQueryInFlight:
+    """A server stopping while a slow query (0.5 s, SLO 5 s) is in flight: start it with :meth:`begin`, which
+    returns once the server drains; :meth:`finish` waits for the query and the stop. ``results`` holds the
+    query's (status, body)."""
+
+    def __init__(self, server: ServerThread, tmp_path: Path) -> None:
+        from tests import models
+
+        self.server = server
+        deploy = Deploy(server, tmp_path)
+        deploy.app("slowapp", slo_micros=5_000_000)
+        deploy("slow", 1, models.slow_model, app="slowapp")
+        self.query_path = server.server.ctx.query_path
+        self.results: list[tuple[int, Any]] = []
+        self._query = threading.Thread(target=lambda: self.results.append(server.predict("slowapp", {"input": [1.0]})))
+        self._stopper = threading.Thread(target=server.stop)
+
+    def begin(self) -> None:
+        query_path, server = self.query_path, self.server
+        self._query.start()
+        wait_until(lambda: server.call(lambda: query_path.active) == 1, 10, what="the query to be in flight")
+        self._stopper.start()
+        wait_until(lambda: server.call(lambda: query_path.draining), 10, what="draining")
+
+    def finish(self) -> None:
+        self._query.join(10)
+        self._stopper.join(60)

@@ -4,12 +4,11 @@ queries, refuses new ones with 503 and stops replicas cleanly."""
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 from pathlib import Path
 
-from clipper_core.testing import ServerThread, wait_until
+from clipper_core.testing import ServerThread
 from tests import models
-from tests.conftest import Deploy
+from tests.conftest import Deploy, SlowQueryInFlight
 
 
 def test_predicted_wait_beyond_the_slo_is_refused_with_retry_after(clipper_server: ServerThread,
@@ -40,22 +39,13 @@ def test_a_full_queue_is_refused(tmp_path: Path) -> None:
 def test_graceful_stop_finishes_in_flight_queries_and_refuses_new_ones(tmp_path: Path) -> None:
     server = ServerThread(tmp_path / "home").start()
     try:
-        deploy = Deploy(server, tmp_path)
-        deploy.app("slowapp", slo_micros=5_000_000)
-        deploy("slow", 1, models.slow_model, app="slowapp")
-        query_path = server.server.ctx.query_path
+        stopping = SlowQueryInFlight(server, tmp_path)
         slots = server.call(lambda: list(server.server.ctx.supervisor._slots[("slow", "1")]))
-        results: list[tuple[int, object]] = []
-        in_flight = threading.Thread(target=lambda: results.append(server.predict("slowapp", {"input": [1.0]})))
-        in_flight.start()
-        wait_until(lambda: server.call(lambda: query_path.active) == 1, 10, what="the query to be in flight")
-        stopper = threading.Thread(target=server.stop)
-        stopper.start()
-        wait_until(lambda: server.call(lambda: query_path.draining), 10, what="draining")
+        results = stopping.results
+        stopping.begin()
         status, body = server.predict("slowapp", {"input": [2.0]})
         assert status == 503 and "shutting down" in body["cause"]  # type: ignore[index]
-        in_flight.join(10)
-        stopper.join(60)
+        stopping.finish()
         assert results[0][0] == 200 and results[0][1]["output"] == "slow"  # type: ignore[index]
         assert [slot.process.returncode for slot in slots] == [0]  # SIGTERM → GOODBYE → exit 0
     finally:

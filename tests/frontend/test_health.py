@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 from clipper_core.testing import RedisServer, ServerThread, http_json, wait_until
-from tests import models
-from tests.conftest import Deploy
+from tests.conftest import SlowQueryInFlight
 
 
 def probes(server: ServerThread) -> dict[str, tuple[int, Any]]:
@@ -27,17 +25,8 @@ def test_a_serving_server_is_live_and_ready(clipper_server: ServerThread) -> Non
 def test_a_draining_server_is_live_but_not_ready(tmp_path: Path) -> None:
     server = ServerThread(tmp_path / "home").start()
     try:
-        deploy = Deploy(server, tmp_path)
-        deploy.app("slowapp", slo_micros=5_000_000)
-        deploy("slow", 1, models.slow_model, app="slowapp")
-        query_path = server.server.ctx.query_path
-        results: list[tuple[int, Any]] = []
-        in_flight = threading.Thread(target=lambda: results.append(server.predict("slowapp", {"input": [1.0]})))
-        in_flight.start()
-        wait_until(lambda: server.call(lambda: query_path.active) == 1, 10, what="the query to be in flight")
-        stopper = threading.Thread(target=server.stop)
-        stopper.start()
-        wait_until(lambda: server.call(lambda: query_path.draining), 10, what="draining")
+        stopping = SlowQueryInFlight(server, tmp_path)
+        stopping.begin()
         answers = probes(server)  # the slow query (0.5 s) is still in flight: the server still answers
         assert answers["/health"][0] == 503
         assert answers["/health"][1]["error"] == "Not ready"
@@ -46,9 +35,8 @@ def test_a_draining_server_is_live_but_not_ready(tmp_path: Path) -> None:
         assert answers["/v2/health/ready"][1]["ready"] is False
         assert "draining" in answers["/v2/health/ready"][1]["reason"]
         assert answers["/v2/health/live"] == (200, {"live": True})
-        in_flight.join(10)
-        stopper.join(60)
-        assert results[0][0] == 200
+        stopping.finish()
+        assert stopping.results[0][0] == 200
     finally:
         server.stop()
 
