@@ -88,10 +88,10 @@ class PolicyContract:
         return np.array([float(i % 3), 1.0, -0.5])
 
     def answers_without_predictions(self, policy: SelectionPolicy) -> bool:
-        """Whether ``combine`` with no predictions must give the default answer. The query path never asks
-        (it answers the app's default output itself when no model answered); override this to return False
-        for a policy that does not handle the case."""
-        return True
+        """Whether ``policy.combine`` with no predictions gives the default answer (``is_default`` True and an
+        explanation). The query path never asks, it answers the app's default output itself when no model
+        answered, so a policy is held to this only when its test says so (override to return True)."""
+        return False
 
     def _query(self, i: int, uid: int = 0) -> Query:
         return Query("contract-app", uid, self.query_input(i), i)
@@ -152,7 +152,8 @@ class PolicyContract:
 
     def test_combine_without_predictions_gives_the_default(self, policy: SelectionPolicy) -> None:
         if not self.answers_without_predictions(policy):
-            pytest.skip(f"{type(policy).__name__}.combine is not asked without predictions")
+            pytest.skip(f"{type(policy).__name__}.combine is not asked without predictions (only the query path "
+                        "calls it, with at least one)")
         state = self._state(policy, _linked(type(policy)))
         _output, is_default, why = policy.combine(state, self._query(0), {})
         assert is_default is True

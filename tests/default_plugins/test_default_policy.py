@@ -15,3 +15,6 @@ class TestDefaultPolicy(PolicyContract):
     @pytest.fixture
     def policy_class(self) -> type[SelectionPolicy]:
         return DefaultPolicy
+
+    def answers_without_predictions(self, policy: SelectionPolicy) -> bool:
+        return True  # the app's default output, "No connected models found for query"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from clipper_policy_ensemble import Exp4, KAgree, MajorityVote
+from clipper_policy_ensemble import Exp4, Mean
 from clipper_policy_ensemble.hooks import clipper_register_policies
 
 from clipper_core.interfaces import SelectionPolicy
@@ -21,9 +21,8 @@ class TestEnsemblePolicies(PolicyContract):
         return cls
 
     def answers_without_predictions(self, policy: SelectionPolicy) -> bool:
-        # The votes (majority, weighted, k-agree, exp4 with the "match" reward) rank what arrived and raise
-        # (IndexError, or ValueError from max()) on nothing; the query path answers the default itself before
-        # it would call combine without predictions.
+        # The means answer the default output when no number arrived; the votes (majority, weighted, k-agree,
+        # exp4 with the "match" reward) rank what arrived and raise on nothing, which the query path never asks.
         if isinstance(policy, Exp4):
             return policy.reward_kind != "match"
-        return not isinstance(policy, (MajorityVote, KAgree))
+        return isinstance(policy, Mean)
