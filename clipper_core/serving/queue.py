@@ -19,7 +19,6 @@ from typing import Any
 
 __all__ = ["DeadlineExpired", "ModelQueue", "Task"]
 
-_seq = itertools.count()
 
 
 class DeadlineExpired(Exception):
@@ -39,7 +38,8 @@ class Task:
         self.future = future
         self.group = group
         self.enqueued = time.monotonic() if enqueued is None else enqueued
-        self.seq = next(_seq)
+        self.seq = -1
+        """Arrival order in its queue (ties between equal deadlines), set when first queued."""
 
     def __lt__(self, other: Task) -> bool:
         return (self.deadline, self.seq) < (other.deadline, other.seq)
@@ -56,6 +56,7 @@ class ModelQueue:
         self.batch_wait_timeout = batch_wait_timeout_s
         self.max_length = max_length
         self._heap: list[Task] = []
+        self._arrivals = itertools.count()
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._length_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.dropped = 0
@@ -64,11 +65,12 @@ class ModelQueue:
         return len(self._heap)
 
     def put(self, task: Task) -> None:
-        heapq.heappush(self._heap, task)
-        self._wake()
+        self.put_many([task])
 
     def put_many(self, tasks: list[Task]) -> None:
         for task in tasks:
+            if task.seq < 0:
+                task.seq = next(self._arrivals)
             heapq.heappush(self._heap, task)
         self._wake()
 
