@@ -29,7 +29,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run import SETUPS, Point, deploy_apps, measure_point, run_wrk, start_server, warm  # noqa: E402
+from run import SETUPS, Point, deploy_apps, measure_point, run_wrk, start_server, warm, wrk_command  # noqa: E402
+from spy import Profile, profile_under_load  # noqa: E402
 
 SIDES = ("before", "after")
 MODEL_OF = {app: model for app, model, _func, _batch in SETUPS}  # scenario = app name
@@ -227,6 +228,31 @@ def print_table(sides: list[Side], rows: list[Row], duration: float, rounds: int
                       f"default ratio up to {defaults:.3f}")
 
 
+def profile_sides(sides: list[Side], spec: str, duration: float) -> dict[str, Profile]:
+    scenario, _, conns = spec.partition(":")
+    result = {}
+    for side in sides:
+        pid = int(side.conn.cm.runtime["pid"])
+        url = side.url(scenario)
+        run_wrk(url, int(conns), 2)  # warm-up
+        result[side.name] = profile_under_load(pid, wrk_command(url, int(conns), duration), duration)
+    return result
+
+
+def print_profiles(profiles: dict[str, Profile], spec: str, duration: float) -> None:
+    print(f"\nserver CPU under {spec} ({duration:.0f} s of py-spy at 200 Hz): share of samples")
+    packages = sorted({p for prof in profiles.values() for p in prof.packages},
+                      key=lambda p: -max(prof.packages[p] for prof in profiles.values()))
+    print("\n| package | " + " | ".join(profiles) + " |\n|---|" + "---|" * len(profiles))
+    for package in packages:
+        cells = [f"{prof.packages[package] / max(1, prof.samples):.1%}" for prof in profiles.values()]
+        print(f"| {package} | " + " | ".join(cells) + " |")
+    for name, prof in profiles.items():
+        print(f"\n{name}: {prof.samples} samples; top functions by self time")
+        for function, share in prof.top(15):
+            print(f"  {share:6.1%}  {function}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, required=True, help="checkout of the tree before the change")
@@ -237,6 +263,9 @@ def main() -> int:
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--only", default="noop,batchy", help=f"comma-separated scenarios of {sorted(MODEL_OF)}")
     parser.add_argument("--json", type=Path, help="also write every run and the summary to this file")
+    parser.add_argument("--profile", metavar="SCENARIO:CONNS", help="after measuring, sample each server with "
+                        "py-spy for --duration s under that load and print where its CPU goes")
+    parser.add_argument("--no-measure", action="store_true", help="only profile (with --profile)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
@@ -264,15 +293,19 @@ def main() -> int:
             deploy_apps(side.conn, scenarios)
             verify_imports(side, len(scenarios))
         started = time.monotonic()
-        rows = measure(sides, scenarios, conns, args.rounds, args.duration, args.warmup)
+        rows = [] if args.no_measure else measure(sides, scenarios, conns, args.rounds, args.duration, args.warmup)
         print(f"measured in {time.monotonic() - started:.0f} s", flush=True)
+        profiles = profile_sides(sides, args.profile, args.duration) if args.profile else {}
     finally:
         for side in sides:
             try:
                 stop(side)
             except Exception as exc:  # still stop the other side
                 print(f"warning: stopping the {side.name} server ({side.home}): {exc!r}", file=sys.stderr)
-    print_table(sides, rows, args.duration, args.rounds)
+    if rows:
+        print_table(sides, rows, args.duration, args.rounds)
+    if profiles:
+        print_profiles(profiles, args.profile, args.duration)
     if args.json:
         summary = [{"scenario": r.scenario, "connections": r.connections, "ratio": r.ratio(),
                     "round_ratios": r.round_ratios(), "runs": {s: [asdict(p) for p in r.runs[s]] for s in SIDES}}

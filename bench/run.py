@@ -55,10 +55,14 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def run_wrk(url: str, connections: int, duration: float) -> tuple[float, float, float, int]:
+def wrk_command(url: str, connections: int, duration: float) -> list[str]:
     threads = 1 if connections < 16 else 2
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:.0f}s", "--latency", "--timeout", "5s",
-           "-s", str(HERE / "post.lua"), url]
+    return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:.0f}s", "--latency", "--timeout", "5s",
+            "-s", str(HERE / "post.lua"), url]
+
+
+def run_wrk(url: str, connections: int, duration: float) -> tuple[float, float, float, int]:
+    cmd = wrk_command(url, connections, duration)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
