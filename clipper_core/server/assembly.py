@@ -26,6 +26,7 @@ from clipper_core.plugins import PluginRegistry, make_plugin_manager
 from clipper_core.rpc import RpcServer
 from clipper_core.server import resources
 from clipper_core.server.lifecycle import Lifecycle
+from clipper_core.server.local_replicas import LocalReplicaSupervisor
 from clipper_core.serving.snapshot import Snapshot
 
 __all__ = ["RunningServer", "Site", "run", "serve", "start_server"]
@@ -54,6 +55,7 @@ class RunningServer:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     cache: PredictionCache | None = None
     rpc: RpcServer | None = None
+    local_supervisor: LocalReplicaSupervisor | None = None
     sites: list[Site] = field(default_factory=list)
     runners: list[web.AppRunner] = field(default_factory=list)
     _stopping: asyncio.Task[None] | None = None
@@ -122,8 +124,7 @@ async def _start(server: RunningServer, roles: Roles) -> None:
     await start("web APIs", resources.web_sites(server))
     ctx.extra.update(query_addr=server.query_addr, admin_addr=server.admin_addr, metrics_addr=server.query_addr)
     await start("frontend registry", resources.frontend_registry(server))
-    if ctx.supervisor is not None:
-        await ctx.supervisor.restore(await ctx.store.list_models())  # type: ignore[attr-defined]
+    await start("restored replicas", resources.restored_replicas(server))
     await start("drain", resources.drain(server))
     if config.write_runtime:
         await start("runtime file", resources.runtime_file(server))

@@ -27,8 +27,8 @@ from clipper_core.state import Replica
 if TYPE_CHECKING:
     from clipper_core.server.assembly import RunningServer
 
-__all__ = ["cache", "drain", "frontend_registry", "query_path", "rpc_server", "runtime_file", "state_store",
-           "supervisor", "web_sites"]
+__all__ = ["cache", "drain", "frontend_registry", "query_path", "restored_replicas", "rpc_server", "runtime_file",
+           "state_store", "supervisor", "web_sites"]
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +117,18 @@ async def supervisor(server: RunningServer) -> AsyncIterator[None]:
     """The local replica supervisor (embedded mode): replicas as subprocesses of this server."""
     ctx = server.ctx
     local = LocalReplicaSupervisor(ctx.config.logs_dir, ctx.rpc_addr, heartbeat_interval=ctx.config.heartbeat_interval)
-    ctx.supervisor = local
+    ctx.supervisor = server.local_supervisor = local
     yield
     await local.stop_all()
+
+
+async def restored_replicas(server: RunningServer) -> AsyncIterator[None]:
+    """The replicas every registered model version asks for, brought back after a restart (adopting those that
+    outlived a killed server); once the frontend registry told the supervisor every frontend. They stop with
+    the supervisor."""
+    if server.local_supervisor is not None:
+        await server.local_supervisor.restore(await server.ctx.store.list_models())
+    yield
 
 
 async def web_sites(server: RunningServer) -> AsyncIterator[None]:
