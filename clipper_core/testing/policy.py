@@ -1,16 +1,13 @@
 """PolicyContract: the behaviour every :class:`~clipper_core.interfaces.SelectionPolicy` must have.
 
-A policy package subclasses it in one of its test modules (with a ``Test`` name) and overrides the
-``policy_class`` fixture; a package with several policies parametrizes it::
+A policy package subclasses it in one of its test modules (with a ``Test`` name) and lists its policies in
+``policies`` (every test then runs once per policy), or overrides the ``policy_class`` fixture::
 
     from clipper_core.testing import PolicyContract
 
     class TestMyPolicies(PolicyContract):
+        policies = (FirstModel, Vote)
         refuses_unknown_config = True        # the policies check their config keys
-
-        @pytest.fixture(params=[FirstModel, Vote], ids=lambda cls: cls.name)
-        def policy_class(self, request):
-            return request.param
 
 The tests drive a policy the way the query path does: ``state`` is ``initial_state(linked)`` for a policy that
 ``needs_state`` (and None for one that does not), ``select`` gets the linked models (never more than
@@ -65,9 +62,16 @@ class PolicyContract:
     :func:`clipper_core.policies.config.check_keys`). Else an unknown key may be ignored; if it is refused, the
     error must still be a ValueError naming it."""
 
+    policies: ClassVar[tuple[type[SelectionPolicy], ...]] = ()
+    """The policies held to the contract, each test once per policy (or override ``policy_class``)."""
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if self.policies and "policy_class" in metafunc.fixturenames:
+            metafunc.parametrize("policy_class", self.policies, ids=[cls.name for cls in self.policies])
+
     @pytest.fixture
     def policy_class(self) -> type[SelectionPolicy]:
-        raise NotImplementedError("override the 'policy_class' fixture: return the SelectionPolicy subclass")
+        raise NotImplementedError("list the policies in 'policies' or override the 'policy_class' fixture")
 
     @pytest.fixture
     def app(self) -> Application:

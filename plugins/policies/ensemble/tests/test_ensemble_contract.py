@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from clipper_policy_ensemble import Exp4, Mean
 from clipper_policy_ensemble.hooks import clipper_register_policies
 
@@ -13,12 +12,8 @@ POLICIES = clipper_register_policies()
 
 
 class TestEnsemblePolicies(PolicyContract):
+    policies = tuple(POLICIES)
     refuses_unknown_config = True
-
-    @pytest.fixture(params=POLICIES, ids=[cls.name for cls in POLICIES])
-    def policy_class(self, request: pytest.FixtureRequest) -> type[SelectionPolicy]:
-        cls: type[SelectionPolicy] = request.param
-        return cls
 
     def answers_without_predictions(self, policy: SelectionPolicy) -> bool:
         # The means answer the default output when no number arrived; the votes (majority, weighted, k-agree,
