@@ -8,6 +8,7 @@ with ``pip install --no-index``. With ``offline=False`` pip runs inside the buil
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -22,13 +23,22 @@ import docker
 from docker.errors import APIError, BuildError, ContainerError, ImageNotFound
 
 from clipper_core.errors import ClipperException
-from clipper_docker.names import CLUSTER_LABEL, MODEL_NAME_LABEL, MODEL_VERSION_LABEL
+from clipper_docker.names import (
+    CLUSTER_LABEL,
+    FRAMEWORK_DEPLOYERS,
+    MODEL_NAME_LABEL,
+    MODEL_VERSION_LABEL,
+    framework_image,
+)
 
-__all__ = ["build_model_image", "ensure_image", "image_python", "model_dockerfile"]
+__all__ = ["BUILD_HINT", "build_model_image", "default_base_image", "ensure_image", "image_python",
+           "model_dockerfile"]
 
 log = logging.getLogger(__name__)
 PYTHON_LABEL = "ai.clipper.python"
 _PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64", "any")
+BUILD_HINT = "build clipper's images with containers/docker/build.sh (no registry needed)"
+"""How to get a clipper image that is missing (the end of :func:`ensure_image`'s error)."""
 
 
 def ensure_image(client: docker.DockerClient, image: str, hint: str) -> None:
@@ -43,6 +53,25 @@ def ensure_image(client: docker.DockerClient, image: str, hint: str) -> None:
     except APIError as exc:
         raise ClipperException(f"image {image} is not on this Docker engine and cannot be pulled "
                                f"({exc.explanation or exc}); {hint}") from None
+
+
+def default_base_image(model_dir: Path, model_base_image: str) -> tuple[str, str]:
+    """The base of a model image when none is given, and how to build it: ``model_base_image``, or, for a model
+    directory written by a framework deployer (its manifest's ``deployer``), that framework's image."""
+    deployer = _manifest_deployer(model_dir)
+    if deployer in FRAMEWORK_DEPLOYERS:
+        base = framework_image(deployer)
+        return base, BUILD_HINT.replace("build.sh", f"build.sh {base.split(':')[0].split('-', 1)[1]}")
+    return model_base_image, BUILD_HINT
+
+
+def _manifest_deployer(model_dir: Path) -> str:
+    """The ``deployer`` recorded in a model directory's clipper_model.json ("" when there is none)."""
+    try:
+        manifest = json.loads((model_dir / "clipper_model.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return str(manifest.get("deployer", "")) if isinstance(manifest, dict) else ""
 
 
 def image_python(client: docker.DockerClient, image: str) -> str:

@@ -39,7 +39,7 @@ from clipper_core.client.admin_http import AdminClient, health_ok
 from clipper_core.errors import ClipperException
 from clipper_core.interfaces import ContainerManager
 from clipper_docker import names
-from clipper_docker.images import build_model_image, ensure_image
+from clipper_docker.images import BUILD_HINT, build_model_image, default_base_image, ensure_image
 from clipper_docker.names import CLUSTER_LABEL, ROLE_LABEL, Role
 from clipper_docker.ports import find_free_port, port_in_use_error, published_port, resolve_publish_ip
 from clipper_docker.replicas import DesiredState, Reconciler, ReplicaSpec, labels_of, merge_kwargs
@@ -47,7 +47,6 @@ from clipper_docker.replicas import DesiredState, Reconciler, ReplicaSpec, label
 __all__ = ["DockerContainerManager"]
 
 log = logging.getLogger(__name__)
-_BUILD_HINT = "build clipper's images with containers/docker/build.sh (no registry needed)"
 _FATAL_EXITS = {2: "bad arguments", 3: "rejected by the frontend", 4: "the model could not be loaded"}
 _POLL = 0.25  # seconds between readiness checks of other processes; every wait has a deadline
 
@@ -163,7 +162,7 @@ class DockerContainerManager(ContainerManager):
         frontend_image = query_frontend_image or self.frontend_image
         admin_image = mgmt_frontend_image or self.frontend_image
         for image in {frontend_image, admin_image} | ({self.redis_image} if self.redis_ip is None else set()):
-            ensure_image(self.client, image, _BUILD_HINT)
+            ensure_image(self.client, image, BUILD_HINT)
         self._ensure_network()
         try:
             password = self.redis_password
@@ -352,13 +351,9 @@ class DockerContainerManager(ContainerManager):
         ``pkgs_to_install`` installed; returns the image name. The default base is clipper/model-base, or, for a
         model directory written by a framework deployer (its manifest's ``deployer``), that framework's image
         (``clipper/model-sklearn``, ``-pytorch``, ``-tensorflow``, ``-xgboost``)."""
-        base, hint = str(base_image), _BUILD_HINT
+        base, hint = str(base_image), BUILD_HINT
         if base_image in (None, "", "default"):
-            base = self.model_base_image
-            deployer = _manifest_deployer(Path(model_data_path))
-            if deployer in names.FRAMEWORK_DEPLOYERS:
-                base = names.framework_image(deployer)
-                hint = _BUILD_HINT.replace("build.sh", f"build.sh {base.split(':')[0].split('-', 1)[1]}")
+            base, hint = default_base_image(Path(model_data_path), self.model_base_image)
         ensure_image(self.client, base, hint)
         tag = names.model_image_name(self.cluster, name, str(version), container_registry)
         return build_model_image(self.client, tag, model_data_path, base, list(pkgs_to_install or []),
@@ -373,7 +368,7 @@ class DockerContainerManager(ContainerManager):
             raise ClipperException(f"num_replicas is {num_replicas}; expected 0 to 256")
         version = str(version)
         if num_replicas:
-            ensure_image(self.client, image, _BUILD_HINT)
+            ensure_image(self.client, image, BUILD_HINT)
         spec = ReplicaSpec(name, version, input_type, image, num_replicas,
                            frontend=names.container_name(self.cluster, Role.QUERY, 0))
         with self.state.lock():
@@ -489,12 +484,3 @@ def _tail(container: Container, lines: int = 40) -> str:
     with contextlib.suppress(NotFound, APIError):
         return bytes(container.logs(stdout=True, stderr=True, tail=lines)).decode(errors="replace")
     return "(no log)"
-
-
-def _manifest_deployer(model_dir: Path) -> str:
-    """The ``deployer`` recorded in a model directory's clipper_model.json ("" when there is none)."""
-    try:
-        manifest = json.loads((model_dir / "clipper_model.json").read_text())
-    except (OSError, ValueError):
-        return ""
-    return str(manifest.get("deployer", "")) if isinstance(manifest, dict) else ""
