@@ -21,12 +21,10 @@ import json
 import logging
 import os
 import secrets
-import tarfile
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from io import BytesIO
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,13 +40,12 @@ from clipper_docker import names
 from clipper_docker.images import BUILD_HINT, build_model_image, default_base_image, ensure_image
 from clipper_docker.names import CLUSTER_LABEL, ROLE_LABEL, Role
 from clipper_docker.ports import find_free_port, port_in_use_error, published_port, resolve_publish_ip
+from clipper_docker.readiness import POLL, fail_if_exited, wait_replicas
 from clipper_docker.replicas import DesiredState, Reconciler, ReplicaSpec, labels_of, merge_kwargs
 
 __all__ = ["DockerContainerManager"]
 
 log = logging.getLogger(__name__)
-_FATAL_EXITS = {2: "bad arguments", 3: "rejected by the frontend", 4: "the model could not be loaded"}
-_POLL = 0.25  # seconds between readiness checks of other processes; every wait has a deadline
 
 
 class DockerContainerManager(ContainerManager):
@@ -294,17 +291,11 @@ class DockerContainerManager(ContainerManager):
             checks.append((f"query frontend {i}", functools.partial(self._query_ready, i)))
         for what, check in checks:
             while not check():
-                self._fail_if_exited()
+                fail_if_exited(self.containers())
                 if time.monotonic() > deadline:
                     raise ClipperException(f"{what} of cluster {self.cluster!r} did not become ready within "
                                            f"{self.startup_timeout:.0f} s; see get_logs()")
-                time.sleep(_POLL)
-
-    def _fail_if_exited(self) -> None:
-        for container in self.containers():
-            if container.status in ("exited", "dead") or container.attrs.get("RestartCount", 0) > 0:
-                raise ClipperException(f"{container.name} exited with status "
-                                       f"{container.attrs['State'].get('ExitCode')}; its log:\n{_tail(container)}")
+                time.sleep(POLL)
 
     def _redis_ready(self) -> bool:
         try:
@@ -383,45 +374,7 @@ class DockerContainerManager(ContainerManager):
         return sum(1 for c in self.reconciler.replicas(name, str(version)) if Reconciler.alive(c))
 
     def _wait_replicas(self, name: str, version: str, n: int) -> None:
-        deadline = time.monotonic() + self.deploy_timeout
-        while True:
-            alive = [c for c in self.reconciler.replicas(name, version) if Reconciler.alive(c)]
-            for container in alive:
-                state = container.attrs["State"]
-                # RestartCount is a top-level field of `docker inspect`, not part of State
-                if container.attrs.get("RestartCount", 0) > 0 and state.get("ExitCode") in _FATAL_EXITS:
-                    # Restarting cannot help (as with the local manager, these exits are not restarted)
-                    with contextlib.suppress(APIError):
-                        container.update(restart_policy={"Name": "no"})
-                    raise ClipperException(
-                        f"replica {container.name} of {name}:{version} exits with status {state['ExitCode']} "
-                        f"({_FATAL_EXITS[state['ExitCode']]}); its log:\n{_tail(container)}")
-            if len(alive) == n and sum(1 for c in alive if self._replica_ready(c, name, version)) == n:
-                return
-            if time.monotonic() > deadline:
-                detail = "\n".join(f"{c.name} ({c.status}):\n{_tail(c, 10)}" for c in alive[:2])
-                raise ClipperException(f"{name}:{version}: {n} replicas were not ready within "
-                                       f"{self.deploy_timeout:.0f} s ({len(alive)} running)\n{detail}")
-            time.sleep(_POLL)
-
-    def _replica_ready(self, container: Container, name: str, version: str) -> bool:
-        """The replica's ready file exists (written once a frontend welcomed it); for images without one,
-        the management API lists enough connected replicas of the version."""
-        if container.status != "running":
-            return False
-        ready_file = (container.attrs["Config"].get("Labels") or {}).get(names.READY_FILE_LABEL)
-        if ready_file:
-            try:
-                stream, _ = container.get_archive(ready_file)
-                with tarfile.open(fileobj=BytesIO(b"".join(stream))) as tar:
-                    member = tar.next()
-                    data = tar.extractfile(member) if member is not None else None
-                    return data is not None and "replica_id" in json.loads(data.read())
-            except (NotFound, APIError, tarfile.TarError, ValueError):
-                return False
-        replicas = self._admin().post("/admin/get_all_containers", {"verbose": True})
-        connected = [r for r in replicas if r.get("model_name") == name and str(r.get("model_version")) == version]
-        return len(connected) >= len([c for c in self.reconciler.replicas(name, version) if Reconciler.alive(c)])
+        wait_replicas(self.reconciler, self._admin, name, version, n, self.deploy_timeout)
 
     def get_logs(self, logging_dir: str) -> list[str]:
         """Write each container's log (stdout and stderr, timestamped) to ``<logging_dir>/<container>.log``."""
@@ -478,9 +431,3 @@ class DockerContainerManager(ContainerManager):
                 for container in batch:
                     with contextlib.suppress(NotFound, APIError):
                         container.remove(force=True)
-
-
-def _tail(container: Container, lines: int = 40) -> str:
-    with contextlib.suppress(NotFound, APIError):
-        return bytes(container.logs(stdout=True, stderr=True, tail=lines)).decode(errors="replace")
-    return "(no log)"
