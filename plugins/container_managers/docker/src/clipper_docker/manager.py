@@ -23,7 +23,6 @@ import os
 import secrets
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,9 +36,10 @@ from clipper_core.client.admin_http import AdminClient, health_ok
 from clipper_core.errors import ClipperException
 from clipper_core.interfaces import ContainerManager
 from clipper_docker import names
+from clipper_docker.discovery import discover
 from clipper_docker.images import BUILD_HINT, build_model_image, default_base_image, ensure_image
 from clipper_docker.names import CLUSTER_LABEL, ROLE_LABEL, Role
-from clipper_docker.ports import find_free_port, port_in_use_error, published_port, resolve_publish_ip
+from clipper_docker.ports import find_free_port, port_in_use_error, resolve_publish_ip
 from clipper_docker.readiness import POLL, fail_if_exited, wait_replicas
 from clipper_docker.replicas import DesiredState, Reconciler, ReplicaSpec, labels_of, merge_kwargs
 
@@ -259,29 +259,10 @@ class DockerContainerManager(ContainerManager):
 
     def _discover(self) -> None:
         """Read the published ports (and the state store's address) back from the running containers."""
-        ports: dict[str, Any] = {"query": [], "rpc": []}
-        admin_env: dict[str, str] = {}
-        for container in self.containers(all=False):
-            role = labels_of(container).get(ROLE_LABEL)
-            if role == Role.MANAGEMENT:
-                ports["admin"] = published_port(container.attrs, names.MANAGEMENT_PORT)
-                admin_env = dict(e.split("=", 1) for e in (container.attrs["Config"].get("Env") or []) if "=" in e)
-            elif role == Role.QUERY:
-                ports["query"].append(published_port(container.attrs, names.QUERY_PORT))
-                ports["rpc"].append(published_port(container.attrs, names.RPC_PORT))
-            elif role == Role.REDIS:
-                ports["redis"] = published_port(container.attrs, names.REDIS_PORT)
-        if not ports.get("admin") or not ports["query"]:
-            raise ClipperException(f"no running clipper cluster {self.cluster!r} on this Docker engine "
-                                   "(management or query frontend container missing)")
-        store = admin_env.get("CLIPPER_STATE_STORE", "")
-        url = urllib.parse.urlsplit(store)
-        if url.hostname == names.container_name(self.cluster, Role.REDIS) and ports.get("redis"):
-            netloc = (f"{url.netloc.rsplit('@', 1)[0]}@" if "@" in url.netloc else "") + f"{self.ip}:{ports['redis']}"
-            store = urllib.parse.urlunsplit(url._replace(netloc=netloc))
-        if self.admin_token is None and admin_env.get("CLIPPER_ADMIN_TOKEN"):
-            self.admin_token = admin_env["CLIPPER_ADMIN_TOKEN"]
-        self.ports, self.redis_url, self._redis = ports, store, None
+        found = discover(self.containers(all=False), self.cluster, self.ip)
+        if self.admin_token is None and found.admin_token:
+            self.admin_token = found.admin_token
+        self.ports, self.redis_url, self._redis = found.ports, found.redis_url, None
 
     def _wait_started(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
