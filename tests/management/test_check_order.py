@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.management.test_endpoints import Admin, start_admin
+from tests.management.harness import Admin, start_admin
 
 
 class TwoFaults(NamedTuple):

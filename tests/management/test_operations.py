@@ -28,7 +28,7 @@ from clipper_core.management.operations import AppInfo, ManagementOperations, Mo
 from clipper_core.plugins import PluginRegistry, make_plugin_manager
 from clipper_core.state import Application, Model
 from clipper_core.state.memory import MemoryStateStore
-from tests.management.test_endpoints import RecordingSupervisor, TestPolicies, seed
+from tests.management.harness import RecordingSupervisor, TestPolicies, seed
 
 D = InputType.DOUBLES
 
