@@ -11,18 +11,20 @@
 Model replicas are containers ``<cluster>-<model>-<version>-<random>`` whose desired counts are kept in the
 cluster's Redis (see :mod:`clipper_docker.replicas`). Every wait is bounded; readiness is checked (Redis
 PING, ``/admin/ping``, ``/health``, each replica's ready file), never assumed.
+
+This class keeps the user-facing state and order of things; the work is done in :mod:`clipper_docker.cluster`
+(starting and removing the cluster's own containers), :mod:`clipper_docker.discovery` (reading a running
+cluster's ports back), :mod:`clipper_docker.readiness` (the waits) and :mod:`clipper_docker.images`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import secrets
 import time
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,12 +38,13 @@ from clipper_core.client.admin_http import AdminClient, health_ok
 from clipper_core.errors import ClipperException
 from clipper_core.interfaces import ContainerManager
 from clipper_docker import names
+from clipper_docker.cluster import ClusterContainers, internal_redis_url
 from clipper_docker.discovery import discover
 from clipper_docker.images import BUILD_HINT, build_model_image, default_base_image, ensure_image
-from clipper_docker.names import CLUSTER_LABEL, ROLE_LABEL, Role
-from clipper_docker.ports import find_free_port, port_in_use_error, resolve_publish_ip
+from clipper_docker.names import Role
+from clipper_docker.ports import resolve_publish_ip
 from clipper_docker.readiness import POLL, fail_if_exited, wait_replicas
-from clipper_docker.replicas import DesiredState, Reconciler, ReplicaSpec, labels_of, merge_kwargs
+from clipper_docker.replicas import DesiredState, Reconciler, ReplicaSpec
 
 __all__ = ["DockerContainerManager"]
 
@@ -125,22 +128,19 @@ class DockerContainerManager(ContainerManager):
     def reconciler(self) -> Reconciler:
         return Reconciler(self.client, self.cluster, self.network, self.extra, self.drain_timeout)
 
+    @property
+    def cluster_containers(self) -> ClusterContainers:
+        """Starts and removes this cluster's own containers (see :mod:`clipper_docker.cluster`)."""
+        return ClusterContainers(self.client, self.cluster, self.network, self.ip, self.extra, self.drain_timeout)
+
     def containers(self, role: str | None = None, all: bool = True) -> list[Container]:
         """This cluster's containers (by label), optionally of one role."""
-        filters = [f"{CLUSTER_LABEL}={self.cluster}"] + ([f"{ROLE_LABEL}={role}"] if role else [])
-        found = self.client.containers.list(all=all, filters={"label": filters}, ignore_removed=True)
-        return sorted(found, key=lambda c: c.name)
+        return self.cluster_containers.find(role, all)
 
     def _admin(self) -> AdminClient:
         if "admin" not in self.ports:
             raise ClipperException("not connected: call start_clipper() or connect() first")
         return AdminClient(f"http://{self.get_admin_addr()}", self.admin_token, timeout=30)
-
-    def _internal_redis_url(self, password: str | None) -> str:
-        auth = f":{urllib.parse.quote(password, safe='')}@" if password else ""
-        if self.redis_ip is not None:
-            return f"redis://{auth}{self.redis_ip}:{self.redis_port}/0"
-        return f"redis://{auth}{names.container_name(self.cluster, Role.REDIS)}:{names.REDIS_PORT}/0"
 
     # -- starting ---------------------------------------------------------------------------------------
     def start_clipper(self, query_frontend_image: str | None = None, mgmt_frontend_image: str | None = None,
@@ -160,102 +160,25 @@ class DockerContainerManager(ContainerManager):
         admin_image = mgmt_frontend_image or self.frontend_image
         for image in {frontend_image, admin_image} | ({self.redis_image} if self.redis_ip is None else set()):
             ensure_image(self.client, image, BUILD_HINT)
-        self._ensure_network()
+        own = self.cluster_containers
+        own.ensure_network()
         try:
             password = self.redis_password
             if self.redis_ip is None:
                 password = secrets.token_hex(16)
-                self._start_redis(password)
-            store = self._internal_redis_url(password)
-            env = {"CLIPPER_STATE_STORE": store}
-            if self.admin_token:
-                env["CLIPPER_ADMIN_TOKEN"] = self.admin_token
-            self._run(Role.MANAGEMENT, None, admin_image, env,
-                      ["clipper", "admin-server", "--admin-host", "0.0.0.0", "--admin-port", str(names.MANAGEMENT_PORT),
-                       "--no-replicas"], {names.MANAGEMENT_PORT: self.wanted["admin"]},
-                      {names.MANAGEMENT_LABEL: "true"})
-            for i in range(num_frontend_replicas):
-                host = names.container_name(self.cluster, Role.QUERY, i)
-                command = ["clipper", "frontend", "--host", "0.0.0.0", "--query-port", str(names.QUERY_PORT),
-                           "--rpc-host", "0.0.0.0", "--rpc-port", str(names.RPC_PORT),
-                           "--rpc-advertise", f"tcp://{host}:{names.RPC_PORT}"]
-                if cache_size is not None:
-                    command += ["--cache-size", str(cache_size)]
-                self._run(Role.QUERY, i, frontend_image, {"CLIPPER_STATE_STORE": store}, command,
-                          {names.QUERY_PORT: self._nth(self.wanted["query"], i),
-                           names.RPC_PORT: self._nth(self.wanted["rpc"], i)}, {names.QUERY_FRONTEND_LABEL: str(i)})
+                own.start_redis(self.redis_image, password, self.wanted["redis"])
+            store = internal_redis_url(self.cluster, self.redis_ip, self.redis_port, password)
+            own.start_management(admin_image, store, self.admin_token, self.wanted["admin"])
+            own.start_query_frontends(frontend_image, store, num_frontend_replicas, cache_size,
+                                      self.wanted["query"], self.wanted["rpc"])
             if self.supervise:
-                self._start_supervisor(store)
+                own.start_supervisor(self.frontend_image, store, self.docker_socket)
             self._discover()
             self._wait_started()
         except BaseException:
-            self._remove_all(graceful=False)
+            own.remove_all(graceful=False)
             raise
         self._restore_replicas()
-
-    @staticmethod
-    def _nth(port: int, i: int) -> int:
-        return port + i if port else 0
-
-    def _ensure_network(self) -> None:
-        for attempt in range(3):
-            if any(n.name == self.network for n in self.client.networks.list(names=[self.network])):
-                return
-            try:
-                self.client.networks.create(self.network, driver="bridge", check_duplicate=True,
-                                            labels={names.NETWORK_LABEL: "true"})
-                return
-            except APIError:
-                if attempt == 2:
-                    raise
-
-    def _start_redis(self, password: str) -> None:
-        volume = f"clipper-{self.cluster}-redis"
-        self.client.volumes.create(name=volume, labels={CLUSTER_LABEL: self.cluster, names.VOLUME_LABEL: "redis"})
-        # appendfsync always: registrations survive a crash of Redis or the host (the write rate is low).
-        command = ["sh", "-c", 'exec redis-server --appendonly yes --appendfsync always --save "" --dir /data '
-                               '--protected-mode no --requirepass "$REDIS_PASSWORD"']
-        self._run(Role.REDIS, None, self.redis_image, {"REDIS_PASSWORD": password}, command,
-                  {names.REDIS_PORT: self.wanted["redis"]}, {}, volumes={volume: {"bind": "/data", "mode": "rw"}})
-
-    def _start_supervisor(self, store: str) -> None:
-        socket = self.docker_socket
-        if socket is None:
-            host = os.environ.get("DOCKER_HOST", "")
-            socket = host[len("unix://"):] if host.startswith("unix://") else "/var/run/docker.sock"
-        env = {"CLIPPER_DOCKER_REDIS_URL": store, "DOCKER_HOST": "unix:///var/run/docker.sock",
-               "CLIPPER_DOCKER_NETWORK": self.network}
-        try:
-            env["CLIPPER_DOCKER_CONTAINER_KWARGS"] = json.dumps(self.extra)
-        except TypeError:
-            log.warning("extra_container_kwargs are not JSON: replicas the supervisor starts will not get them")
-        self._run(Role.SUPERVISOR, None, self.frontend_image, env,
-                  ["python", "-m", "clipper_docker.supervisor", "--cluster", self.cluster], {}, {},
-                  user="0", volumes={socket: {"bind": "/var/run/docker.sock", "mode": "rw"}})
-
-    def _run(self, role: str, index: int | None, image: str, environment: dict[str, str], command: list[str],
-             ports: dict[int, int], labels: dict[str, str], **kwargs: Any) -> Container:
-        """Start one of clipper's own containers, publishing ``ports`` (container port → wanted host port) on
-        this manager's address; a host port someone took meanwhile moves the container to the next free one."""
-        name = names.container_name(self.cluster, role, index)
-        avoid: set[int] = set()
-        for _attempt in range(8):
-            host_ports: dict[int, int] = {}
-            for container_port, wanted in ports.items():
-                host_ports[container_port] = find_free_port(self.ip, wanted, avoid | set(host_ports.values()))
-            ours = {"name": name, "detach": True, "init": True, "network": self.network, "command": command,
-                    "environment": environment, "restart_policy": {"Name": "unless-stopped"},
-                    "labels": {CLUSTER_LABEL: self.cluster, ROLE_LABEL: role, **labels},
-                    "ports": {f"{cp}/tcp": (self.ip, hp or None) for cp, hp in host_ports.items()}, **kwargs}
-            try:
-                return self.client.containers.run(image, **merge_kwargs(ours, self.extra))
-            except APIError as exc:
-                with contextlib.suppress(NotFound, APIError):
-                    self.client.containers.get(name).remove(force=True)
-                if not port_in_use_error(exc) or not any(host_ports.values()):
-                    raise ClipperException(f"cannot start {name} from {image}: {exc.explanation or exc}") from None
-                avoid |= {p for p in host_ports.values() if p}
-        raise ClipperException(f"cannot start {name}: every host port tried was taken")
 
     def _discover(self) -> None:
         """Read the published ports (and the state store's address) back from the running containers."""
@@ -388,27 +311,9 @@ class DockerContainerManager(ContainerManager):
         """Remove every container labelled with this cluster (replicas drained first when ``graceful``).
         The Redis volume, and so every registration and replica count, is kept for the next start unless
         ``remove_volumes``."""
-        self._remove_all(graceful)
+        own = self.cluster_containers
+        own.remove_all(graceful)
         if remove_volumes:
-            with contextlib.suppress(NotFound, APIError):
-                self.client.volumes.get(f"clipper-{self.cluster}-redis").remove(force=True)
-        with contextlib.suppress(NotFound, APIError):  # shared by clusters: removed once the last one is gone
-            network = self.client.networks.get(self.network)
-            if (network.attrs.get("Labels") or {}).get(names.NETWORK_LABEL) and not network.attrs.get("Containers"):
-                network.remove()
+            own.remove_volume()
+        own.remove_network()  # shared by clusters: removed once the last one is gone
         self.ports, self.redis_url, self._redis = {}, "", None
-
-    def _remove_all(self, graceful: bool) -> None:
-        # The supervisor first, so nothing is replaced; Redis last, so the frontends shut down cleanly.
-        order = [Role.SUPERVISOR, Role.MODEL, Role.QUERY, Role.MANAGEMENT, Role.REDIS]
-        by_role: dict[str, list[Container]] = {}
-        for container in self.containers():
-            by_role.setdefault(labels_of(container).get(ROLE_LABEL, ""), []).append(container)
-        for role in order + sorted(set(by_role) - set(order)):
-            batch = by_role.get(role, [])
-            if graceful:
-                self.reconciler.drain(batch)
-            else:
-                for container in batch:
-                    with contextlib.suppress(NotFound, APIError):
-                        container.remove(force=True)
