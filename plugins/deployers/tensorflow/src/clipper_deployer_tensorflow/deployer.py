@@ -80,6 +80,29 @@ class KerasDeployer(Deployer):
         return finish_manifest(directory, manifest, options)
 
 
+def _write_saved_model(obj: Any, path: Path) -> None:
+    """Write ``obj`` as a SavedModel at ``path`` (replacing what is there): a SavedModel directory is copied, a
+    Keras 3 model exported, a ``tf.Module`` saved."""
+    import tensorflow as tf
+
+    if path.exists():
+        shutil.rmtree(path)
+    if isinstance(obj, (str, os.PathLike)):
+        if not (Path(obj) / "saved_model.pb").is_file():
+            raise ValueError(f"{obj} is not a SavedModel directory (no saved_model.pb)")
+        shutil.copytree(obj, path)
+    elif hasattr(obj, "run") and hasattr(obj, "graph"):
+        raise TypeError("TensorFlow 1 sessions are not supported: save the model as a SavedModel "
+                        "(tf.saved_model.save) and deploy its directory")
+    elif callable(getattr(obj, "export", None)) and hasattr(obj, "inputs"):  # a Keras 3 model
+        obj.export(str(path), format="tf_saved_model", verbose=False)
+    elif isinstance(obj, tf.Module):
+        tf.saved_model.save(obj, str(path))
+    else:
+        raise TypeError(f"expected a SavedModel path, a keras.Model or a tf.Module, got "
+                        f"{type(obj).__module__}.{type(obj).__name__}")
+
+
 class TensorFlowDeployer(Deployer):
     """Writes a SavedModel (``saved_model/``: a graph and its variables, no Python code) and
     ``clipper_model.json``; the container calls its serving signature."""
@@ -105,22 +128,7 @@ class TensorFlowDeployer(Deployer):
         directory = Path(model_dir)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / SAVED_MODEL_DIR
-        if path.exists():
-            shutil.rmtree(path)
-        if isinstance(obj, (str, os.PathLike)):
-            if not (Path(obj) / "saved_model.pb").is_file():
-                raise ValueError(f"{obj} is not a SavedModel directory (no saved_model.pb)")
-            shutil.copytree(obj, path)
-        elif hasattr(obj, "run") and hasattr(obj, "graph"):
-            raise TypeError("TensorFlow 1 sessions are not supported: save the model as a SavedModel "
-                            "(tf.saved_model.save) and deploy its directory")
-        elif callable(getattr(obj, "export", None)) and hasattr(obj, "inputs"):  # a Keras 3 model
-            obj.export(str(path), format="tf_saved_model", verbose=False)
-        elif isinstance(obj, tf.Module):
-            tf.saved_model.save(obj, str(path))
-        else:
-            raise TypeError(f"expected a SavedModel path, a keras.Model or a tf.Module, got "
-                            f"{type(obj).__module__}.{type(obj).__name__}")
+        _write_saved_model(obj, path)
         signature_name = str(options.get("signature") or "serving_default")
         signatures = tf.saved_model.load(str(path)).signatures
         if signature_name not in signatures:
