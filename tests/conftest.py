@@ -1,9 +1,12 @@
-"""Shared test helpers: deploy toy models into a running ServerThread through the admin REST API."""
+"""Shared test helpers: deploy toy models into a running ServerThread through the admin REST API; the plugin
+tests' third-party distributions, installed by pip once a session (``sites``) and put on sys.path (``activate``)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ import pytest
 from clipper_container.loaders import python_closure
 
 from clipper_core.testing import ServerThread, http_json, wait_until
+from tests.plugin_dists import DISTS, Activate, write_project
 
 
 class Deploy:
@@ -79,3 +83,36 @@ class SlowQueryInFlight:
     def finish(self) -> None:
         self._query.join(10)
         self._stopper.join(60)
+
+
+@pytest.fixture(scope="session")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every test distribution (tests/plugin_dists.py), each installed by ``pip install --target`` into its own
+    site dir: once a session, for every test_plugins*.py module."""
+    root = tmp_path_factory.mktemp("plugin-dists")
+    jobs = []
+    for dist in DISTS.values():
+        site = root / "site" / dist.name
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                   "--no-index", "--no-compile", "--disable-pip-version-check", "--target", str(site),
+                   str(write_project(root, dist))]
+        jobs.append((dist.name, site, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
+    result = {}
+    for name, site, process in jobs:
+        output, _ = process.communicate(timeout=120)
+        assert process.returncode == 0, f"pip install {name} failed:\n{output.decode()}"
+        result[name] = site
+    return result
+
+
+@pytest.fixture
+def activate(sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[Activate]:
+    """``activate("acme-clipper-policy", ...)``: put those distributions' site dirs on sys.path."""
+    def on_path(*names: str) -> None:
+        for name in names:
+            monkeypatch.syspath_prepend(str(sites[name]))
+
+    yield on_path
+    ours = set().union(*(d.modules for d in DISTS.values()))
+    for module in [m for m in sys.modules if m.split(".")[0] in ours]:
+        del sys.modules[module]
