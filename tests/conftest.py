@@ -1,5 +1,6 @@
 """Shared test helpers: deploy toy models into a running ServerThread through the admin REST API; the plugin
-tests' third-party distributions, installed by pip once a session (``sites``) and put on sys.path (``activate``)."""
+tests' third-party distributions, installed by pip once a session (``sites``) and put on sys.path (``activate``);
+the two live servers the OpenAPI tests share (``query_server``, ``admin_server``), started once a session."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 from clipper_container.loaders import python_closure
 
 from clipper_core.testing import ServerThread, http_json, wait_until
+from tests import models
+from tests.openapi_apps import APPS, BANDIT, MODEL, VERSION
 from tests.plugin_dists import DISTS, Activate, write_project
 
 
@@ -85,6 +88,8 @@ class SlowQueryInFlight:
         self._stopper.join(60)
 
 
+# -- the plugin tests' third-party distributions (tests/plugin_dists.py) ------------------------------
+
 @pytest.fixture(scope="session")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every test distribution (tests/plugin_dists.py), each installed by ``pip install --target`` into its own
@@ -116,3 +121,32 @@ def activate(sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Iterato
     ours = set().union(*(d.modules for d in DISTS.values()))
     for module in [m for m in sys.modules if m.split(".")[0] in ours]:
         del sys.modules[module]
+
+
+# -- the OpenAPI tests' live servers (tests/openapi_apps.py) ------------------------------------------
+
+def _deploy_fixture_apps(server: ServerThread, home: Path) -> None:
+    deploy = Deploy(server, home)
+    for name, input_type in APPS.items():
+        deploy.app(name, input_type=input_type, default_output="" if input_type in ("strings", "bytes") else "-1.0")
+    deploy(MODEL, VERSION, models.feature_sum, app="hello-world")
+    deploy.app(BANDIT, policy="exp3")  # a policy with per-user state (kept in the state store)
+    deploy.admin("add_model_links", {"app_name": BANDIT, "model_names": [MODEL]})
+
+
+@pytest.fixture(scope="session")
+def query_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """The server the query API is tested on: nothing here calls the admin API after setup."""
+    home = tmp_path_factory.mktemp("openapi-query")
+    with ServerThread(home, max_body_bytes=64 * 1024) as server:
+        _deploy_fixture_apps(server, home)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """The server the admin API is tested on (examples may create, delete and resize anything here)."""
+    home = tmp_path_factory.mktemp("openapi-admin")
+    with ServerThread(home, max_body_bytes=64 * 1024) as server:
+        _deploy_fixture_apps(server, home)
+        yield server
