@@ -43,13 +43,6 @@ CASES = [
 
 
 @pytest.fixture
-async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
-    admin = await start_admin(tmp_path)
-    yield admin
-    await admin.client.close()
-
-
-@pytest.fixture
 async def unsupervised(tmp_path: Path) -> AsyncIterator[Admin]:
     admin = await start_admin(tmp_path, supervised=False)
     yield admin
