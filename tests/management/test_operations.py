@@ -1,5 +1,6 @@
 """ManagementOperations without HTTP: each rule raises its clipper_core.errors class (with the status the admin
-API answers), and nothing changes when one refuses. The endpoints' answers are test_endpoints.py's and test_bad_requests.py's."""
+API answers), and nothing changes when one refuses. The endpoints' answers are test_endpoints.py's and
+test_bad_requests.py's."""
 
 from __future__ import annotations
 
