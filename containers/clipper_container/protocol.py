@@ -78,15 +78,19 @@ def unpack(frame: bytes | memoryview) -> dict[str, Any]:
 def encode_inputs(items: list[Any], dtype: np.dtype[Any] | None) -> tuple[dict[str, Any], list[Any]]:
     """Frontend side: turn a batch of decoded inputs into header fields and payload buffers.
 
-    Numeric items are 1-D arrays of ``dtype``; equal lengths give one [n, d] array (one copy: the batch is
-    assembled from separate requests), otherwise a flat concatenation plus lengths. ``str`` and ``bytes``
-    items are concatenated with their byte lengths.
+    Numeric items are 1-D arrays of ``dtype``; equal lengths give one [n, d] array (one copy when the batch is
+    assembled from separate requests; none when its rows are consecutive views of one buffer, as a binary V2
+    request's tensor is), otherwise a flat concatenation plus lengths. ``str`` and ``bytes`` items are
+    concatenated with their byte lengths.
     """
     if not items:
         raise ValueError("cannot encode an empty batch")
     if dtype is not None:
         first = len(items[0])
         if all(len(item) == first for item in items):
+            block = _consecutive_rows(items, dtype)
+            if block is not None:
+                return {"kind": "array", "dtype": dtype.str, "shape": list(block.shape)}, [block]
             block = np.stack(items) if len(items) > 1 else np.reshape(items[0], (1, first))
             # the header announces `dtype`, so the buffer must hold exactly that (no copy when it already does)
             block = np.ascontiguousarray(block, dtype=dtype)
@@ -97,6 +101,22 @@ def encode_inputs(items: list[Any], dtype: np.dtype[Any] | None) -> tuple[dict[s
         encoded = [item.encode() for item in items]
         return {"kind": "str", "lens": [len(b) for b in encoded]}, [b"".join(encoded)]
     return {"kind": "bytes", "lens": [len(b) for b in items]}, [b"".join(items)]
+
+
+def _consecutive_rows(items: list[Any], dtype: np.dtype[Any]) -> np.ndarray[Any, Any] | None:
+    """The [n, d] slice of one buffer when the rows are consecutive views of it, in order (a binary request's
+    tensor, split into queries): no copy. None otherwise (rows from separate requests, another dtype)."""
+    base = items[0].base
+    if len(items) < 2 or base is None or base.__class__ is not np.ndarray or not base.flags.c_contiguous:
+        return None
+    step = items[0].nbytes
+    start = items[0].__array_interface__["data"][0]
+    for i, item in enumerate(items):
+        if (item.base is not base or item.dtype != dtype or not item.flags.c_contiguous
+                or item.__array_interface__["data"][0] != start + i * step):
+            return None
+    offset = start - base.__array_interface__["data"][0]
+    return np.frombuffer(base, dtype=dtype, count=len(items) * len(items[0]), offset=offset).reshape(len(items), -1)
 
 
 _NUMERIC_KINDS = frozenset("biuf")

@@ -148,6 +148,43 @@ def test_decoded_numeric_batch_views_the_zmq_frame(pair: tuple[zmq.Socket[Any], 
     np.testing.assert_array_equal(views[0], items[0] if ragged else np.stack(items))
 
 
+def _rows_of_one_buffer(dtype: str = "<f4") -> tuple[np.ndarray[Any, Any], list[Any]]:
+    """Rows as a binary V2 request gives them: views of one read-only buffer (the request body)."""
+    body = b"JSON header" + (np.arange(12, dtype=dtype) * 1.5).astype(dtype).tobytes()
+    tensor = np.frombuffer(memoryview(body)[11:], dtype=dtype).reshape(3, 4)
+    return tensor, list(tensor)
+
+
+def test_consecutive_rows_of_one_buffer_are_sent_without_a_copy(pair: tuple[zmq.Socket[Any], zmq.Socket[Any]]
+                                                                ) -> None:
+    a, b = pair
+    tensor, rows = _rows_of_one_buffer()
+    fields, frames = encode_inputs(rows, np.dtype("<f4"))
+    assert fields == {"kind": "array", "dtype": "<f4", "shape": [3, 4]}  # the protocol is unchanged
+    assert np.shares_memory(frames[0], tensor)
+    a.send_multipart([pack({"t": int(MsgType.PREDICT), "id": 1, **fields}), *frames], copy=False)
+    received = b.recv_multipart(copy=False)
+    np.testing.assert_array_equal(decode_inputs(unpack(received[0].buffer), received[1:]), tensor)
+
+
+@pytest.mark.parametrize("pick", ["reversed", "gap", "other dtype", "mixed buffers"])
+def test_rows_that_are_not_one_consecutive_slice_are_stacked(pick: str) -> None:
+    tensor, rows = _rows_of_one_buffer()
+    dtype = np.dtype("<f4")
+    if pick == "reversed":
+        rows = rows[::-1]
+    elif pick == "gap":
+        rows = [rows[0], rows[2]]
+    elif pick == "other dtype":
+        dtype = np.dtype("<f8")
+    else:
+        rows = [rows[0], rows[1], np.array(rows[2])]
+    fields, frames = encode_inputs(rows, dtype)
+    assert fields == {"kind": "array", "dtype": dtype.str, "shape": [len(rows), 4]}
+    assert not np.shares_memory(frames[0], tensor)
+    np.testing.assert_array_equal(decode_inputs(fields, [bytes(frames[0])]), np.stack(rows).astype(dtype))
+
+
 # -- malformed payloads -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("header, payload, message", [
