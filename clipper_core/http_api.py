@@ -73,6 +73,10 @@ async def read_json_object(request: web.Request, expected: str = "a JSON object"
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if "Inference-Header-Content-Length" in request.headers:  # the V2 binary extension sent to a JSON-only path
+            raise InvalidInput(f"Error parsing JSON: {exc}; this endpoint takes JSON only (expected {expected}): the "
+                               "binary tensor data extension (Inference-Header-Content-Length) is for "
+                               "/v2/models/{app}/infer") from None
         raise InvalidInput(f"Error parsing JSON: {exc}; expected {expected}") from None
     if data.__class__ is not dict:
         raise InvalidInput(f"request body is a JSON value that is {json_kind(data)}; expected {expected}")

@@ -13,6 +13,11 @@ def feature_sum(xs: Any) -> list[str]:
     return [str(sum(x)) for x in xs]
 
 
+def float_sum(xs: Any) -> list[float]:
+    """The sum of each input as a number (a V2 answer of FP64)."""
+    return [float(x.sum()) for x in xs]
+
+
 def noop(xs: Any) -> list[str]:
     return ["1" for _ in xs]
 

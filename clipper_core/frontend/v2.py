@@ -4,7 +4,7 @@
 ``[n, d]`` tensor for numeric apps, ``[n]`` of BYTES for string/bytes apps) and each row becomes one clipper
 query, exactly like ``input_batch``. The answer has one output tensor ``output`` (FP64 when every output is a
 number, else BYTES holding each output's JSON) and, in its ``parameters``, which rows got the default output and
-why.
+why. Tensors may travel in the binary tensor data extension both ways (:mod:`clipper_core.frontend.v2_binary`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,13 @@ from clipper_core.errors import InvalidInput, NotFound
 from clipper_core.frontend.fields import read_uid
 from clipper_core.frontend.health import not_ready_reason
 from clipper_core.frontend.keys import QUERY_PATH
+from clipper_core.frontend.v2_binary import (
+    HEADER_LENGTH,
+    binary_response,
+    binary_rows,
+    split_request,
+    wants_binary_output,
+)
 from clipper_core.http_api import JSON
 from clipper_core.inputs import InputType, decode_input
 from clipper_core.serving.app_runtime import AppRuntime
@@ -56,7 +63,7 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def server_metadata(request: web.Request) -> web.Response:
-    return _json({"name": "clipper", "version": __version__, "extensions": []})
+    return _json({"name": "clipper", "version": __version__, "extensions": ["binary_tensor_data"]})
 
 
 def _app_and_version(request: web.Request) -> tuple[Snapshot, AppRuntime, str | None]:
@@ -90,12 +97,18 @@ async def infer(request: web.Request) -> web.Response:
     path = request.app[QUERY_PATH]
     app_name = request.match_info["app"]
     rt = path.open_app(app_name)
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"Error parsing JSON: {exc}; expected a V2 inference request") from None
+    raw = await request.read()
     input_type = rt.app.input_type
-    items = [decode_input(row, input_type, f"input_batch[{i}]") for i, row in enumerate(_rows(body, input_type))]
+    header_length = request.headers.get(HEADER_LENGTH)
+    if header_length is None:
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"Error parsing JSON: {exc}; expected a V2 inference request (binary tensor data "
+                               f"needs the {HEADER_LENGTH} header)") from None
+        items = [decode_input(row, input_type, f"input_batch[{i}]") for i, row in enumerate(_rows(body, input_type))]
+    else:
+        body, items = _binary_request(raw, header_length, input_type)
     uid = 0
     if isinstance(body.get("parameters"), dict) and "uid" in body["parameters"]:
         uid = read_uid(body["parameters"]["uid"])
@@ -106,7 +119,21 @@ async def infer(request: web.Request) -> web.Response:
         answer["model_version"] = version
     if "id" in body:
         answer["id"] = body["id"]
+    if ("outputs" in body or "parameters" in body) and wants_binary_output(body, "output"):
+        return binary_response(answer)
     return _json(answer)
+
+
+def _binary_request(raw: bytes, header_length: str, input_type: InputType) -> tuple[dict[str, Any], list[Any]]:
+    """A request in the binary tensor data extension: its JSON object and its decoded rows."""
+    body, sections = split_request(raw, header_length)
+    if len(sections) != 1:
+        raise InvalidInput("a V2 inference request is a JSON object whose 'inputs' holds exactly one tensor")
+    section = sections[0]
+    if section is None:
+        return body, [decode_input(row, input_type, f"input_batch[{i}]")
+                      for i, row in enumerate(_rows(body, input_type))]
+    return body, binary_rows(body["inputs"][0], section, input_type, DATATYPES[input_type])
 
 
 def _output_tensor(predictions: list[Prediction]) -> dict[str, Any]:
@@ -139,6 +166,10 @@ def _rows(body: Any, input_type: InputType) -> list[Any]:
     if not isinstance(shape, list) or not shape or not all(type(d) is int and d > 0 for d in shape):
         raise InvalidInput("'inputs[0].shape' must be a non-empty list of positive integers")
     if not isinstance(data, list):
+        params = tensor.get("parameters")
+        if isinstance(params, dict) and "binary_data_size" in params:
+            raise InvalidInput(f"'inputs[0].parameters.binary_data_size' is {params['binary_data_size']!r} but the "
+                               f"request has no {HEADER_LENGTH} header saying where its JSON ends")
         raise InvalidInput("'inputs[0].data' must be an array")
     flat = _flatten(data)
     if input_type.is_numeric:
