@@ -37,6 +37,19 @@ PREDICTION: dict[str, Any] = {
         "default_explanation": {"type": "string", "description": "why the default output was returned"},
         "models": {"type": "array", "items": {"type": "string"},
                    "description": "models that contributed (policies that combine several models)"}}}
+OCTET_STREAM, HEADER_LENGTH = "application/octet-stream", "Inference-Header-Content-Length"
+BINARY_REQUEST = (
+    "The binary tensor data extension (what tritonclient.http sends by default): the header "
+    f"{HEADER_LENGTH}: N says the body starts with N bytes of the JSON inference request, whose input tensor "
+    "carries parameters.binary_data_size (its byte count) instead of data; the tensor's raw bytes follow: "
+    "little-endian, row-major, shape x datatype size bytes (INT32 4, FP32 4, FP64 8; rows are the first dimension, "
+    "the others are flattened), BYTES elements each as a 4-byte little-endian length and the bytes. The request may "
+    "ask for a binary answer (parameters.binary_data_output, or outputs: [{name: output, parameters: {binary_data}}])."
+    " Sizes that do not add up are a 400 naming them.")
+BINARY_ANSWER = (
+    f"A binary answer: the {HEADER_LENGTH} response header gives the byte length N of the JSON answer that starts "
+    "the body; its output tensor has parameters.binary_data_size instead of data, and those bytes follow (FP64 "
+    "little-endian, or BYTES elements each as a 4-byte little-endian length and the bytes).")
 APP_PARAM = path_param("app", "hello-world")
 VERSION_PARAM = path_param("version", "1")
 
@@ -114,18 +127,27 @@ def _open_inference() -> dict[str, Any]:
                                 default={"type": "array", "items": {"type": "boolean"}},
                                 default_explanation={"type": "array", "items": {"type": "string"}},
                                 query_id={"type": "array", "items": {"type": "integer"}}))
+    json_request = request_body(obj(["inputs"], id={"type": "string"},
+                                    inputs={"type": "array", "minItems": 1, "maxItems": 1, "items": v2_in},
+                                    parameters=obj([], uid=INT64)),
+                                {"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP64",
+                                             "data": [1.1, 2.2, 3.3]}]})
+    json_request["content"][OCTET_STREAM] = {"schema": {"type": "string", "format": "binary",
+                                                        "description": BINARY_REQUEST}}
+    answer = json_reply(obj(["model_name", "outputs"], model_name={"type": "string"}, model_version={"type": "string"},
+                            id={**ANY, "description": "the request's id"},
+                            outputs={"type": "array", "items": v2_out}))
+    answer["content"][OCTET_STREAM] = {"schema": {"type": "string", "format": "binary",
+                                                  "description": BINARY_ANSWER}}
+    answer["headers"] = {HEADER_LENGTH: {"description": "binary answers only: the byte length of the JSON answer "
+                                                        "that starts the body", "schema": {"type": "integer"}}}
     infer_op = {
         "summary": "Open Inference Protocol (V2) inference: each row of the one input tensor is one query",
-        "requestBody": request_body(obj(["inputs"], id={"type": "string"},
-                                        inputs={"type": "array", "minItems": 1, "maxItems": 1, "items": v2_in},
-                                        parameters=obj([], uid=INT64)),
-                                    {"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP64",
-                                                 "data": [1.1, 2.2, 3.3]}]}),
-        "responses": {"200": json_reply(obj(["model_name", "outputs"], model_name={"type": "string"},
-                                            model_version={"type": "string"},
-                                            id={**ANY, "description": "the request's id"},
-                                            outputs={"type": "array", "items": v2_out})),
-                      **error_refs(400, 404, 413, 503)}}
+        "description": "The request and the answer are JSON, or use the binary tensor data extension (see "
+                       "the application/octet-stream media): the answer is binary when the request's "
+                       "parameters.binary_data_output or its outputs[].parameters.binary_data (which wins) is true.",
+        "requestBody": json_request,
+        "responses": {"200": answer, **error_refs(400, 404, 413, 503)}}
     tensor_meta = obj(["name", "datatype", "shape"], name={"type": "string"}, datatype={"type": "string"},
                       shape={"type": "array", "items": {"type": "integer"}})
     metadata = {"summary": "V2 model metadata of an app",
