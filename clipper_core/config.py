@@ -37,6 +37,7 @@ ENV: dict[str, tuple[str, str]] = {
     "CLIPPER_BATCHES_IN_FLIGHT": ("batches_in_flight", "batches sent to one replica before its first answers (2)"),
     "CLIPPER_DISABLE_PLUGINS": ("disabled_plugins", "comma-separated plugin names not to load"),
     "CLIPPER_RPC_ADVERTISE": ("rpc_advertise", "RPC address announced to replicas (tcp://host:port)"),
+    "CLIPPER_RPC_IPC": ("rpc_ipc", "also bind an ipc:// endpoint that replicas on this host use (default 1; 0: TCP)"),
     "CLIPPER_CONTAINER_MANAGER": ("container_manager", "container manager `clipper start` uses (default local)"),
     "CLIPPER_ADMISSION_SLO_FRACTION": ("admission_slo_fraction",
                                        "refuse work predicted to finish later than this fraction of the SLO (0.9)"),
@@ -86,6 +87,8 @@ class Config:
     """Bind the query port with SO_REUSEPORT, so several frontend processes share it."""
     rpc_advertise: str = ""
     """The RPC address replicas should use for this frontend (default: the bound one), e.g. in containers."""
+    rpc_ipc: bool = True
+    """Bind an ``ipc://`` endpoint beside the TCP one; the local supervisor's replicas connect through it."""
     advertise_query: str = ""
     """The query address written to runtime.json (default: the bound one)."""
 
@@ -146,8 +149,17 @@ class Config:
         return cls(**values)
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
+             "off": False}
+
+
 def _convert(var: str, raw: str, type_name: Any) -> Any:
     text = str(type_name)
+    if text.startswith("bool"):
+        flag = raw.strip().lower()
+        if flag not in _BOOLEANS:
+            raise ConfigError(f"{var}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off")
+        return _BOOLEANS[flag]
     try:
         if text.startswith("int"):
             return int(raw)

@@ -10,12 +10,14 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any, cast
 
 import zmq
 from clipper_container.protocol import PROTOCOL_VERSION, MsgType, ProtocolError, pack, unpack
 
 from clipper_core.inputs import InputType, parse_input_type
+from clipper_core.rpc.ipc import IpcEndpoint, prepare
 
 __all__ = ["BatchFailed", "ReplicaConnection", "ReplicaLost", "RpcServer"]
 
@@ -34,7 +36,7 @@ class ReplicaConnection:
     """One connected container: its identity on the ROUTER and its in-flight batches."""
 
     __slots__ = ("_server", "alive", "identity", "info", "input_type", "last_seen", "model_name",
-                 "model_version", "pending", "replica_id", "sent_at", "stuck_reported")
+                 "model_version", "pending", "replica_id", "sent_at", "stuck_reported", "via")
 
     def __init__(self, server: RpcServer, identity: bytes, model_name: str, model_version: str,
                  input_type: InputType, replica_id: int, info: dict[str, Any]) -> None:
@@ -50,6 +52,8 @@ class ReplicaConnection:
         self.sent_at: dict[int, float] = {}
         self.stuck_reported = False
         self.alive = True
+        self.via = str(info.get("via") or "")
+        """The address the container dialled (HELLO's ``frontend``; empty from containers that do not say)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -89,7 +93,7 @@ class RpcServer:
                  assign_replica_id: Callable[[str, str], Awaitable[int]],
                  on_ready: ReplicaCallback, on_gone: ReplicaCallback,
                  stuck_after: float = 0.0, on_stuck: Callable[[ReplicaConnection], None] | None = None,
-                 any_port_fallback: bool = False) -> None:
+                 any_port_fallback: bool = False, advertise: str = "", ipc_home: Path | None = None) -> None:
         self.host = host
         self.port = port
         self.heartbeat_interval = heartbeat_interval
@@ -99,6 +103,11 @@ class RpcServer:
         self.any_port_fallback = any_port_fallback
         self.peers: list[str] = []
         """Every live query frontend's RPC address (this one included), announced to replicas."""
+        self.local_peers: dict[str, str] = {}
+        """Peers' IPC addresses by RPC address (those on this host), announced to replicas on this host only."""
+        self.advertise = advertise
+        self.ipc_home = ipc_home
+        self.ipc: IpcEndpoint | None = None
         self._assign_replica_id = assign_replica_id
         self._on_ready = on_ready
         self._on_gone = on_gone
@@ -146,6 +155,9 @@ class RpcServer:
             self.port = sock.bind_to_random_port(f"tcp://{self.host}")
         self._sock = sock
         self.address = f"tcp://{self.host}:{self.port}"
+        self.advertise = self.advertise or self.address
+        if self.ipc_home is not None:
+            self._bind_ipc(sock, self.ipc_home)
         loop = self._loop = asyncio.get_running_loop()
         # ZeroMQ's FD is edge-triggered: read until EVENTS has no POLLIN, and re-check after every send.
         self._fd = cast(int, sock.getsockopt(zmq.FD))
@@ -153,6 +165,18 @@ class RpcServer:
         self._tasks = [loop.create_task(self._liveness_loop())]
         loop.call_soon(self._on_readable)
         return self.address
+
+    def _bind_ipc(self, sock: zmq.Socket[bytes], home: Path) -> None:
+        """Also bind the IPC endpoint (docs/rpc.md, "Transports"); without it replicas use TCP."""
+        try:
+            ipc = prepare(home, self.advertise)
+            sock.bind(ipc.address)
+            ipc.publish(self.advertise)
+        except (OSError, zmq.ZMQError) as exc:
+            log.warning("no IPC endpoint (local replicas use TCP): %s", exc)
+            return
+        self.ipc = ipc
+        self.local_peers = {self.advertise: ipc.address}
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -167,6 +191,8 @@ class RpcServer:
                 self._loop.remove_reader(self._fd)
             self._sock.close(linger=0)
             self._sock = None
+        if self.ipc is not None:
+            self.ipc.remove()
         if self._ctx is not None:
             self._ctx.term()
 
@@ -228,7 +254,7 @@ class RpcServer:
             self.send(identity, [pack({"t": MsgType.HEARTBEAT, "unknown": not known})])
         elif kind == MsgType.HELLO:
             if replica is not None:  # a repeated HELLO from a known replica: answer it again, idempotently
-                self.send(identity, [pack(self._welcome(replica.replica_id))])
+                self.send(identity, [pack(self._welcome(replica))])
             elif identity not in self._greeting:
                 self._greeting.add(identity)
                 self._spawn(self._hello(identity, header))
@@ -255,26 +281,35 @@ class RpcServer:
         try:
             replica_id = await self._assign_replica_id(name, model_version)
             info = {k: header.get(k) for k in ("pid", "instance", "runtime", "max_batch_size")}
+            if isinstance(header.get("frontend"), str):
+                info["via"] = header["frontend"]
             replica = ReplicaConnection(self, identity, name, model_version, input_type, replica_id, info)
             self.replicas[identity] = replica
-            self.send(identity, [pack(self._welcome(replica_id))])
-            log.info("replica %s of %s:%s connected (pid %s)", replica_id, name, model_version, info["pid"])
+            self.send(identity, [pack(self._welcome(replica))])
+            log.info("replica %s of %s:%s connected (pid %s%s)", replica_id, name, model_version, info["pid"],
+                     f", via {replica.via}" if replica.via else "")
             await self._on_ready(replica)
         finally:
             self._greeting.discard(identity)
 
-    def _welcome(self, replica_id: int) -> dict[str, Any]:
-        return {"t": MsgType.WELCOME, "v": PROTOCOL_VERSION, "replica_id": replica_id,
-                "heartbeat_interval": self.heartbeat_interval, "frontends": self.peers}
+    def _welcome(self, replica: ReplicaConnection) -> dict[str, Any]:
+        welcome = {"t": MsgType.WELCOME, "v": PROTOCOL_VERSION, "replica_id": replica.replica_id,
+                   "heartbeat_interval": self.heartbeat_interval, "frontends": self.peers, "address": self.advertise}
+        if replica.via.startswith("ipc://"):
+            welcome["local"] = self.local_peers
+        return welcome
 
-    def announce_peers(self, frontends: list[str]) -> None:
-        """Tell every connected replica which frontends exist now (they join new ones, leave gone ones)."""
-        if frontends == self.peers:
+    def announce_peers(self, frontends: list[str], local: dict[str, str] | None = None) -> None:
+        """Tell every connected replica which frontends exist now (they join new ones, leave gone ones); those
+        that came over IPC (so on this host) also learn ``local``, the IPC addresses of the peers on this host."""
+        local = {**(local or {}), **({self.advertise: self.ipc.address} if self.ipc else {})}
+        if frontends == self.peers and local == self.local_peers:
             return
-        self.peers = list(frontends)
-        message = pack({"t": MsgType.PEERS, "frontends": self.peers})
-        for identity in list(self.replicas):
-            self.send(identity, [message])
+        self.peers, self.local_peers = list(frontends), local
+        remote = pack({"t": MsgType.PEERS, "frontends": self.peers})
+        here = pack({"t": MsgType.PEERS, "frontends": self.peers, "local": self.local_peers})
+        for identity, replica in list(self.replicas.items()):
+            self.send(identity, [here if replica.via.startswith("ipc://") else remote])
 
     async def _drop(self, replica: ReplicaConnection, reason: str) -> None:
         if self.replicas.get(replica.identity) is not replica:

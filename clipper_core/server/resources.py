@@ -104,7 +104,8 @@ async def rpc_server(server: RunningServer) -> AsyncIterator[None]:
     port = config.rpc_port or (previous_rpc_port(config) if config.write_runtime else 0)
     rpc = RpcServer(config.rpc_host, port, heartbeat_interval=config.heartbeat_interval,
                     assign_replica_id=assign, on_ready=ready, on_gone=gone,
-                    stuck_after=config.stuck_batch_seconds, on_stuck=stuck, any_port_fallback=config.rpc_port == 0)
+                    stuck_after=config.stuck_batch_seconds, on_stuck=stuck, any_port_fallback=config.rpc_port == 0,
+                    advertise=config.rpc_advertise, ipc_home=config.home if config.rpc_ipc else None)
     bound = await rpc.start()
     server.rpc = rpc
     ctx.rpc_addr = config.rpc_advertise or bound
@@ -114,9 +115,12 @@ async def rpc_server(server: RunningServer) -> AsyncIterator[None]:
 
 
 async def supervisor(server: RunningServer) -> AsyncIterator[None]:
-    """The local replica supervisor (embedded mode): replicas as subprocesses of this server."""
+    """The local replica supervisor (embedded mode): replicas as subprocesses of this server, connecting over IPC
+    when this process serves queries with an IPC endpoint (the frontend registry updates the address)."""
     ctx = server.ctx
-    local = LocalReplicaSupervisor(ctx.config.logs_dir, ctx.rpc_addr, heartbeat_interval=ctx.config.heartbeat_interval)
+    ipc = server.rpc.ipc if server.rpc is not None else None
+    local = LocalReplicaSupervisor(ctx.config.logs_dir, ipc.address if ipc is not None else ctx.rpc_addr,
+                                   heartbeat_interval=ctx.config.heartbeat_interval)
     ctx.supervisor = server.local_supervisor = local
     yield
     await local.stop_all()

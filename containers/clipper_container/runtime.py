@@ -35,6 +35,7 @@ from typing import Any
 import zmq
 
 from clipper_container.loading import Predictor
+from clipper_container.peers import plan_peers
 from clipper_container.protocol import PROTOCOL_VERSION, MsgType, ProtocolError, pack, unpack
 from clipper_container.worker import DONE, Job, Worker
 
@@ -52,12 +53,14 @@ _MAX_READS_PER_WAKE = 1000
 class _Session:
     """One frontend: its socket and its session bookkeeping."""
 
-    __slots__ = ("address", "bootstrap", "dealer", "last_hello", "last_recv", "next_heartbeat", "number",
-                 "replica_id", "welcomed")
+    __slots__ = ("address", "bootstrap", "canonical", "dealer", "last_hello", "last_recv", "next_heartbeat",
+                 "number", "replica_id", "welcomed")
 
     def __init__(self, address: str, bootstrap: bool, dealer: zmq.Socket[Any], number: int, now: float,
-                 heartbeat_interval: float) -> None:
+                 heartbeat_interval: float, canonical: str) -> None:
         self.address = address
+        self.canonical = canonical
+        """The frontend's TCP address as the registry lists it (WELCOME's ``address``); ``address`` may be IPC."""
         self.bootstrap = bootstrap
         self.dealer = dealer
         self.number = number
@@ -238,16 +241,17 @@ class ContainerRuntime:
 
     # -- frontend sessions ----------------------------------------------------------------------------------
 
-    def _connect(self, address: str, bootstrap: bool) -> None:
+    def _connect(self, address: str, bootstrap: bool, canonical: str | None = None) -> None:
         """(Re)create the DEALER for ``address``, connect it and say HELLO; a new session begins."""
         old = self._sessions.get(address)
         if old is not None:
             bootstrap = bootstrap or old.bootstrap
+            canonical = canonical or old.canonical
             self._close(old)
         dealer = self._context.socket(zmq.DEALER)
         dealer.connect(address)
         session = _Session(address, bootstrap, dealer, next(self._numbers), time.monotonic(),
-                           self.heartbeat_interval)
+                           self.heartbeat_interval, canonical or address)
         self._sessions[address] = session
         self._by_number[session.number] = session
         self._by_socket[dealer] = session
@@ -274,7 +278,7 @@ class ContainerRuntime:
             "t": int(MsgType.HELLO), "v": PROTOCOL_VERSION, "model": self.model_name,
             "version": self.model_version, "input_type": self.input_type, "pid": os.getpid(),
             "instance": self.instance, "runtime": f"python-{platform.python_version()}",
-            "max_batch_size": self.max_batch_size,
+            "max_batch_size": self.max_batch_size, "frontend": session.address,
         })
 
     def _send(self, session: _Session, header: dict[str, Any] | zmq.Frame) -> None:
@@ -337,7 +341,7 @@ class ContainerRuntime:
         elif kind == MsgType.WELCOME:
             self._welcome(session, header)
         elif kind == MsgType.PEERS:
-            self._peers(header.get("frontends"))
+            self._peers(header.get("frontends"), header.get("local"))
         elif kind == MsgType.REJECT:
             log.error("the frontend at %s rejected %s:%s: %s", session.address, self.model_name,
                       self.model_version, header.get("reason", "(no reason given)"))
@@ -346,18 +350,19 @@ class ContainerRuntime:
             log.warning("unexpected message type %r from %s dropped", kind, session.address)
         return None
 
-    def _peers(self, frontends: Any) -> None:
-        """Join announced frontends we have no session with; leave announced-only ones no longer listed."""
-        if not isinstance(frontends, list) or self._stopping:
+    def _peers(self, frontends: Any, local: Any) -> None:
+        """Join announced frontends we have no session with (over IPC where ``local`` names a socket we can
+        reach); leave announced-only ones no longer listed."""
+        sessions = [(s.address, s.canonical, s.bootstrap) for s in self._sessions.values()]
+        plan = plan_peers(sessions, frontends, local)
+        if plan is None or self._stopping:
             return
-        wanted = {addr for addr in frontends if isinstance(addr, str) and addr.startswith("tcp://")}
-        for addr in sorted(wanted - set(self._sessions)):
-            log.info("joining frontend %s", addr)
-            self._connect(addr, bootstrap=False)
-        for session in list(self._sessions.values()):
-            if not session.bootstrap and session.address not in wanted:
-                log.info("frontend %s left; closing its session", session.address)
-                self._close(session)
+        for addr, canonical in plan.join:
+            log.info("joining frontend %s%s", canonical, f" over {addr}" if addr != canonical else "")
+            self._connect(addr, bootstrap=False, canonical=canonical)
+        for addr in plan.leave:
+            log.info("frontend %s left; closing its session", addr)
+            self._close(self._sessions[addr])
 
     def _welcome(self, session: _Session, header: dict[str, Any]) -> None:
         if header.get("v", PROTOCOL_VERSION) != PROTOCOL_VERSION:
@@ -366,6 +371,11 @@ class ContainerRuntime:
         if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval > 0:
             self.heartbeat_interval = float(interval)
             session.next_heartbeat = min(session.next_heartbeat, time.monotonic() + self.heartbeat_interval)
+        if isinstance(header.get("address"), str):
+            session.canonical = header["address"]
+            for twin in [o for o in self._sessions.values() if o is not session and not o.bootstrap
+                         and o.canonical == session.canonical]:  # the same frontend, joined over another address
+                self._close(twin)
         replica_id = header.get("replica_id")
         session.replica_id = replica_id if isinstance(replica_id, int) else None
         first = not any(s.welcomed for s in self._sessions.values())
@@ -376,7 +386,7 @@ class ContainerRuntime:
                  session.replica_id, self.model_name, self.model_version, self.heartbeat_interval)
         if first and self.ready_file is not None:
             self._write_ready_file(self.ready_file, session)
-        self._peers(header.get("frontends"))
+        self._peers(header.get("frontends"), header.get("local"))
 
     def _write_ready_file(self, path: Path, session: _Session) -> None:
         data = {"replica_id": session.replica_id, "pid": os.getpid(), "instance": self.instance,
