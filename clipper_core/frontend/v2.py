@@ -22,6 +22,7 @@ from clipper_core.frontend.v2_binary import (
     HEADER_LENGTH,
     binary_response,
     binary_rows,
+    read_body,
     split_request,
     wants_binary_output,
 )
@@ -97,10 +98,10 @@ async def infer(request: web.Request) -> web.Response:
     path = request.app[QUERY_PATH]
     app_name = request.match_info["app"]
     rt = path.open_app(app_name)
-    raw = await request.read()
     input_type = rt.app.input_type
     header_length = request.headers.get(HEADER_LENGTH)
     if header_length is None:
+        raw = await request.read()
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -108,7 +109,7 @@ async def infer(request: web.Request) -> web.Response:
                                f"needs the {HEADER_LENGTH} header)") from None
         items = [decode_input(row, input_type, f"input_batch[{i}]") for i, row in enumerate(_rows(body, input_type))]
     else:
-        body, items = _binary_request(raw, header_length, input_type)
+        body, items = _binary_request(await read_body(request), header_length, input_type)
     uid = 0
     if isinstance(body.get("parameters"), dict) and "uid" in body["parameters"]:
         uid = read_uid(body["parameters"]["uid"])
@@ -124,7 +125,8 @@ async def infer(request: web.Request) -> web.Response:
     return _json(answer)
 
 
-def _binary_request(raw: bytes, header_length: str, input_type: InputType) -> tuple[dict[str, Any], list[Any]]:
+def _binary_request(raw: bytes | bytearray, header_length: str,
+                    input_type: InputType) -> tuple[dict[str, Any], list[Any]]:
     """A request in the binary tensor data extension: its JSON object and its decoded rows."""
     body, sections = split_request(raw, header_length)
     if len(sections) != 1:

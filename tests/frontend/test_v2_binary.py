@@ -116,6 +116,14 @@ def test_output_binary_data_false_wins_over_binary_data_output(server: ServerThr
     assert json.loads(raw)["outputs"][0]["data"] == pytest.approx(ROWS.sum(axis=1).tolist())
 
 
+def test_chunked_binary_request(server: ServerThread) -> None:
+    body, headers = numeric(ROWS, "FP64")  # no Content-Length: the body arrives in chunks of unknown total
+    request = urllib.request.Request(f"{server.query_url}/v2/models/d/infer", data=iter([body[:50], body[50:]]),
+                                     headers={**headers, "Transfer-Encoding": "chunked"}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert json.loads(response.read())["outputs"][0]["data"] == pytest.approx(ROWS.sum(axis=1).tolist())
+
+
 def test_json_input_can_ask_for_binary_output(server: ServerThread) -> None:
     body = {"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP64", "data": [1.5, 2.0]}],
             "parameters": {"binary_data_output": True}}
