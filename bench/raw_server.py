@@ -1,6 +1,8 @@
 """Baselines: the practical limit of a Python HTTP frontend on this machine.
 
 ``python bench/raw_server.py noop``: an aiohttp + uvloop handler that parses the JSON and returns the sum.
+``python bench/raw_server.py binary``: a handler that receives a V2 binary-extension body (JSON header, then one
+FP32 tensor), views the tensor with numpy and returns its sum as a V2 answer (bench/binary.py's baseline).
 ``python bench/raw_server.py batchy``: the same handler, batching in-process: requests queue up, one worker
 thread runs ``batchy`` on everything queued (at most 1024 items) while the next batch gathers.
 Prints ``PORT <n>`` once listening on 127.0.0.1.
@@ -27,6 +29,14 @@ async def noop_handler(request: web.Request) -> web.Response:
     body = orjson.loads(await request.read())
     return web.Response(body=orjson.dumps({"query_id": 0, "output": float(sum(body["input"])),
                                            "default": False}), content_type="application/json")
+
+
+async def binary_handler(request: web.Request) -> web.Response:
+    body = await request.read()
+    header = int(request.headers["Inference-Header-Content-Length"])
+    total = float(np.frombuffer(body, dtype="<f4", offset=header).sum())
+    return web.Response(body=orjson.dumps({"model_name": "raw", "outputs": [
+        {"name": "output", "shape": [1], "datatype": "FP64", "data": [total]}]}), content_type="application/json")
 
 
 class InProcessBatcher:
@@ -60,6 +70,9 @@ async def main(kind: str) -> None:
     app = web.Application()
     if kind == "noop":
         app.router.add_post("/bench/predict", noop_handler)
+    elif kind == "binary":
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/bench/predict", binary_handler)
     else:
         batcher = InProcessBatcher()
         app.router.add_post("/bench/predict", batcher.handler)
