@@ -202,6 +202,21 @@ def test_binary_request_to_clipper_rest_is_a_400(server: ServerThread) -> None:
     assert "this endpoint takes JSON only" in json.loads(raw)["cause"]
 
 
+def test_binary_rows_reach_the_rpc_frame_without_a_copy() -> None:
+    from clipper_container.protocol import encode_inputs
+
+    from clipper_core.frontend.v2_binary import binary_rows, split_request
+    from clipper_core.inputs import InputType
+
+    raw, headers = numeric(ROWS, "FP64")
+    body, (section,) = split_request(bytearray(raw), headers[HEADER])
+    assert section is not None
+    rows = binary_rows(body["inputs"][0], section, InputType.DOUBLES, "FP64")
+    fields, (frame,) = encode_inputs(rows, np.dtype("<f8"))
+    assert fields == {"kind": "array", "dtype": "<f8", "shape": [4, 3]}
+    assert np.shares_memory(frame, rows[0]) and np.array_equal(frame, ROWS)
+
+
 # -- tritonclient.http with its defaults -------------------------------------------------------------------------
 
 def test_tritonclient_http(server: ServerThread) -> None:
