@@ -41,10 +41,14 @@ async def read_body(request: web.Request) -> bytes | bytearray:
     size = request.content_length
     if size is None or size > request.client_max_size or "Content-Encoding" in request.headers:
         return await request.read()
+    stream = request.content
+    raise_limits = getattr(stream, "set_read_chunk_size", None)  # aiohttp >= 3.13
+    if raise_limits is not None:
+        raise_limits(size)  # as request.read() does: no pause and resume of the socket every 128 KiB
     body = bytearray(size)
     view, filled = memoryview(body), 0
     while filled < size:
-        chunk = await request.content.readany()
+        chunk, _ = await stream.readchunk()  # one received piece at a time (readany() joins them: a copy)
         if not chunk:
             break
         view[filled:filled + len(chunk)] = chunk
