@@ -40,7 +40,7 @@ def report(c: int, runs: dict[str, list[Point]]) -> str:
     ratios = [a.rps / b.rps for a, b in zip(runs["ipc"], runs["tcp"], strict=True)]
     sides = "; ".join(f"{side} {med(side, 'rps'):.0f} ({min(p.rps for p in runs[side]):.0f}-"
                       f"{max(p.rps for p in runs[side]):.0f}) req/s, p50 {med(side, 'p50_ms'):.2f} ms, "
-                      f"p99 {med(side, 'p99_ms'):.2f} ms" for side in SIDES)
+                      f"p99 {med(side, 'p99_ms'):.2f} ms, mean batch {med(side, 'batch_mean'):.2f}" for side in SIDES)
     return (f"noop c={c}: {sides}; ipc/tcp {med('ipc', 'rps') / med('tcp', 'rps'):.2f} "
             f"(rounds {min(ratios):.2f}-{max(ratios):.2f})")
 
@@ -69,7 +69,8 @@ def main() -> int:
             for r in range(args.rounds):
                 order = list(SIDES) if r % 2 == 0 else list(reversed(SIDES))
                 for side in order:
-                    runs[side].append(measure_point("", "noop", side, _url(conns[side]), c, args.duration))
+                    runs[side].append(measure_point(conns[side].get_query_addr(), "noop", side, _url(conns[side]),
+                                                    c, args.duration, "noop", "noop"))
             lines.append(report(c, runs))
             print(lines[-1], flush=True)
     finally:

@@ -12,6 +12,8 @@ import stat
 from pathlib import Path
 
 import pytest
+import zmq
+from clipper_container.protocol import PROTOCOL_VERSION, MsgType, pack, unpack
 
 from clipper_core import ClipperConnection, LocalContainerManager
 from clipper_core.config import Config, ConfigError
@@ -127,3 +129,31 @@ def test_clipper_rpc_ipc_turns_it_off() -> None:
     assert Config.from_env({"CLIPPER_RPC_IPC": "on"}).rpc_ipc is True
     with pytest.raises(ConfigError, match="CLIPPER_RPC_IPC='maybe' is not a boolean"):
         Config.from_env({"CLIPPER_RPC_IPC": "maybe"})
+
+
+def _hello(address: str, extra: dict[str, object]) -> dict[str, object]:
+    """Say HELLO to ``address`` from a bare DEALER and return the frontend's answer."""
+    ctx = zmq.Context()
+    try:
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.connect(address)
+        dealer.send(pack({"t": int(MsgType.HELLO), "v": PROTOCOL_VERSION, "model": "bare", "version": "1",
+                          "input_type": "doubles", "pid": os.getpid(), "instance": "x", "runtime": "test",
+                          "max_batch_size": -1, **extra}))
+        assert dealer.poll(10_000), f"no answer from {address}"
+        answer = unpack(dealer.recv())
+        dealer.close(linger=0)
+        return answer
+    finally:
+        ctx.term()
+
+
+def test_welcome_names_the_frontend_and_gives_local_aliases_only_over_ipc(tmp_path: Path) -> None:
+    with ServerThread(tmp_path / "home") as server:
+        tcp, ipc = server.server.ctx.rpc_addr, server.server.rpc.ipc.address
+        old = _hello(tcp, {})  # an older container: no "frontend" key, and it ignores the new ones
+        assert old["t"] == MsgType.WELCOME and old["address"] == tcp and "local" not in old
+        remote = _hello(tcp, {"frontend": tcp})
+        assert remote["address"] == tcp and "local" not in remote
+        local = _hello(ipc, {"frontend": ipc})
+        assert local["address"] == tcp and local["local"] == {tcp: ipc}

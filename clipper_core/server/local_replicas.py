@@ -72,7 +72,8 @@ class _Slot:
 
 
 class LocalReplicaSupervisor:
-    """Runs and supervises model replicas as local subprocesses connecting to ``rpc_addr``."""
+    """Runs and supervises model replicas as local subprocesses connecting to ``rpc_addr`` (comma-separated
+    frontends; the server names those on this host by their ``ipc://`` address, see docs/rpc.md "Transports")."""
 
     def __init__(self, logs_dir: Path, rpc_addr: str, *, run_dir: Path | None = None,
                  heartbeat_interval: float = 0.5, python: str = sys.executable, stop_timeout: float = 10.0,
