@@ -220,7 +220,7 @@ def test_binary_rows_reach_the_rpc_frame_without_a_copy() -> None:
 # -- tritonclient.http with its defaults -------------------------------------------------------------------------
 
 def test_tritonclient_http(server: ServerThread) -> None:
-    httpclient = pytest.importorskip("tritonclient.http")
+    import tritonclient.http as httpclient  # the dev extra installs it
     client = httpclient.InferenceServerClient(server.query_url.removeprefix("http://"))
     try:
         assert client.is_server_live() and client.is_server_ready()
