@@ -30,7 +30,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import models as bench_models  # noqa: E402
-from run import RawServer, _ms, cpu_seconds, start_server  # noqa: E402
+from prometheus import scrape  # noqa: E402
+from run import RawServer, _ms, batch_stats, cpu_seconds, start_server  # noqa: E402
 
 SHAPE = (1, 224, 224, 3)
 
@@ -98,7 +99,8 @@ def main() -> int:
     raw = RawServer("binary")
     rows: list[str] = []
     try:
-        urls = {"raw aiohttp": raw.url, "clipper V2": f"http://{conn.get_query_addr()}/v2/models/image/infer"}
+        addr = conn.get_query_addr()
+        urls = {"raw aiohttp": raw.url, "clipper V2": f"http://{addr}/v2/models/image/infer"}
         pids = {"raw aiohttp": raw.proc.pid, "clipper V2": json.loads((home / "runtime.json").read_text())["pid"]}
         deploy(conn, urls["clipper V2"], body, header, expected)
         assert abs(post(raw.url, body, header)["outputs"][0]["data"][0] - expected) < 1e-3 * abs(expected)
@@ -108,19 +110,22 @@ def main() -> int:
             rps: dict[str, list[float]] = {side: [] for side in urls}
             p50: dict[str, list[float]] = {side: [] for side in urls}
             cpu: dict[str, list[float]] = {side: [] for side in urls}
+            batches: list[float] = []
             errors = 0
             for r in range(args.rounds):
                 order = list(urls) if r % 2 == 0 else list(urls)[::-1]
                 for side in order:
-                    start = cpu_seconds(pids[side])
+                    start, metrics = cpu_seconds(pids[side]), scrape(addr)
                     got, latency, errs = run_wrk(urls[side], c, args.duration, body_file, header)
                     cpu[side].append((cpu_seconds(pids[side]) - start) / (got * args.duration) * 1e6)
+                    if side == "clipper V2":
+                        batches.append(batch_stats(metrics, scrape(addr), "imagesum", "image")[0])
                     rps[side].append(got)
                     p50[side].append(latency)
                     errors += errs
                     print(f"  c={c:<3} round {r + 1} {side:12} {got * len(body) / 1e6:8.1f} MB/s  "
                           f"p50 {latency:6.2f} ms  server CPU {cpu[side][-1]:5.0f} us/request", flush=True)
-            rows.append(_row(c, rps, p50, cpu, len(body), errors))
+            rows.append(_row(c, rps, p50, cpu, len(body), errors) + f" {statistics.median(batches):.1f} |")
         if args.profile:
             _profile(home, urls["clipper V2"], args.profile, body_file, header)
     finally:
@@ -130,8 +135,9 @@ def main() -> int:
     print(f"\nbody {len(body)} bytes ({'x'.join(map(str, SHAPE))} FP32 + {header}-byte JSON header), "
           f"{args.rounds} rounds of {args.duration:.0f} s a side\n")
     print("| conns | raw MB/s median (min–max) | clipper MB/s median (min–max) | clipper/raw | per-round ratio "
-          "min–max | p50 ms raw / clipper | server CPU us/request raw / clipper frontend | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+          "min–max | p50 ms raw / clipper | server CPU us/request raw / clipper frontend | errors "
+          "| clipper mean batch |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(row)
     return 0
