@@ -49,6 +49,7 @@ def test_a_local_replica_connects_over_ipc_to_an_owner_only_socket(tmp_path: Pat
         assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700
         assert stat.S_IMODE(socket_path.stat().st_mode) & 0o077 == 0
         assert stat.S_IMODE(ipc_dir(home).stat().st_mode) == 0o700
+        assert stat.S_IMODE(ipc_dir(home).parent.stat().st_mode) == 0o700
         assert local_address(home, server.server.ctx.rpc_addr) == ipc.address
     assert not socket_path.exists()
     assert local_address(home, server.server.ctx.rpc_addr) is None

@@ -88,6 +88,7 @@ def _private_dir(path: Path) -> bool:
 def prepare(home: Path, rpc_addr: str) -> IpcEndpoint:
     """The IPC endpoint of the frontend whose TCP address is ``rpc_addr`` (directories made, nothing bound)."""
     pointers = ipc_dir(home)
+    pointers.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # $CLIPPER_HOME/run, as the supervisor makes it
     if not _private_dir(pointers):
         raise OSError(f"{pointers} is not a private directory of this user")
     name = f"{_stem(rpc_addr)}.sock"
