@@ -4,6 +4,7 @@ tensor with numpy and returns its sum (``bench/raw_server.py binary``).
 
     .venv/bin/python bench/binary.py                          # 3 rounds of 5 s a side, 1 and 8 connections
     .venv/bin/python bench/binary.py --rounds 5 --duration 8 --connections 1,4,16
+    .venv/bin/python bench/binary.py --raw buffer             # the raw handler reads into one buffer too
 
 Both servers are up at once and wrk runs against them in turns (the first side alternating each round), so the
 neighbours' load lands on both within seconds; the figure is the clipper/raw ratio of the median MB/s, with the
@@ -85,6 +86,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", default="1,8")
+    parser.add_argument("--raw", choices=["read", "buffer"], default="read",
+                        help="the raw handler reads the body with request.read() (default) or into one buffer of its "
+                             "Content-Length, as clipper does")
     parser.add_argument("--profile", type=int, metavar="CONNS", help="then py-spy the clipper server for 8 s at "
                                                                     "CONNS connections (self time by function)")
     args = parser.parse_args()
@@ -96,7 +100,7 @@ def main() -> int:
     body_file = home / "body.bin"
     body_file.write_bytes(body)
     conn = start_server(home)
-    raw = RawServer("binary")
+    raw = RawServer("binary" if args.raw == "read" else "binary-buffer")
     rows: list[str] = []
     try:
         addr = conn.get_query_addr()
@@ -133,7 +137,8 @@ def main() -> int:
         conn.stop_all()
         shutil.rmtree(home, ignore_errors=True)
     print(f"\nbody {len(body)} bytes ({'x'.join(map(str, SHAPE))} FP32 + {header}-byte JSON header), "
-          f"{args.rounds} rounds of {args.duration:.0f} s a side\n")
+          f"{args.rounds} rounds of {args.duration:.0f} s a side; the raw handler reads with "
+          f"{'request.read()' if args.raw == 'read' else 'one buffer'}\n")
     print("| conns | raw MB/s median (min–max) | clipper MB/s median (min–max) | clipper/raw | per-round ratio "
           "min–max | p50 ms raw / clipper | server CPU us/request raw / clipper frontend | errors "
           "| clipper mean batch |")

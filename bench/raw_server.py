@@ -2,7 +2,8 @@
 
 ``python bench/raw_server.py noop``: an aiohttp + uvloop handler that parses the JSON and returns the sum.
 ``python bench/raw_server.py binary``: a handler that receives a V2 binary-extension body (JSON header, then one
-FP32 tensor), views the tensor with numpy and returns its sum as a V2 answer (bench/binary.py's baseline).
+FP32 tensor) with ``request.read()``, views the tensor with numpy and returns its sum as a V2 answer
+(bench/binary.py's baseline); ``binary-buffer``: the same, reading the body into one buffer of its length.
 ``python bench/raw_server.py batchy``: the same handler, batching in-process: requests queue up, one worker
 thread runs ``batchy`` on everything queued (at most 1024 items) while the next batch gathers.
 Prints ``PORT <n>`` once listening on 127.0.0.1.
@@ -24,6 +25,8 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from models import batchy
 
+ONE_BUFFER = web.AppKey("one_buffer", bool)
+
 
 async def noop_handler(request: web.Request) -> web.Response:
     body = orjson.loads(await request.read())
@@ -31,8 +34,24 @@ async def noop_handler(request: web.Request) -> web.Response:
                                            "default": False}), content_type="application/json")
 
 
+async def read_one_buffer(request: web.Request) -> bytearray:
+    """The body read the way clipper's ``v2_binary.read_body`` does: one buffer of its Content-Length."""
+    size = request.content_length or 0
+    request.content.set_read_chunk_size(size)
+    body, filled = bytearray(size), 0
+    view = memoryview(body)
+    while filled < size:
+        chunk, _ = await request.content.readchunk()
+        if not chunk:
+            break
+        view[filled:filled + len(chunk)] = chunk
+        filled += len(chunk)
+    view.release()
+    return body
+
+
 async def binary_handler(request: web.Request) -> web.Response:
-    body = await request.read()
+    body = await (read_one_buffer(request) if request.app[ONE_BUFFER] else request.read())
     header = int(request.headers["Inference-Header-Content-Length"])
     total = float(np.frombuffer(body, dtype="<f4", offset=header).sum())
     return web.Response(body=orjson.dumps({"model_name": "raw", "outputs": [
@@ -70,8 +89,9 @@ async def main(kind: str) -> None:
     app = web.Application()
     if kind == "noop":
         app.router.add_post("/bench/predict", noop_handler)
-    elif kind == "binary":
+    elif kind in ("binary", "binary-buffer"):
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        app[ONE_BUFFER] = kind == "binary-buffer"
         app.router.add_post("/bench/predict", binary_handler)
     else:
         batcher = InProcessBatcher()
