@@ -150,3 +150,19 @@ def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThr
     with ServerThread(home, max_body_bytes=64 * 1024) as server:
         _deploy_fixture_apps(server, home)
         yield server
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[Any, Path]]:
+    """``clipper start --frontends 2`` from Python (two query frontend processes over a managed Redis), as
+    ``(ClipperConnection, $CLIPPER_HOME)``; stopped after the test."""
+    from clipper_core import ClipperConnection, LocalContainerManager
+
+    home = tmp_path / "home"
+    conn = ClipperConnection(LocalContainerManager(clipper_home=home, clipper_query_port=0,
+                                                   clipper_management_port=0, clipper_rpc_port=0))
+    conn.start_clipper(num_frontend_replicas=2)
+    try:
+        yield conn, home
+    finally:
+        conn.stop_all()

@@ -10,6 +10,7 @@ import re
 import signal
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
@@ -101,27 +102,21 @@ def test_a_killed_server_is_rejoined_over_ipc(tmp_path: Path) -> None:
         conn.stop_all()
 
 
-def test_with_two_frontends_a_replica_holds_one_ipc_session_with_each(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    conn = ClipperConnection(LocalContainerManager(clipper_home=home, clipper_query_port=0,
-                                                   clipper_management_port=0, clipper_rpc_port=0))
-    conn.start_clipper(num_frontend_replicas=2)
-    try:
-        conn.register_application("multi", "doubles", "-1.0", 2_000_000)
-        wait_until(lambda: len(list(ipc_dir(home).glob("*.json"))) == 2, 20, what="both frontends' IPC endpoints")
-        python_deployer.deploy_python_closure(conn, name="adder", version=1, input_type="doubles",
-                                              func=models.feature_sum)
-        conn.link_model_to_app("multi", "adder")
-        wait_until(lambda: len(conn.get_all_model_replicas()) == 2, 20, what="the replica on both frontends")
-        wait_until(lambda: len(welcomes(home)) == 2, 20, what="a WELCOME from each frontend")
-        sessions = welcomes(home)
-        assert len(set(sessions)) == 2 and all(addr.startswith("ipc://") for addr in sessions), sessions
-        log_text = "".join(p.read_text() for p in (home / "logs").glob("adder_*.log"))
-        joined = [line for line in log_text.splitlines() if "joining frontend" in line]
-        assert all(" over ipc://" in line for line in joined), joined  # a frontend PEERS named: over IPC too
-        assert len(conn.get_all_model_replicas()) == 2
-    finally:
-        conn.stop_all()
+def test_with_two_frontends_a_replica_holds_one_ipc_session_with_each(cluster: tuple[Any, Path]) -> None:
+    conn, home = cluster
+    conn.register_application("multi", "doubles", "-1.0", 2_000_000)
+    wait_until(lambda: len(list(ipc_dir(home).glob("*.json"))) == 2, 20, what="both frontends' IPC endpoints")
+    python_deployer.deploy_python_closure(conn, name="adder", version=1, input_type="doubles",
+                                          func=models.feature_sum)
+    conn.link_model_to_app("multi", "adder")
+    wait_until(lambda: len(conn.get_all_model_replicas()) == 2, 20, what="the replica on both frontends")
+    wait_until(lambda: len(welcomes(home)) == 2, 20, what="a WELCOME from each frontend")
+    sessions = welcomes(home)
+    assert len(set(sessions)) == 2 and all(addr.startswith("ipc://") for addr in sessions), sessions
+    log_text = "".join(p.read_text() for p in (home / "logs").glob("adder_*.log"))
+    joined = [line for line in log_text.splitlines() if "joining frontend" in line]
+    assert all(" over ipc://" in line for line in joined), joined  # a frontend PEERS named: over IPC too
+    assert len(conn.get_all_model_replicas()) == 2
 
 
 def test_clipper_rpc_ipc_turns_it_off() -> None:

@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from clipper_core import ClipperConnection, LocalContainerManager
 from clipper_core.deployers import python as python_deployer
 from clipper_core.testing import http_json, wait_until
@@ -27,18 +25,6 @@ def frontend_pids(home: Path) -> list[int]:
             if b"clipper_core.cli" in args and b"frontend" in args and str(home).encode() in args:
                 pids.append(int(entry.name))
     return sorted(pids)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Any:
-    home = tmp_path / "home"
-    conn = ClipperConnection(LocalContainerManager(clipper_home=home, clipper_query_port=0,
-                                                   clipper_management_port=0, clipper_rpc_port=0))
-    conn.start_clipper(num_frontend_replicas=2)
-    try:
-        yield conn, home
-    finally:
-        conn.stop_all()
 
 
 def test_two_frontends_share_the_port_and_follow_admin_changes(cluster: Any) -> None:
