@@ -4,6 +4,9 @@
 ``python bench/raw_server.py binary``: a handler that receives a V2 binary-extension body (JSON header, then one
 FP32 tensor) with ``request.read()``, views the tensor with numpy and returns its sum as a V2 answer
 (bench/binary.py's baseline); ``binary-buffer``: the same, reading the body into one buffer of its length.
+``noop-routed``: the noop handler as clipper's query app is built (``web.Application``, the dynamic route
+``/{app}/predict``, one error middleware); ``noop-lowlevel``: the noop handler on aiohttp's low-level
+``web.Server`` (no application, router or middleware: the handler matches the path itself).
 ``python bench/raw_server.py batchy``: the same handler, batching in-process: requests queue up, one worker
 thread runs ``batchy`` on everything queued (at most 1024 items) while the next batch gathers.
 Prints ``PORT <n>`` once listening on 127.0.0.1.
@@ -32,6 +35,29 @@ async def noop_handler(request: web.Request) -> web.Response:
     body = orjson.loads(await request.read())
     return web.Response(body=orjson.dumps({"query_id": 0, "output": float(sum(body["input"])),
                                            "default": False}), content_type="application/json")
+
+
+@web.middleware
+async def passing_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """As clipper's error middleware costs on a request that raises nothing: one more await."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+
+
+async def lowlevel_noop(request: web.BaseRequest) -> web.Response:
+    if request.method != "POST" or not request.path.endswith("/predict"):
+        return web.Response(status=404)
+    return await noop_handler(request)  # type: ignore[arg-type]
+
+
+async def serve_lowlevel() -> None:
+    runner = web.ServerRunner(web.Server(lowlevel_noop, access_log=None))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
+    print("PORT", runner.addresses[0][1], flush=True)
+    await asyncio.Event().wait()
 
 
 async def read_one_buffer(request: web.Request) -> bytearray:
@@ -86,9 +112,14 @@ class InProcessBatcher:
 
 
 async def main(kind: str) -> None:
+    if kind == "noop-lowlevel":
+        await serve_lowlevel()
     app = web.Application()
     if kind == "noop":
         app.router.add_post("/bench/predict", noop_handler)
+    elif kind == "noop-routed":
+        app = web.Application(middlewares=[passing_middleware])
+        app.router.add_post("/{app}/predict", noop_handler)
     elif kind in ("binary", "binary-buffer"):
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app[ONE_BUFFER] = kind == "binary-buffer"
