@@ -26,7 +26,7 @@ from clipper_core.frontend.v2_binary import (
     split_request,
     wants_binary_output,
 )
-from clipper_core.http_api import JSON
+from clipper_core.http_api import json_response
 from clipper_core.inputs import InputType, decode_input
 from clipper_core.serving.app_runtime import AppRuntime
 from clipper_core.serving.prediction import Prediction
@@ -53,18 +53,18 @@ def setup_v2_routes(app: web.Application) -> None:
 
 
 async def live(request: web.Request) -> web.Response:
-    return _json({"live": True})
+    return json_response({"live": True})
 
 
 async def ready(request: web.Request) -> web.Response:
     reason = await not_ready_reason(request)
     if reason is not None:
-        return _json({"ready": False, "reason": reason}, status=503)
-    return _json({"ready": True})
+        return json_response({"ready": False, "reason": reason}, status=503)
+    return json_response({"ready": True})
 
 
 async def server_metadata(request: web.Request) -> web.Response:
-    return _json({"name": "clipper", "version": __version__, "extensions": ["binary_tensor_data"]})
+    return json_response({"name": "clipper", "version": __version__, "extensions": ["binary_tensor_data"]})
 
 
 def _app_and_version(request: web.Request) -> tuple[Snapshot, AppRuntime, str | None]:
@@ -83,7 +83,7 @@ async def model_metadata(request: web.Request) -> web.Response:
     snapshot, rt, _ = _app_and_version(request)
     datatype = DATATYPES[rt.app.input_type]
     shape = [-1, -1] if rt.app.input_type.is_numeric else [-1]
-    return _json({"name": rt.app.name, "versions": snapshot.versions_of(rt), "platform": "clipper",
+    return json_response({"name": rt.app.name, "versions": snapshot.versions_of(rt), "platform": "clipper",
                   "inputs": [{"name": "input", "datatype": datatype, "shape": shape}],
                   "outputs": [{"name": "output", "datatype": "BYTES", "shape": [-1]}]})
 
@@ -91,7 +91,7 @@ async def model_metadata(request: web.Request) -> web.Response:
 async def model_ready(request: web.Request) -> web.Response:
     snapshot, rt, version = _app_and_version(request)
     is_ready = snapshot.serving(rt, version)
-    return _json({"name": rt.app.name, "ready": is_ready}, status=200 if is_ready else 503)
+    return json_response({"name": rt.app.name, "ready": is_ready}, status=200 if is_ready else 503)
 
 
 async def infer(request: web.Request) -> web.Response:
@@ -122,7 +122,7 @@ async def infer(request: web.Request) -> web.Response:
         answer["id"] = body["id"]
     if ("outputs" in body or "parameters" in body) and wants_binary_output(body, "output"):
         return binary_response(answer)
-    return _json(answer)
+    return json_response(answer)
 
 
 def _binary_request(raw: bytes | bytearray, header_length: str,
@@ -148,10 +148,6 @@ def _output_tensor(predictions: list[Prediction]) -> dict[str, Any]:
                        "default_explanation": [p.explanation for p in predictions],
                        "query_id": [p.query_id for p in predictions]},
     }
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type=JSON)
 
 
 def _rows(body: Any, input_type: InputType) -> list[Any]:

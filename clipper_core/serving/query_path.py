@@ -68,10 +68,13 @@ class QueryPath:
         """Cache key -> the future of the identical query already on its way to a replica."""
 
     # -- admission to the path -------------------------------------------------------------------------
+    def _refuse_while_draining(self, what: str) -> None:
+        if self.draining:
+            raise ModelUnavailable(f"clipper is shutting down and takes no new {what}", headers={"Retry-After": "1"})
+
     def open_app(self, name: str) -> AppRuntime:
         """The app a query names, once the server takes queries and the app's policy is loaded."""
-        if self.draining:
-            raise ModelUnavailable("clipper is shutting down and takes no new queries", headers={"Retry-After": "1"})
+        self._refuse_while_draining("queries")
         rt = self.snapshot.app(name)
         if rt.policy is None:
             raise ModelUnavailable(rt.policy_error)
@@ -79,8 +82,7 @@ class QueryPath:
 
     def feedback_app(self, name: str) -> AppRuntime:
         """The app a feedback names, once the server takes feedback."""
-        if self.draining:
-            raise ModelUnavailable("clipper is shutting down and takes no new feedback", headers={"Retry-After": "1"})
+        self._refuse_while_draining("feedback")
         return self.snapshot.app(name)
 
     def resolve_version(self, rt: AppRuntime, version: str | None) -> str | None:
@@ -113,9 +115,8 @@ class QueryPath:
         started = self.clock()
         if isinstance(app, str):
             rt = self.open_app(app)
-        elif self.draining:
-            raise ModelUnavailable("clipper is shutting down and takes no new queries", headers={"Retry-After": "1"})
         else:
+            self._refuse_while_draining("queries")
             rt = app
         self.active += 1
         try:
