@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -13,7 +12,7 @@ from clipper_core.frontend.keys import CONTEXT, METRICS, QUERY_PATH
 from clipper_core.frontend.metrics import query_path_rows
 from clipper_core.frontend.openapi import query_openapi
 from clipper_core.frontend.v2 import setup_v2_routes
-from clipper_core.http_api import JSON, error_middleware
+from clipper_core.http_api import error_middleware, json_response
 from clipper_core.metrics import MetricsCollector, render
 
 __all__ = ["CONTEXT", "create_query_app", "setup_routes"]
@@ -44,7 +43,7 @@ def setup_routes(app: web.Application) -> None:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.Response(body=orjson.dumps(query_openapi()), content_type=JSON)
+    return json_response(query_openapi())
 
 
 async def metrics(request: web.Request) -> web.Response:

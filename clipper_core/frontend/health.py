@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 from aiohttp import web
 
 from clipper_core.frontend.keys import CONTEXT
-from clipper_core.http_api import JSON, error_body
+from clipper_core.http_api import JSON, error_body, json_response
 
 __all__ = ["health", "not_ready_reason"]
 
@@ -45,4 +44,4 @@ async def health(request: web.Request) -> web.Response:
     assert path is not None
     answer = {"status": "ok", "apps": len(path.snapshot.apps),
               "replicas": sum(m.num_replicas for m in path.models.values())}
-    return web.Response(body=orjson.dumps(answer), content_type=JSON)
+    return json_response(answer)
