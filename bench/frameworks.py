@@ -56,8 +56,27 @@ class Point:
         return self.clipper_ips / self.inproc_ips if self.inproc_ips else 0.0
 
 
-def train() -> tuple[np.ndarray, dict[str, Callable[[np.ndarray], Any]], dict[str, Any]]:
+def torch_mlp() -> Any:
+    """The benchmark's torch model: MLP 64-256-256-10, seeded (the same weights in every process), eval mode."""
     import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                               torch.nn.ReLU(), torch.nn.Linear(256, 10)).eval()
+
+
+def torch_caller(mlp: Any) -> Callable[[np.ndarray], Any]:
+    """Calling ``mlp`` in process on a batch (n x 64, any float dtype): its logits as an n x 10 numpy array."""
+    import torch
+
+    def torch_call(batch: np.ndarray) -> Any:
+        with torch.inference_mode():
+            return mlp(torch.from_numpy(np.array(batch, dtype=np.float32))).numpy()
+
+    return torch_call
+
+
+def train() -> tuple[np.ndarray, dict[str, Callable[[np.ndarray], Any]], dict[str, Any]]:
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -66,15 +85,8 @@ def train() -> tuple[np.ndarray, dict[str, Callable[[np.ndarray], Any]], dict[st
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype(np.float32)
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(x, y)
-    torch.manual_seed(0)
-    mlp = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
-                              torch.nn.ReLU(), torch.nn.Linear(256, 10)).eval()
-
-    def torch_call(batch: np.ndarray) -> Any:
-        with torch.inference_mode():
-            return mlp(torch.from_numpy(np.array(batch, dtype=np.float32))).numpy()
-
-    direct = {"sklearn": lambda batch: clf.predict_proba(np.array(batch)), "torch": torch_call}
+    mlp = torch_mlp()
+    direct = {"sklearn": lambda batch: clf.predict_proba(np.array(batch)), "torch": torch_caller(mlp)}
     return x, direct, {"sklearn": clf, "torch": mlp}
 
 

@@ -9,6 +9,9 @@ FP32 tensor) with ``request.read()``, views the tensor with numpy and returns it
 ``web.Server`` (no application, router or middleware: the handler matches the path itself).
 ``python bench/raw_server.py batchy``: the same handler, batching in-process: requests queue up, one worker
 thread runs ``batchy`` on everything queued (at most 1024 items) while the next batch gathers.
+``python bench/raw_server.py torch-mlp``: batching in process the same way, calling bench/frameworks.py's torch
+MLP (64-256-256-10, built by ``frameworks.torch_mlp``, one torch thread) on at most 64 inputs a batch, a batch
+going when it is full or when its oldest request has waited 3 ms; each answer is the input's 10 logits.
 Prints ``PORT <n>`` once listening on 127.0.0.1.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ import uvloop
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import frameworks
 from models import batchy
 
 ONE_BUFFER = web.AppKey("one_buffer", bool)
@@ -85,30 +90,60 @@ async def binary_handler(request: web.Request) -> web.Response:
 
 
 class InProcessBatcher:
-    def __init__(self) -> None:
-        self.pending: list[tuple[np.ndarray[Any, Any], asyncio.Future[float]]] = []
+    """Requests queue up; one worker thread runs ``model`` on up to ``max_batch`` of them at a time while the
+    next batch gathers. With ``wait_s``, a batch goes when it is full or its oldest request has waited that
+    long; without, whatever is queued goes as soon as the worker is free."""
+
+    def __init__(self, model: Callable[[Any], Any] = batchy, max_batch: int = 1024, wait_s: float = 0.0) -> None:
+        self.model, self.max_batch, self.wait_s = model, max_batch, wait_s
+        self.pending: list[tuple[np.ndarray[Any, Any], asyncio.Future[Any], float]] = []
         self.wakeup = asyncio.Event()
         self.pool = ThreadPoolExecutor(1)
+
+    async def gather(self) -> None:
+        """Wait until ``max_batch`` requests are queued or the oldest has waited ``wait_s``."""
+        loop = asyncio.get_running_loop()
+        while len(self.pending) < self.max_batch:
+            remaining = self.pending[0][2] + self.wait_s - loop.time()
+            if remaining <= 0:
+                return
+            self.wakeup.clear()
+            timer = loop.call_later(remaining, self.wakeup.set)
+            await self.wakeup.wait()
+            timer.cancel()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
-            while self.pending:
-                batch, self.pending = self.pending[:1024], self.pending[1024:]
-                outputs = await loop.run_in_executor(self.pool, batchy, np.stack([x for x, _ in batch]))
-                for (_, fut), out in zip(batch, outputs, strict=True):
-                    fut.set_result(out)
+            if not self.pending:
+                self.wakeup.clear()
+                await self.wakeup.wait()
+            if self.wait_s:
+                await self.gather()
+            batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
+            outputs = await loop.run_in_executor(self.pool, self.model, np.stack([x for x, _, _ in batch]))
+            for (_, fut, _), out in zip(batch, outputs, strict=True):
+                fut.set_result(out)
 
     async def handler(self, request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
-        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self.pending.append((np.asarray(body["input"], dtype=np.float64), fut))
-        self.wakeup.set()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self.pending.append((np.asarray(body["input"], dtype=np.float64), fut, loop.time()))
+        if len(self.pending) == 1 or len(self.pending) >= self.max_batch:  # what the worker waits for
+            self.wakeup.set()
         out = await fut
         return web.Response(body=orjson.dumps({"query_id": 0, "output": out, "default": False}),
                             content_type="application/json")
+
+
+def torch_batcher() -> InProcessBatcher:
+    import torch
+
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    call = frameworks.torch_caller(frameworks.torch_mlp())
+    return InProcessBatcher(lambda batch: call(batch).tolist(), max_batch=64, wait_s=0.003)
 
 
 async def main(kind: str) -> None:
@@ -124,10 +159,12 @@ async def main(kind: str) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app[ONE_BUFFER] = kind == "binary-buffer"
         app.router.add_post("/bench/predict", binary_handler)
-    else:
-        batcher = InProcessBatcher()
+    elif kind in ("batchy", "torch-mlp"):
+        batcher = InProcessBatcher() if kind == "batchy" else torch_batcher()
         app.router.add_post("/bench/predict", batcher.handler)
         asyncio.get_running_loop().create_task(batcher.run())
+    else:
+        raise SystemExit(f"unknown kind {kind!r}")
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
