@@ -3,14 +3,20 @@
 The calls are synchronous inside the async methods: the file is local and only the admin path writes. The file
 is opened in WAL mode with ``synchronous=FULL`` (acknowledged feedback survives a power cut), created owner-only
 (0600) in a directory created owner-only (0700). Every write is one ``BEGIN IMMEDIATE`` transaction;
-subscribers are told after it commits. Other processes opening the same file see committed data on their next
-read, but are not notified of it (``shared`` is False).
+subscribers are told after it commits.
+
+The store is ``shared`` by the processes of one host that open the same file (``clipper start --frontends N``):
+each change is also appended to a change feed in the same transaction, and every open store follows the feed of
+the others (:mod:`clipper_core.state.sqlite_feed`: ``PRAGMA data_version`` polled every 25 ms on the loop, rows
+read only after another connection committed). The registry of live frontends is the table ``frontends`` (RPC
+address, expiry by this host's clock). Queries never read the file: the query path follows the feed into memory.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -27,13 +33,13 @@ from clipper_core.errors import (
     NotFound,
     VersionNotFound,
 )
-from clipper_core.state import codec
+from clipper_core.state import codec, sqlite_feed
 from clipper_core.state.base import StateStore
 from clipper_core.state.records import Application, ChangeEvent, Feedback, Model, Replica
 
 __all__ = ["SCHEMA_VERSION", "SqliteStateStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the schema changes."""
 
 _SCHEMA_V1 = """
@@ -59,7 +65,12 @@ CREATE TABLE feedback (app_name TEXT NOT NULL, seq INTEGER NOT NULL, uid INTEGER
     input TEXT NOT NULL, label TEXT NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (app_name, seq));
 """
 
-_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1}
+_SCHEMA_V2 = sqlite_feed.SCHEMA + """
+CREATE TABLE frontends (rpc_addr TEXT PRIMARY KEY, expiry REAL NOT NULL);
+"""
+"""Version 2 (the store became shared): the change feed and the registry of live frontends."""
+
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
 """from-version -> the script that brings the schema to from-version + 1."""
 
 _APP_COLS = ("name", "input_type", "default_output", "latency_slo_micros", "policy", "policy_config",
@@ -117,6 +128,7 @@ class SqliteStateStore(StateStore):
     """The state of one clipper node in one SQLite file at ``path``."""
 
     name = "sqlite"
+    shared = True
     url_schemes = ("sqlite",)
 
     @classmethod
@@ -134,6 +146,8 @@ class SqliteStateStore(StateStore):
         super().__init__()
         self.path = Path(path)
         self._db: sqlite3.Connection | None = None
+        self._origin = secrets.token_hex(8)
+        self._follower: sqlite_feed.Follower | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -146,10 +160,12 @@ class SqliteStateStore(StateStore):
             db.execute("PRAGMA synchronous=FULL")
             self._db = db
             self._migrate()
+            self._follower = sqlite_feed.Follower(db, self._origin, self._notify)
         except BaseException:
             self._db = None
             db.close()
             raise
+        self._follower.start()
 
     def _create_file(self) -> None:
         missing = [d for d in (self.path.parent, *self.path.parent.parents) if not d.exists()]
@@ -174,6 +190,9 @@ class SqliteStateStore(StateStore):
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     async def close(self) -> None:
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            await follower.stop()
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -191,17 +210,21 @@ class SqliteStateStore(StateStore):
     def _tx(self, events: list[ChangeEvent] | None = None) -> Iterator[sqlite3.Connection]:
         """One write transaction, then ``events`` (which the body may append to) go to the subscribers.
 
+        The events are appended to the change feed in the same transaction, for the other processes' stores.
         BEGIN IMMEDIATE takes the write lock up front, so two writers never deadlock upgrading a read lock.
         """
         db = self._conn
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            seqs = sqlite_feed.append(db, self._origin, events or ())
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        if self._follower is not None:
+            self._follower.wrote(seqs)
         for event in events or ():
             self._notify(event)
 
@@ -296,26 +319,28 @@ class SqliteStateStore(StateStore):
         return [r[0] for r in rows]
 
     async def add_links(self, app_name: str, model_names: list[str]) -> None:
-        with self._tx() as db:
+        events: list[ChangeEvent] = []
+        with self._tx(events) as db:
             linked = self._links(db, app_name)
             new = [m for m in dict.fromkeys(model_names) if m not in linked]
             position = db.execute("SELECT COALESCE(MAX(position), -1) FROM links WHERE app_name = ?",
                                   (app_name,)).fetchone()[0]
             db.executemany("INSERT INTO links (app_name, model_name, position) VALUES (?, ?, ?)",
                            [(app_name, m, position + 1 + i) for i, m in enumerate(new)])
-        if new:
-            self._notify(ChangeEvent("link", app_name))
+            if new:
+                events.append(ChangeEvent("link", app_name))
 
     async def delete_links(self, app_name: str, model_names: list[str]) -> None:
-        with self._tx() as db:
+        events: list[ChangeEvent] = []
+        with self._tx(events) as db:
             linked = self._links(db, app_name)
             for m in model_names:
                 if m not in linked:
                     raise NotFound(f"model '{m}' is not linked to application '{app_name}'")
             db.executemany("DELETE FROM links WHERE app_name = ? AND model_name = ?",
                            [(app_name, m) for m in set(model_names)])
-        if model_names:
-            self._notify(ChangeEvent("link", app_name))
+            if model_names:
+                events.append(ChangeEvent("link", app_name))
 
     async def get_links(self, app_name: str) -> list[str]:
         return self._links(self._conn, app_name)
@@ -327,11 +352,11 @@ class SqliteStateStore(StateStore):
             db.execute(f"REPLACE INTO replicas ({_REPLICAS}) VALUES ({_qs(6)})", _row(r, _REPLICA_COLS))
 
     async def delete_replica(self, model_name: str, model_version: str, replica_id: int) -> None:
-        with self._tx() as db:
-            deleted = db.execute("DELETE FROM replicas WHERE model_name = ? AND model_version = ? AND "
-                                 "replica_id = ?", (model_name, model_version, replica_id)).rowcount
-        if deleted:
-            self._notify(ChangeEvent("replica", model_name, model_version))
+        events: list[ChangeEvent] = []
+        with self._tx(events) as db:
+            if db.execute("DELETE FROM replicas WHERE model_name = ? AND model_version = ? AND replica_id = ?",
+                          (model_name, model_version, replica_id)).rowcount:
+                events.append(ChangeEvent("replica", model_name, model_version))
 
     async def list_replicas(self, model_name: str | None = None, model_version: str | None = None
                             ) -> list[Replica]:
@@ -357,6 +382,22 @@ class SqliteStateStore(StateStore):
             db.execute("REPLACE INTO replica_counters (model_name, model_version, next_id) VALUES (?, ?, ?)",
                        (model_name, model_version, replica_id + 1))
         return replica_id
+
+    # -- query frontends ------------------------------------------------------------------------------
+    async def register_frontend(self, rpc_addr: str, ttl: float = 10.0) -> None:
+        """Announce or refresh ``rpc_addr`` until ``ttl`` seconds from now; expired entries are deleted."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM frontends WHERE expiry <= ?", (now,))
+            db.execute("REPLACE INTO frontends (rpc_addr, expiry) VALUES (?, ?)", (rpc_addr, now + ttl))
+
+    async def unregister_frontend(self, rpc_addr: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM frontends WHERE rpc_addr = ?", (rpc_addr,))
+
+    async def list_frontends(self) -> list[str]:
+        rows = self._conn.execute("SELECT rpc_addr FROM frontends WHERE expiry > ? ORDER BY rpc_addr", (time.time(),))
+        return [r[0] for r in rows]
 
     # -- policy state and feedback --------------------------------------------------------------------
     async def get_policy_state(self, app_name: str, uid: int) -> bytes | None:

@@ -84,11 +84,11 @@ async def test_second_store_on_the_same_file_sees_committed_data(opened: SqliteS
 async def test_schema_version_and_pragmas(opened: SqliteStateStore) -> None:
     db = sqlite3.connect(opened.path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"apps", "models", "current_versions", "links", "replicas", "replica_counters", "policy_state",
-                "feedback"} <= tables
+                "feedback", "changes", "frontends"} <= tables
     finally:
         db.close()
 
@@ -99,9 +99,36 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.close()
     store = SqliteStateStore(path)
-    with pytest.raises(ClipperError, match="schema version 2"):
+    with pytest.raises(ClipperError, match=f"schema version {SCHEMA_VERSION + 1}"):
         await store.open()
     await store.close()
+
+
+async def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
+    """A file written before the store was shared opens: the feed and registry tables are added, data kept."""
+    from clipper_core.state import sqlite as sqlite_module
+
+    path = tmp_path / "clipper.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(sqlite_module._SCHEMA_V1)
+    db.execute("INSERT INTO apps VALUES ('old', 'doubles', '-1.0', 1000, 'default', '{}', 1)")
+    db.execute("PRAGMA user_version = 1")
+    db.close()
+    store = SqliteStateStore(path)
+    await store.open()
+    try:
+        assert [a.name for a in await store.list_apps()] == ["old"]
+        await store.add_app(Application("new", InputType.INTS, "0", 1000))  # writes the feed
+        await store.register_frontend("tcp://127.0.0.1:7000", ttl=30)
+        assert await store.list_frontends() == ["tcp://127.0.0.1:7000"]
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("SELECT COUNT(*) FROM changes").fetchone()[0] == 1
+    finally:
+        db.close()
 
 
 async def test_open_twice_and_close_twice(opened: SqliteStateStore) -> None:
