@@ -1,31 +1,48 @@
-"""clipper benchmark suite: one command, a table of figures, every clipper figure beside its baseline.
+"""clipper benchmark suite: issue #13's targets, every clipper figure measured in turns with its baseline.
 
-    .venv/bin/python bench/run.py                 # full: 15 s a point, 1/16/64 connections
-    .venv/bin/python bench/run.py --quick         # 3 s a point (a smoke run, figures are noisy)
+    .venv/bin/python bench/run.py                       # 3 rounds of 8 s a side, noop/batchy at 1/16/64 conns
+    .venv/bin/python bench/run.py --quick               # smoke run: 1 round of 2 s (figures are noisy)
+    .venv/bin/python bench/run.py --only torch --rounds 5 --json torch.json
 
-Load comes from wrk (Debian package ``wrk``) on loopback, bounded by its duration. Scenarios:
+One clipper server (this tree, replicas with ``CLIPPER_NUM_THREADS=1``) serves every scenario; each
+scenario's raw baseline (bench/raw_server.py) is up beside it for the whole scenario. For every scenario and
+connection count: a warm-up run of wrk on each side, then ``--rounds`` rounds, each a wrk run of
+``--duration`` s against every side in turn, the first side changing each round (two sides alternate).
+Figures are medians over the rounds with their (min–max); a ratio is the ratio of the medians, with the
+spread of the per-round ratios (each round's sides ran within seconds of each other, so the neighbours' load
+lands on both). Scenarios:
 
-* ``noop``: sum of 10 doubles, clipper vs a raw aiohttp+uvloop handler (the practical limit of a Python
-  HTTP frontend here);
-* ``batchy`` (5 ms + 0.05 ms per item): clipper with AIMD batching vs the same raw handler batching in
-  process, and clipper with ``batch_size=1`` (what batching buys);
-* idle CPU of the clipper server process over a few seconds with a replica connected.
+* ``noop`` (sum of 10 doubles; ``--connections``, default 1,16,64): clipper vs a raw aiohttp+uvloop handler;
+* ``batchy`` (5 ms + 0.05 ms per item; ``--connections``): clipper with AIMD batching vs the raw handler
+  batching in process; clipper with ``batch_size=1`` measured once a connection count after the rounds;
+* ``frameworks`` (16 connections): the scikit-learn model and the torch MLP of bench/frameworks.py through
+  their deployers, one input of 64 doubles a request, vs clipper's noop on the same bodies;
+* ``torch`` (64 connections): the torch MLP (64-256-256-10, one thread) through the PyTorch deployer vs the
+  same model batched in process by the raw handler (``raw_server.py torch-mlp``: max batch 64, 3 ms window);
+* ``idle``: CPU of the clipper server process over 20 s with its replicas connected (after the loads).
+
+wrk's bodies differ on every request (post.lua: 10 doubles; post64.lua: 64) so the cache never answers.
+Then a table of every figure, and a table of #13's targets: each target's figure from these measurements,
+its per-round spread, in how many rounds it held, and whether the median meets it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import operator
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +51,13 @@ sys.path.insert(0, str(HERE))
 import models as bench_models  # noqa: E402
 from prometheus import scrape  # noqa: E402
 
+POST = HERE / "post.lua"
+POST64 = HERE / "post64.lua"
 BODY = json.dumps({"input": [float(i) for i in range(1, 11)]})
+BODY64 = json.dumps({"input": [(i * 37 % 17) / 16 for i in range(64)]})  # warm-ups and probes of the 64-input models
+SCENARIOS = ("noop", "batchy", "frameworks", "torch", "idle")
+FRAMEWORKS_CONNS = 16
+TORCH_CONNS = 64
 
 
 @dataclass
@@ -48,6 +71,7 @@ class Point:
     errors: int
     batch_mean: float | None = None
     default_ratio: float | None = None
+    round: int = 0  # 0: not part of the rounds (measured once)
 
 
 def _ms(text: str) -> float:
@@ -55,14 +79,14 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def wrk_command(url: str, connections: int, duration: float) -> list[str]:
+def wrk_command(url: str, connections: int, duration: float, script: Path = POST) -> list[str]:
     threads = 1 if connections < 16 else 2
     return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:.0f}s", "--latency", "--timeout", "5s",
-            "-s", str(HERE / "post.lua"), url]
+            "-s", str(script), url]
 
 
-def run_wrk(url: str, connections: int, duration: float) -> tuple[float, float, float, int]:
-    cmd = wrk_command(url, connections, duration)
+def run_wrk(url: str, connections: int, duration: float, script: Path = POST) -> tuple[float, float, float, int]:
+    cmd = wrk_command(url, connections, duration, script)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
@@ -72,11 +96,15 @@ def run_wrk(url: str, connections: int, duration: float) -> tuple[float, float, 
     return rps, p50, p99, errors
 
 
-def warm(url: str, n: int = 200) -> None:
+def post_json(url: str, body: str) -> Any:
+    request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def warm(url: str, n: int = 200, body: str = BODY) -> None:
     for _ in range(n):
-        request = urllib.request.Request(url, data=BODY.encode(), headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
+        post_json(url, body)
 
 
 class RawServer:
@@ -85,6 +113,9 @@ class RawServer:
                                      text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "PORT":
+            self.close()
+            raise RuntimeError(f"raw_server.py {kind} did not start (printed {line!r})")
         self.url = f"http://127.0.0.1:{line[1]}/bench/predict"
 
     def close(self) -> None:
@@ -142,29 +173,54 @@ def deploy_apps(conn: Any, apps: Iterable[str] = ("noop", "batchy", "batchy-b1")
         if app not in wanted:
             continue
         deadline = time.monotonic() + 60
-        while True:
-            request = urllib.request.Request(f"http://{addr}/{app}/predict", data=BODY.encode(),
-                                             headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=10) as response:
-                if not json.loads(response.read())["default"]:
-                    break
+        while not post_json(f"http://{addr}/{app}/predict", BODY)["default"]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{app}: the replica never answered")
             time.sleep(0.1)
 
 
+def deploy_framework_apps(conn: Any, with_sklearn: bool) -> None:
+    """Deploy bench/frameworks.py's torch MLP as app ``bench-torch`` (PyTorch deployer) and, ``with_sklearn``,
+    its scikit-learn model as ``bench-sklearn`` (predict_proba); AIMD batching, wait until both answer."""
+    import frameworks
+    from clipper_deployer_pytorch import create_endpoint as torch_endpoint
+
+    addr = conn.get_query_addr()
+    apps = ["bench-torch"]
+    if with_sklearn:
+        from clipper_deployer_sklearn import create_endpoint as sklearn_endpoint
+
+        _x, _direct, trained = frameworks.train()
+        sklearn_endpoint(conn, "bench-sklearn", "doubles", sklearn_model=trained["sklearn"], method="predict_proba",
+                         slo_micros=1_000_000)
+        apps.append("bench-sklearn")
+        mlp = trained["torch"]
+    else:
+        mlp = frameworks.torch_mlp()
+    torch_endpoint(conn, "bench-torch", "doubles", pytorch_model=mlp, slo_micros=1_000_000)
+    for app in apps:
+        frameworks.wait_answered(f"http://{addr}/{app}/predict", BODY64.encode())
+    logs = sorted(Path(conn.cm.home, "logs").glob("bench-torch_*.log"))
+    threads = re.findall(r"loaded torch \S+ \S+ model with (\d+) thread", "".join(p.read_text() for p in logs))
+    if set(threads) != {"1"}:
+        raise RuntimeError(f"the bench-torch replica should run one torch thread; its log says {threads}")
+
+
 def measure_point(addr: str, scenario: str, target: str, url: str, c: int, duration: float,
-                  model: str | None = None, app: str | None = None) -> Point:
-    """One wrk run of ``duration`` s at ``c`` connections against ``url`` (after 100 warm-up requests); with
-    ``model`` and ``app``, also the mean batch size and default ratio from the server at ``addr``."""
-    warm(url, 100)
+                  model: str | None = None, app: str | None = None, *, script: Path = POST, body: str = BODY,
+                  round_: int = 0) -> Point:
+    """One wrk run of ``duration`` s at ``c`` connections against ``url`` (after 100 warm-up requests of
+    ``body``; wrk sends ``script``'s bodies); with ``model`` and ``app``, also the mean batch size and default
+    ratio from the server at ``addr``."""
+    warm(url, 100, body)
     before = scrape(addr) if model else {}
-    rps, p50, p99, errors = run_wrk(url, c, duration)
-    point = Point(scenario, target, c, rps, p50, p99, errors)
+    rps, p50, p99, errors = run_wrk(url, c, duration, script)
+    point = Point(scenario, target, c, rps, p50, p99, errors, round=round_)
     if model and app:
         point.batch_mean, point.default_ratio = batch_stats(before, scrape(addr), model, app)
-    print(f"  {scenario:7} {target:16} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms",
-          flush=True)
+    label = f"r{round_}" if round_ else "once"
+    print(f"  {scenario:10} {target:16} c={c:<3} {label:4} {rps:9.0f} req/s  p50 {p50:7.2f} ms  "
+          f"p99 {p99:7.2f} ms", flush=True)
     return point
 
 
@@ -173,87 +229,344 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# -- measuring in turns ------------------------------------------------------------------------------------
+@dataclass
+class Side:
+    """One thing measured in a scenario: a URL, the wrk script and warm-up body it takes, and for a clipper
+    app its app and model (for the mean batch size and default ratio)."""
+
+    name: str
+    url: str
+    app: str | None = None
+    model: str | None = None
+    script: Path = POST
+    body: str = BODY
+
+
+@dataclass
+class Comparison:
+    """A scenario at one connection count: each side's runs (one a round) and the extra runs measured once."""
+
+    scenario: str
+    connections: int
+    baseline: str
+    sides: list[str]
+    runs: dict[str, list[Point]] = field(default_factory=dict)
+    once: list[Point] = field(default_factory=list)
+
+    def values(self, side: str, attr: str) -> list[float]:
+        return [float(getattr(p, attr)) for p in self.runs[side]]
+
+    def median(self, side: str, attr: str) -> float:
+        return statistics.median(self.values(side, attr))
+
+    def ratio(self, num: str, den: str, attr: str = "rps", den_attr: str | None = None) -> tuple[float, list[float]]:
+        """``num``'s ``attr`` over ``den``'s ``den_attr`` (default the same): the ratio of the medians and the
+        per-round ratios."""
+        den_attr = den_attr or attr
+        per_round = [a / b for a, b in zip(self.values(num, attr), self.values(den, den_attr), strict=True)]
+        return self.median(num, attr) / self.median(den, den_attr), per_round
+
+
+def in_turns(addr: str, scenario: str, c: int, sides: list[Side], rounds: int, duration: float, warmup: float,
+             once: Iterable[Side] = ()) -> Comparison:
+    """Warm each side up at ``c`` connections, then ``rounds`` rounds of a wrk run against every side in turn,
+    the first side rotating (two sides alternate); then one run of each of ``once``."""
+    comparison = Comparison(scenario, c, sides[0].name, [s.name for s in sides], {s.name: [] for s in sides})
+    for side in sides:  # the batch size adapts to this concurrency, caches and pools fill
+        warm(side.url, 100, side.body)
+        run_wrk(side.url, c, warmup, side.script)
+    for r in range(rounds):
+        k = r % len(sides)
+        for side in sides[k:] + sides[:k]:
+            comparison.runs[side.name].append(measure_point(
+                addr, scenario, side.name, side.url, c, duration, side.model, side.app, script=side.script,
+                body=side.body, round_=r + 1))
+    for side in once:
+        comparison.once.append(measure_point(addr, scenario, side.name, side.url, c, duration, side.model, side.app,
+                                             script=side.script, body=side.body))
+    return comparison
+
+
+@dataclass
+class Idle:
+    server_pct: float
+    replicas_pct: float
+    replicas: int
+    window_s: float
+
+
+def measure_idle(pid: int, settle: float, window: float) -> Idle:
+    """CPU of the server process ``pid`` (and, apart, of its replica processes) over ``window`` s of no load."""
+    from ab import children
+
+    time.sleep(settle)  # let the last load's stragglers settle
+    replicas = [p for p in children(pid) if b"clipper_container" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    start, replicas_start, t0 = cpu_seconds(pid), sum(cpu_seconds(p) for p in replicas), time.monotonic()
+    time.sleep(window)  # measuring idle CPU over a fixed window
+    elapsed = time.monotonic() - t0
+    return Idle((cpu_seconds(pid) - start) / elapsed * 100,
+                (sum(cpu_seconds(p) for p in replicas) - replicas_start) / elapsed * 100, len(replicas), window)
+
+
+# -- the targets of #13 --------------------------------------------------------------------------------------
+@dataclass
+class Target:
+    """One of #13's targets: ``figure`` reads (the figure, its per-round values) from the comparisons, or
+    None when the scenario or connection count was not measured."""
+
+    label: str
+    op: str  # ">=", "<=" or "<"
+    threshold: float
+    unit: str  # "x", " ms" or "%"
+    figure: Callable[[dict[tuple[str, int], Comparison], Idle | None], tuple[float, list[float]] | None]
+
+
+def _ratio(scenario: str, c: int, num: str, den: str, attr: str = "rps",
+           den_attr: str | None = None) -> Callable[[dict[tuple[str, int], Comparison], Idle | None],
+                                                    tuple[float, list[float]] | None]:
+    def figure(comps: dict[tuple[str, int], Comparison], _idle: Idle | None) -> tuple[float, list[float]] | None:
+        comp = comps.get((scenario, c))
+        return comp.ratio(num, den, attr, den_attr) if comp else None
+
+    return figure
+
+
+def _value(scenario: str, c: int, side: str, attr: str) -> Callable[[dict[tuple[str, int], Comparison], Idle | None],
+                                                                    tuple[float, list[float]] | None]:
+    def figure(comps: dict[tuple[str, int], Comparison], _idle: Idle | None) -> tuple[float, list[float]] | None:
+        comp = comps.get((scenario, c))
+        return (comp.median(side, attr), comp.values(side, attr)) if comp else None
+
+    return figure
+
+
+def _idle(_comps: dict[tuple[str, int], Comparison], idle: Idle | None) -> tuple[float, list[float]] | None:
+    return (idle.server_pct, [idle.server_pct]) if idle else None
+
+
+TARGETS = [
+    Target("noop req/s at 64 conns, clipper / raw aiohttp", ">=", 0.9, "x",
+           _ratio("noop", 64, "clipper", "raw aiohttp")),
+    Target("noop req/s at 1 conn, clipper / raw aiohttp", ">=", 0.5, "x", _ratio("noop", 1, "clipper", "raw aiohttp")),
+    Target("noop p50 at 1 conn, clipper", "<=", 0.5, " ms", _value("noop", 1, "clipper", "p50_ms")),
+    Target("noop p99 at 16 conns, clipper / raw aiohttp", "<=", 1.2, "x",
+           _ratio("noop", 16, "clipper", "raw aiohttp", "p99_ms")),
+    Target("batchy req/s at 64 conns, clipper AIMD / raw in-process", ">=", 1.15, "x",
+           _ratio("batchy", 64, "clipper AIMD", "raw in-process")),
+    Target("batchy at 64 conns, clipper AIMD p99 / its p50", "<=", 1.5, "x",
+           _ratio("batchy", 64, "clipper AIMD", "clipper AIMD", "p99_ms", "p50_ms")),
+    Target(f"sklearn req/s at {FRAMEWORKS_CONNS} conns / clipper noop", ">=", 0.8, "x",
+           _ratio("frameworks", FRAMEWORKS_CONNS, "clipper sklearn", "clipper noop")),
+    Target(f"torch MLP req/s at {FRAMEWORKS_CONNS} conns / clipper noop", ">=", 0.8, "x",
+           _ratio("frameworks", FRAMEWORKS_CONNS, "clipper torch", "clipper noop")),
+    Target(f"torch MLP req/s at {TORCH_CONNS} conns, clipper / raw in-process batched", ">=", 1.0, "x",
+           _ratio("torch", TORCH_CONNS, "clipper torch", "raw in-process")),
+    Target("idle CPU of the server process, % of a core", "<", 1.0, "%", _idle),
+]
+OPS = {">=": operator.ge, "<=": operator.le, "<": operator.lt}
+
+
+def evaluate(comps: dict[tuple[str, int], Comparison], idle: Idle | None) -> list[dict[str, Any]]:
+    results = []
+    for target in TARGETS:
+        got = target.figure(comps, idle)
+        result: dict[str, Any] = {"target": target.label, "op": target.op, "threshold": target.threshold,
+                                  "unit": target.unit.strip()}
+        if got is not None:
+            value, per_round = got
+            result |= {"figure": value, "per_round": per_round, "met": bool(OPS[target.op](value, target.threshold)),
+                       "rounds_met": sum(bool(OPS[target.op](v, target.threshold)) for v in per_round)}
+        results.append(result)
+    return results
+
+
+# -- the run -------------------------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 s a point instead of 15 s")
-    parser.add_argument("--duration", type=float, default=None)
-    parser.add_argument("--connections", default="1,16,64")
-    parser.add_argument("--only", default="noop,batchy,idle", help="comma-separated scenarios")
-    parser.add_argument("--json", type=Path, help="also write the points to this file")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round of 2 s, 1 s warm-ups, 5 s idle")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds a point (default 3; --quick 1)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds a wrk run (default 8; --quick 2)")
+    parser.add_argument("--warmup", type=float, default=None, help="seconds of wrk warm-up a side and point "
+                                                                   "(default 2; --quick 1)")
+    parser.add_argument("--connections", default="1,16,64", help="connection counts of noop and batchy "
+                        f"(frameworks runs at {FRAMEWORKS_CONNS}, torch at {TORCH_CONNS})")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated scenarios of {SCENARIOS}")
+    parser.add_argument("--json", type=Path, help="also write every point, the comparisons and the targets here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
-    duration = args.duration or (3.0 if args.quick else 15.0)
+    rounds = args.rounds or (1 if args.quick else 3)
+    duration = args.duration or (2.0 if args.quick else 8.0)
+    warmup = args.warmup or (1.0 if args.quick else 2.0)
     conns = [int(c) for c in args.connections.split(",")]
-    only = set(args.only.split(","))
+    only = [s for s in SCENARIOS if s in args.only.split(",")]
+    if unknown := sorted(set(args.only.split(",")) - set(SCENARIOS)):
+        parser.error(f"unknown scenarios {unknown}; known: {SCENARIOS}")
+    if rounds < 1 or duration < 1 or warmup < 1 or min(conns) < 1:
+        parser.error("--rounds, --duration, --warmup and every connection count must be at least 1")
 
+    import ab  # here, not at the top: ab.py imports this module
+
+    commit = ab.describe(HERE.parent)
+    load_start = os.getloadavg()
     home = Path(tempfile.mkdtemp(prefix="clipper-bench-"))
-    conn = start_server(home)
-    points: list[Point] = []
-    notes: list[str] = []
+    server = ab.Side("clipper", HERE.parent, home)
+    comps: list[Comparison] = []
+    idle: Idle | None = None
+    started = time.monotonic()
     try:
-        addr = conn.get_query_addr()
-        deploy_apps(conn)
+        server.conn = start_server(home, {"CLIPPER_NUM_THREADS": "1"})
+        addr = server.conn.get_query_addr()
+        apps = {"noop": ["noop"], "batchy": ["batchy", "batchy-b1"], "frameworks": ["noop"]}
+        wanted = [app for scenario in only for app in apps.get(scenario, [])]
+        deploy_apps(server.conn, wanted or [app for app, *_ in SETUPS])
+        if "frameworks" in only or "torch" in only:
+            deploy_framework_apps(server.conn, with_sklearn="frameworks" in only)
 
-        def measure(scenario: str, target: str, url: str, c: int, model: str | None = None,
-                    app: str | None = None) -> Point:
-            return measure_point(addr, scenario, target, url, c, duration, model, app)
+        def clipper(name: str, app: str, model: str, script: Path = POST, body: str = BODY) -> Side:
+            return Side(name, f"http://{addr}/{app}/predict", app, model, script, body)
 
-        if "noop" in only:
-            raw = RawServer("noop")
-            try:
-                for c in conns:
-                    points.append(measure("noop", "raw aiohttp", raw.url, c))
-                    points.append(measure("noop", "clipper", f"http://{addr}/noop/predict", c, "noop", "noop"))
-            finally:
-                raw.close()
-        if "batchy" in only:
-            raw = RawServer("batchy")
-            try:
-                for c in conns:
-                    points.append(measure("batchy", "raw in-process", raw.url, c))
-                    points.append(measure("batchy", "clipper AIMD", f"http://{addr}/batchy/predict", c,
-                                          "batchy", "batchy"))
-                    points.append(measure("batchy", "clipper b=1", f"http://{addr}/batchy-b1/predict", c,
-                                          "batchy1", "batchy-b1"))
-            finally:
-                raw.close()
-        if "idle" in only:
-            pid = json.loads((home / "runtime.json").read_text())["pid"]
-            time.sleep(2.0)  # let the last load's stragglers settle
-            start, t0 = cpu_seconds(pid), time.monotonic()
-            time.sleep(20.0)  # measuring idle CPU over a fixed window
-            idle = (cpu_seconds(pid) - start) / (time.monotonic() - t0) * 100
-            notes.append(f"idle frontend CPU: {idle:.2f}% of one core over 20 s (3 replicas connected)")
+        def turns(scenario: str, c: int, sides: list[Side], once: Iterable[Side] = ()) -> None:
+            comps.append(in_turns(addr, scenario, c, sides, rounds, duration, warmup, once))
+
+        for scenario in only:
+            if scenario == "noop":
+                with raw_server("noop") as raw:
+                    for c in conns:
+                        turns("noop", c, [Side("raw aiohttp", raw.url), clipper("clipper", "noop", "noop")])
+            elif scenario == "batchy":
+                with raw_server("batchy") as raw:
+                    for c in conns:
+                        turns("batchy", c, [Side("raw in-process", raw.url),
+                                            clipper("clipper AIMD", "batchy", "batchy")],
+                              once=[clipper("clipper b=1", "batchy-b1", "batchy1")])
+            elif scenario == "frameworks":  # noop on the same 64-double bodies as the two models
+                turns("frameworks", FRAMEWORKS_CONNS, [
+                    clipper("clipper noop", "noop", "noop", POST64, BODY64),
+                    clipper("clipper sklearn", "bench-sklearn", "bench-sklearn", POST64, BODY64),
+                    clipper("clipper torch", "bench-torch", "bench-torch", POST64, BODY64)])
+            elif scenario == "torch":
+                with raw_server("torch-mlp") as raw:
+                    check_same_model(raw.url, f"http://{addr}/bench-torch/predict")
+                    turns("torch", TORCH_CONNS, [
+                        Side("raw in-process", raw.url, script=POST64, body=BODY64),
+                        clipper("clipper torch", "bench-torch", "bench-torch", POST64, BODY64)])
+            elif scenario == "idle":
+                pid = int(json.loads((home / "runtime.json").read_text())["pid"])
+                idle = measure_idle(pid, 1.0 if args.quick else 2.0, 5.0 if args.quick else 20.0)
     finally:
-        conn.stop_all()
-        shutil.rmtree(home, ignore_errors=True)
-    print_table(points, notes)
+        ab.stop(server)
+    elapsed = time.monotonic() - started
+    results = evaluate({(c.scenario, c.connections): c for c in comps}, idle)
+    print(f"\nclipper {commit}; {rounds} round(s) of {duration:.0f} s a side after {warmup:.0f} s warm-ups, the "
+          f"first side changing each round; {elapsed:.0f} s in all; load average {load_start[0]:.2f} at the start, "
+          f"{os.getloadavg()[0]:.2f} at the end")
+    print_figures(comps, idle)
+    print_targets(results)
     if args.json:
-        args.json.write_text(json.dumps([p.__dict__ for p in points], indent=1))
+        report = {"commit": commit, "rounds": rounds, "duration": duration, "warmup": warmup,
+                  "loadavg": [load_start[0], os.getloadavg()[0]],
+                  "points": [asdict(p) for c in comps for side in c.sides for p in c.runs[side]]
+                  + [asdict(p) for c in comps for p in c.once],
+                  "comparisons": [summary(c) for c in comps], "idle": asdict(idle) if idle else None,
+                  "targets": results}
+        args.json.write_text(json.dumps(report, indent=1))
     return 0
 
 
-def print_table(points: list[Point], notes: list[str]) -> None:
-    baseline = {(p.scenario, p.connections): p.rps for p in points if p.target.startswith("raw")}
-    print()
-    print("| scenario | target | conns | req/s | p50 ms | p99 ms | ratio to baseline | mean batch | default ratio "
-          "| errors |")
+@contextlib.contextmanager
+def raw_server(kind: str) -> Iterator[RawServer]:
+    server = RawServer(kind)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def check_same_model(raw_url: str, clipper_url: str) -> None:
+    """The raw handler and clipper's replica must be the same MLP: the same logits for one probe."""
+    raw, served = post_json(raw_url, BODY64)["output"], post_json(clipper_url, BODY64)["output"]
+    if len(raw) != len(served) or max(abs(a - b) for a, b in zip(raw, served, strict=True)) > 1e-4:
+        raise RuntimeError(f"the raw torch-mlp and clipper's bench-torch answer differently: {raw} vs {served}")
+
+
+def summary(comp: Comparison) -> dict[str, Any]:
+    ratios = {}
+    for side in comp.sides:
+        if side != comp.baseline:
+            value, per_round = comp.ratio(side, comp.baseline)
+            ratios[side] = {"ratio": value, "per_round": per_round}
+    return {"scenario": comp.scenario, "connections": comp.connections, "baseline": comp.baseline,
+            "medians": {side: {attr: comp.median(side, attr) for attr in ("rps", "p50_ms", "p99_ms")}
+                        for side in comp.sides}, "ratios_to_baseline": ratios}
+
+
+def spread(values: list[float], fmt: str) -> str:
+    if len(values) == 1:
+        return f"{values[0]:{fmt}}"
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
+
+
+def print_figures(comps: list[Comparison], idle: Idle | None) -> None:
+    print("\nmedians over the rounds (min–max); ratio = ratio of the medians to the scenario's baseline (the first "
+          "side), with the per-round ratios' min–max\n")
+    print("| scenario | conns | side | req/s | p50 ms | p99 ms | ratio to baseline | mean batch | errors "
+          "| default ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for p in points:
-        base = baseline.get((p.scenario, p.connections))
-        ratio = f"{p.rps / base:.2f}" if base and not p.target.startswith("raw") else "-"
-        batch = f"{p.batch_mean:.1f}" if p.batch_mean else "-"
-        default = f"{p.default_ratio:.3f}" if p.default_ratio is not None else "-"
-        print(f"| {p.scenario} | {p.target} | {p.connections} | {p.rps:.0f} | {p.p50_ms:.2f} | {p.p99_ms:.2f} | "
-              f"{ratio} | {batch} | {default} | {p.errors} |")
-    b1 = {p.connections: p.rps for p in points if p.target == "clipper b=1"}
-    aimd = {p.connections: p.rps for p in points if p.target == "clipper AIMD"}
-    for c in sorted(set(b1) & set(aimd)):
-        print(f"AIMD / batch_size=1 throughput at {c} connections: {aimd[c] / b1[c]:.1f}x")
-    for note in notes:
-        print(note)
+    for comp in comps:
+        for side in comp.sides:
+            points = comp.runs[side]
+            if side == comp.baseline:
+                ratio = "-"
+            else:
+                value, per_round = comp.ratio(side, comp.baseline)
+                ratio = f"{value:.2f}" + (f" ({min(per_round):.2f}–{max(per_round):.2f})" if len(per_round) > 1 else "")
+            batches = [p.batch_mean for p in points if p.batch_mean]
+            defaults = [p.default_ratio for p in points if p.default_ratio is not None]
+            batch = spread(batches, ".1f") if batches else "-"
+            default = f"{max(defaults):.3f}" if defaults else "-"
+            print(f"| {comp.scenario} | {comp.connections} | {side} | {spread(comp.values(side, 'rps'), '.0f')} | "
+                  f"{spread(comp.values(side, 'p50_ms'), '.2f')} | {spread(comp.values(side, 'p99_ms'), '.2f')} | "
+                  f"{ratio} | {batch} | {sum(p.errors for p in points)} | {default} |")
+        for p in comp.once:
+            once_ratio = p.rps / comp.median(comp.baseline, "rps")
+            print(f"| {comp.scenario} | {comp.connections} | {p.target} (once) | {p.rps:.0f} | {p.p50_ms:.2f} | "
+                  f"{p.p99_ms:.2f} | {once_ratio:.2f} | {p.batch_mean or 0:.1f} | {p.errors} | "
+                  f"{p.default_ratio or 0:.3f} |")
+    for comp in comps:
+        for p in comp.once:
+            if p.target == "clipper b=1" and "clipper AIMD" in comp.runs:
+                print(f"batchy AIMD / batch_size=1 throughput at {comp.connections} connections: "
+                      f"{comp.median('clipper AIMD', 'rps') / p.rps:.1f}x")
+    if idle:
+        print(f"idle CPU over {idle.window_s:.0f} s: server process {idle.server_pct:.2f}% of a core, its "
+              f"{idle.replicas} replicas {idle.replicas_pct:.2f}% together")
+    for comp in comps:
+        for side in comp.sides:
+            errors = sum(p.errors for p in comp.runs[side])
+            worst = max((p.default_ratio or 0.0) for p in comp.runs[side])
+            if errors or worst:
+                print(f"warning: {comp.scenario} c={comp.connections} {side}: {errors} wrk errors, default ratio "
+                      f"up to {worst:.3f}")
+
+
+def print_targets(results: list[dict[str, Any]]) -> None:
+    print("\ntargets (#13): the figure is the median (a ratio: of the medians), with its per-round min–max\n")
+    print("| target | wanted | figure | rounds met | verdict |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        unit = {"x": "×", "ms": " ms", "%": "%"}[r["unit"]]
+        wanted = f"{ {'>=': '≥', '<=': '≤'}.get(r['op'], r['op'])} {r['threshold']:g}{unit}"
+        if "figure" not in r:
+            print(f"| {r['target']} | {wanted} | not measured | - | - |")
+            continue
+        per_round = r["per_round"]
+        fig = f"{r['figure']:.2f}{unit}" + (f" ({min(per_round):.2f}–{max(per_round):.2f})"
+                                            if len(per_round) > 1 else "")
+        print(f"| {r['target']} | {wanted} | {fig} | {r['rounds_met']}/{len(per_round)} | "
+              f"{'met' if r['met'] else 'missed'} |")
 
 
 if __name__ == "__main__":
