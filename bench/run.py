@@ -218,7 +218,7 @@ def measure_point(addr: str, scenario: str, target: str, url: str, c: int, durat
     point = Point(scenario, target, c, rps, p50, p99, errors, round=round_)
     if model and app:
         point.batch_mean, point.default_ratio = batch_stats(before, scrape(addr), model, app)
-    label = f"r{round_}" if round_ else "once"
+    label = f"r{round_}" if round_ else ""
     print(f"  {scenario:10} {target:16} c={c:<3} {label:4} {rps:9.0f} req/s  p50 {p50:7.2f} ms  "
           f"p99 {p99:7.2f} ms", flush=True)
     return point
