@@ -95,6 +95,21 @@ def _config(args: argparse.Namespace, **extra: Any) -> Config:
     return Config.from_env(**overrides)
 
 
+def _frontends(value: str) -> int:
+    """``--frontends``: a count >= 1, or ``auto`` (:func:`clipper_core.server.multi.auto_frontends`)."""
+    if value == "auto":
+        from clipper_core.server.multi import auto_frontends
+
+        return auto_frontends()
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of frontends or 'auto', got {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"at least one frontend, got {count}")
+    return count
+
+
 def cmd_start(args: argparse.Namespace) -> int:
     config = _config(args)
     _registry(args).state_store_class(config.state_store)  # a wrong --state-store fails here, in one line
@@ -280,8 +295,10 @@ def _add_server_commands(add: Add) -> None:
     start.add_argument("--rpc-port", type=int, default=None)
     start.add_argument("--cache-size", type=int, default=None, help="prediction cache bytes")
     start.add_argument("--state-store", default=None, help="sqlite (default), memory or redis://host:port/db")
-    start.add_argument("--frontends", type=int, default=1,
-                       help="query frontend processes sharing the query port (SO_REUSEPORT; >1 uses Redis)")
+    start.add_argument("--frontends", type=_frontends, default=1, metavar="N|auto",
+                       help="query frontend processes sharing the query port (SO_REUSEPORT) over the state store "
+                            "(SQLite shared on this host, or redis://); 'auto': 1 up to 2 usable cores, else "
+                            "cores - 1, at most 8")
     frontend = add("frontend", cmd_frontend, "run a query frontend alone, over a shared state store", manager=False)
     frontend.add_argument("--state-store", default=None, help="redis://host:port/db (shared with the admin server)")
     frontend.add_argument("--host", default=None, help="query address (default 127.0.0.1)")

@@ -153,15 +153,20 @@ def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThr
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[Any, Path]]:
-    """``clipper start --frontends 2`` from Python (two query frontend processes over a managed Redis), as
-    ``(ClipperConnection, $CLIPPER_HOME)``; stopped after the test."""
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Path]]:
+    """``clipper start --frontends 2`` from Python (two query frontend processes), as
+    ``(ClipperConnection, $CLIPPER_HOME)``; stopped after the test. The processes share the default SQLite file
+    unless the test parametrizes the fixture (``indirect=True``) with ``"redis"``: then a real redis-server
+    (``redis_url``, which fails rather than skips under ``CI=true``)."""
     from clipper_core import ClipperConnection, LocalContainerManager
 
+    store = getattr(request, "param", "sqlite")
+    assert store in ("sqlite", "redis"), store
     home = tmp_path / "home"
     conn = ClipperConnection(LocalContainerManager(clipper_home=home, clipper_query_port=0,
                                                    clipper_management_port=0, clipper_rpc_port=0))
-    conn.start_clipper(num_frontend_replicas=2)
+    conn.start_clipper(num_frontend_replicas=2,
+                       state_store=request.getfixturevalue("redis_url") if store == "redis" else None)
     try:
         yield conn, home
     finally:

@@ -1,15 +1,24 @@
-"""Several query frontends over one Redis: admin changes reach every frontend within 1 s, replicas serve every
-frontend (they learn of new ones from PEERS), and a Redis restart mid-traffic loses nothing."""
+"""Several query frontends over one shared store (the SQLite file of this host, or Redis): admin changes reach
+every frontend within 1 s, replicas serve every frontend (they learn of new ones from PEERS), every frontend
+answers on the shared port and a killed one comes back with the state, a Redis restart mid-traffic loses
+nothing; ``--frontends auto``."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from clipper_core import ClipperConnection, LocalContainerManager
+from clipper_core.cli import build_parser
 from clipper_core.deployers import python as python_deployer
+from clipper_core.server.multi import auto_frontends
 from clipper_core.testing import http_json, wait_until
 from tests import models
 
@@ -27,6 +36,28 @@ def frontend_pids(home: Path) -> list[int]:
     return sorted(pids)
 
 
+def accepted_connections(pid: int, port: int) -> int:
+    """How many established TCP connections to local ``port`` process ``pid`` holds (Linux: its socket fds
+    matched against /proc/net/tcp*)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+                count += local_port == port and state == "01" and inode in inodes
+    return count
+
+
+@pytest.mark.parametrize("cluster", ["sqlite", "redis"], indirect=True)
 def test_two_frontends_share_the_port_and_follow_admin_changes(cluster: Any) -> None:
     conn, home = cluster
     wait_until(lambda: len(frontend_pids(home)) == 2, 20, what="two frontend processes")
@@ -126,3 +157,68 @@ def test_a_frontend_joining_later_is_served_by_running_replicas(tmp_path: Path, 
             b.stop()
         # B left the registry: A's replica stays connected to A and keeps serving
         assert http_json(f"{a.query_url}/late/predict", {"input": [4.0]})[1]["output"] == 4.0
+
+
+def test_over_sqlite_both_frontends_answer_and_a_killed_one_keeps_the_state(cluster: Any) -> None:
+    """``--frontends 2`` without Redis: the frontends share the SQLite file; the app and model registered
+    through the admin API are served by both processes through the shared port, and a frontend killed with
+    SIGKILL is restarted by the admin process and serves them again, from the file."""
+    conn, home = cluster
+    assert not (home / "redis").exists() and (home / "state.db").exists()
+    wait_until(lambda: len(frontend_pids(home)) == 2, 20, what="two frontend processes")
+    first = frontend_pids(home)
+    conn.register_application("shared", "doubles", "-1.0", 2_000_000)
+    python_deployer.deploy_python_closure(conn, name="adder", version=1, input_type="doubles",
+                                          func=models.feature_sum)
+    conn.link_model_to_app("shared", "adder")
+    wait_until(lambda: len(conn.get_all_model_replicas()) == 2, 20, what="the replica on both frontends")
+    host, port = conn.get_query_addr().rsplit(":", 1)
+    # 16 kept-alive connections: SO_REUSEPORT spreads them over both processes (all on one: p = 2**-15)
+    connections = [http.client.HTTPConnection(host, int(port), timeout=10) for _ in range(16)]
+    try:
+        for i, connection in enumerate(connections):
+            connection.request("POST", "/shared/predict", json.dumps({"input": [float(i), 1.0]}),
+                               {"Content-Type": "application/json"})
+            answer = json.loads(connection.getresponse().read())
+            assert answer["output"] == i + 1.0 and answer["default"] is False, answer
+        held = {pid: accepted_connections(pid, int(port)) for pid in first}
+        assert sum(held.values()) == 16 and all(held.values()), held  # both frontends answered
+    finally:
+        for connection in connections:
+            connection.close()
+
+    def served_by(pid: int) -> bool:
+        """One query on a fresh connection: answered by the model, and by the frontend ``pid``?"""
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            connection.request("POST", "/shared/predict", json.dumps({"input": [2.0, 3.0]}),
+                               {"Content-Type": "application/json"})
+            answer = json.loads(connection.getresponse().read())
+            answered = answer.get("default") is False and answer["output"] == 5.0
+            return answered and accepted_connections(pid, int(port)) == 1
+        except OSError:  # a connection the killed process had accepted but not answered is reset
+            return False
+        finally:
+            connection.close()
+
+    live = list(first)
+    for victim in first:
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda v=victim: len(pids := frontend_pids(home)) == 2 and v not in pids, 30,
+                   what=f"frontend {victim} restarted")
+        (restarted,) = set(frontend_pids(home)) - set(live)
+        # It loaded the app, links and model from the file; the replica joined it through PEERS. (Killing the
+        # other before that would orphan the replica: it would know no live frontend.)
+        wait_until(lambda r=restarted: served_by(r), 30, what=f"the restarted frontend {restarted} serving")
+        live = [pid for pid in live if pid != victim] + [restarted]
+    assert not set(live) & set(first)
+
+
+def test_frontends_auto_follows_the_usable_cores() -> None:
+    assert [auto_frontends(n) for n in (1, 2, 3, 4, 8, 16, 64)] == [1, 1, 2, 3, 7, 8, 8]
+    assert build_parser().parse_args(["start", "--frontends", "auto"]).frontends == auto_frontends(
+        len(os.sched_getaffinity(0)))
+    assert build_parser().parse_args(["start", "--frontends", "3"]).frontends == 3
+    for wrong in ("0", "many"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["start", "--frontends", wrong])

@@ -1,9 +1,16 @@
-"""``clipper start --frontends N``: one admin process (management API + replica supervisor) and N query
-frontend processes sharing the query port with SO_REUSEPORT, over a shared Redis state store.
+"""``clipper start --frontends N|auto``: one admin process (management API + replica supervisor) and N query
+frontend processes sharing the query port with SO_REUSEPORT, over one shared state store.
 
-Without a ``redis://`` state store, a managed ``redis-server`` is started under ``$CLIPPER_HOME/redis`` with
-the append-only file on (``appendfsync always``), so registrations and feedback survive restarts.
-Frontend processes that die are restarted with back-off; stopping the admin process stops everything.
+The default store, SQLite (``$CLIPPER_HOME/state.db``, or ``sqlite:///path``), is shared by the processes of
+this host: each follows the others' changes through the file's change feed (:mod:`clipper_core.state.sqlite_feed`),
+so nothing else runs. A ``redis://`` store is used as given (frontends on several hosts). Only a store that
+cannot be shared (``memory``) gets a managed ``redis-server`` under ``$CLIPPER_HOME/redis`` with the append-only
+file on (``appendfsync always``), so registrations and feedback survive restarts. Frontend processes that die
+are restarted with back-off; stopping the admin process stops everything.
+
+``auto`` is :func:`auto_frontends`: one frontend per usable core beyond the first two, at most
+:data:`AUTO_MAX`; one frontend up to two cores (``bench/frontends.py``: on a 2-core host, a second frontend
+competes with the replica and the load generator for the same cores and loses at 16 and 64 connections).
 """
 
 from __future__ import annotations
@@ -23,9 +30,21 @@ from clipper_core.config import Config, ConfigError
 from clipper_core.plugins import PluginRegistry, make_plugin_manager
 from clipper_core.server.assembly import start_server
 
-__all__ = ["ManagedRedis", "free_port", "run_multi"]
+__all__ = ["AUTO_MAX", "ManagedRedis", "auto_frontends", "free_port", "run_multi"]
 
 log = logging.getLogger(__name__)
+
+AUTO_MAX = 8
+"""The most query frontends ``--frontends auto`` starts."""
+
+
+def auto_frontends(cores: int | None = None) -> int:
+    """How many query frontends ``--frontends auto`` starts for ``cores`` usable cores (default: this process's
+    CPU affinity): ``cores - 1`` from three cores on (one core is left to the replicas, the admin process and
+    the kernel's network work), at most :data:`AUTO_MAX`, and 1 up to two cores."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0))
+    return 1 if cores <= 2 else min(cores - 1, AUTO_MAX)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,7 +69,8 @@ class ManagedRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             raise ConfigError("redis-server is not installed (Debian: apt-get install redis-server); it is needed "
-                              "for several frontends, or pass --state-store redis://host:port/db")
+                              "for several frontends over a store that is not shared; use --state-store sqlite "
+                              "(the default) or redis://host:port/db")
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         log_fd = os.open(self.directory / "redis.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
