@@ -1,15 +1,16 @@
 """A durable single-node state store in one SQLite file (stdlib :mod:`sqlite3`).
 
-The calls are synchronous inside the async methods: the file is local and only the admin path writes. The file
-is opened in WAL mode with ``synchronous=FULL`` (acknowledged feedback survives a power cut), created owner-only
-(0600) in a directory created owner-only (0700). Every write is one ``BEGIN IMMEDIATE`` transaction;
-subscribers are told after it commits.
+The calls are synchronous inside the async methods: the file is local and only the admin path writes. The file is
+opened in WAL mode with ``synchronous=FULL`` (acknowledged feedback survives a power cut), created owner-only (0600)
+in a directory created owner-only (0700). Every write is one ``BEGIN IMMEDIATE`` transaction; subscribers are told
+after it commits.
 
-The store is ``shared`` by the processes of one host that open the same file (``clipper start --frontends N``):
-each change is also appended to a change feed in the same transaction, and every open store follows the feed of
-the others (:mod:`clipper_core.state.sqlite_feed`: ``PRAGMA data_version`` polled every 25 ms on the loop, rows
-read only after another connection committed). The registry of live frontends is the table ``frontends`` (RPC
-address, expiry by this host's clock). Queries never read the file: the query path follows the feed into memory.
+The store is ``shared`` by the processes of one host that open the same file (``clipper start --frontends N``): each
+change is also appended to a change feed in the same transaction, and every open store follows the feed of the
+others (:mod:`clipper_core.state.sqlite_feed`: ``PRAGMA data_version`` polled on the loop, every 25 ms while changes
+flow and every 250 ms when quiet; rows read only after another connection committed). The registry of live frontends
+is the table ``frontends`` (RPC address, expiry by this host's clock). Queries never read the file: the query path
+follows the feed into memory.
 """
 
 from __future__ import annotations

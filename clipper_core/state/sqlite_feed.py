@@ -1,18 +1,26 @@
 """The change feed of the SQLite state store, across the processes that share one file.
 
-Every write that announces events appends them to the table ``changes`` (``seq`` INTEGER PRIMARY KEY
-AUTOINCREMENT, ``origin``, ``event``, ``at``) inside the same ``BEGIN IMMEDIATE`` transaction as the change, so a
-change and its announcement commit together or not at all; the writer calls its own subscribers after COMMIT.
-``origin`` is a random id of the store object and ``event`` the :class:`~clipper_core.state.ChangeEvent` as JSON
-``{"kind", "name", "version"}`` (:func:`clipper_core.state.codec.dumps`, the fields the Redis feed announces).
+Every write that announces events appends them to the table ``changes`` (``seq`` INTEGER PRIMARY KEY AUTOINCREMENT,
+``origin``, ``event``, ``at``) inside the same ``BEGIN IMMEDIATE`` transaction as the change, so a change and its
+announcement commit together or not at all; the writer calls its own subscribers after COMMIT. ``origin`` is a
+random id of the store object and ``event`` the :class:`~clipper_core.state.ChangeEvent` as JSON ``{"kind", "name",
+"version"}`` (:func:`clipper_core.state.codec.dumps`, the fields the Redis feed announces).
 
-Each open store runs one :class:`Follower` task. Every :data:`POLL_INTERVAL` it asks its own connection for
-``PRAGMA data_version`` (a read of the WAL index in shared memory, about 2 µs, no file I/O): the value changes only
-when *another* connection committed. Only then does it read the rows with ``seq`` above the last it saw and
-delivers those of other origins, so each event reaches each store's subscribers once. Writers serialise on the
-write lock, so the follower sees ``seq`` without holes; a hole means rows were trimmed before it read them (it was
-stalled for longer than :data:`KEEP_SECONDS`, or more than :data:`KEEP_ROWS` changes came within one poll), and it
-announces ``ChangeEvent("reload")`` instead: subscribers re-read everything, as after a Redis reconnect.
+Each open store runs one :class:`Follower` task that asks its own connection for ``PRAGMA data_version`` (a read of
+the WAL index in shared memory, about 2 µs, no file I/O): the value changes only when *another* connection
+committed. Only then does it read the rows with ``seq`` above the last it saw and delivers those of other origins,
+so each event reaches each store's subscribers once. It checks every :data:`POLL_INTERVAL` for :data:`BUSY_SECONDS`
+after the feed last carried an event (read or written here), else every :data:`IDLE_POLL_INTERVAL`: on this VM a
+wake of the loop costs 50-100 µs whatever it does, so 40 checks a second would cost 0.2-0.4 % of a core per idle
+process, 4 a second cost about 0.04 %. The first change after a quiet spell is followed within
+:data:`IDLE_POLL_INTERVAL`, the changes it sets off (a replica joining every frontend after a deploy) within
+:data:`POLL_INTERVAL`. Commits that announce nothing (the frontends' registry refresh, feedback, policy state) do
+not make a follower busy.
+
+Writers serialise on the write lock, so a follower sees ``seq`` without holes; a hole means rows were trimmed before
+it read them (it was stalled for longer than :data:`KEEP_SECONDS`, or more than :data:`KEEP_ROWS` changes came
+between two of its checks), and it announces ``ChangeEvent("reload")`` instead: subscribers re-read everything, as
+after a Redis reconnect.
 
 Each write trims the feed to a bounded tail: rows older than :data:`KEEP_SECONDS` and all but the newest
 :data:`KEEP_ROWS` go, in the same transaction.
@@ -30,13 +38,18 @@ from collections.abc import Callable, Iterable
 from clipper_core.state import codec
 from clipper_core.state.records import ChangeEvent
 
-__all__ = ["KEEP_ROWS", "KEEP_SECONDS", "POLL_INTERVAL", "SCHEMA", "Follower", "append", "decode", "encode"]
+__all__ = ["BUSY_SECONDS", "IDLE_POLL_INTERVAL", "KEEP_ROWS", "KEEP_SECONDS", "POLL_INTERVAL", "SCHEMA", "Follower",
+           "append", "decode", "encode"]
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.025
-"""Seconds between two ``PRAGMA data_version`` checks: how late another process's change is followed at most
-(plus the time to read it). 40 checks a second cost about 0.1 % of a core per idle process."""
+"""Seconds between two ``PRAGMA data_version`` checks while the feed is busy."""
+IDLE_POLL_INTERVAL = 0.25
+"""Seconds between two checks once the feed carried no event for :data:`BUSY_SECONDS`: how late the first change
+after a quiet spell is followed at most (plus the time to read it)."""
+BUSY_SECONDS = 2.0
+"""How long the feed counts as busy after it last carried an event."""
 KEEP_SECONDS = 60.0
 """Rows older than this are trimmed; a follower stalled for longer announces ``reload``."""
 KEEP_ROWS = 10_000
@@ -81,12 +94,14 @@ class Follower:
     :param db: the store's own connection (``data_version`` ignores its commits), used on the loop's thread
     :param origin: the store's id; rows carrying it are the store's own (delivered already by the writer)
     :param deliver: the store's subscribers (``StateStore._notify``)
+    :param clock: for the busy spell (``time.monotonic``)
     """
 
     def __init__(self, db: sqlite3.Connection, origin: str, deliver: Callable[[ChangeEvent], None],
-                 interval: float = POLL_INTERVAL) -> None:
-        self.db, self.origin, self.interval = db, origin, interval
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.db, self.origin, self.clock = db, origin, clock
         self._deliver = deliver
+        self._busy_until = 0.0
         self._version = int(db.execute("PRAGMA data_version").fetchone()[0])
         self.last_seq = int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
         self._task: asyncio.Task[None] | None = None
@@ -104,8 +119,16 @@ class Follower:
 
     def wrote(self, seqs: tuple[int, int] | None) -> None:
         """The store committed rows ``seqs``: skip them later, unless rows of others came first (unread yet)."""
-        if seqs is not None and seqs[0] == self.last_seq + 1:
+        if seqs is None:
+            return
+        self._busy_until = self.clock() + BUSY_SECONDS  # the other processes' answers are near
+        if seqs[0] == self.last_seq + 1:
             self.last_seq = seqs[1]
+
+    @property
+    def interval(self) -> float:
+        """Seconds until the next check."""
+        return POLL_INTERVAL if self.clock() < self._busy_until else IDLE_POLL_INTERVAL
 
     def poll(self) -> int:
         """Deliver what other connections appended since the last poll; returns how many events."""
@@ -117,6 +140,7 @@ class Follower:
         self._version = version  # read before the rows: a commit in between is read twice, never missed
         if not rows:
             return 0
+        self._busy_until = self.clock() + BUSY_SECONDS
         expected, self.last_seq = self.last_seq + 1, int(rows[-1][0])
         if rows[0][0] != expected:
             log.warning("the SQLite change feed was trimmed past seq %d before this process read it; "

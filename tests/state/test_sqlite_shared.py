@@ -23,7 +23,7 @@ from tests.state.recorder import Recorder
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLLOW_BOUND = 1.0
-"""Seconds within which another process's change must reach a subscriber (the feed polls every 25 ms)."""
+"""Seconds within which another process's change must reach a subscriber (the feed checks every 250 ms when quiet)."""
 
 
 def app(name: str) -> Application:
@@ -223,3 +223,22 @@ async def test_an_idle_follower_reads_no_rows(pair: tuple[SqliteStateStore, Sqli
     finally:
         b._conn.set_trace_callback(None)
     assert statements == ["PRAGMA data_version"]
+
+
+async def test_a_follower_checks_often_only_while_the_feed_carries_events(
+        pair: tuple[SqliteStateStore, SqliteStateStore]) -> None:
+    a, b = pair
+    follower = b._follower
+    assert follower is not None
+    now = [1000.0]
+    follower.clock = lambda: now[0]
+    follower._busy_until = 0.0
+    assert follower.interval == sqlite_feed.IDLE_POLL_INTERVAL
+    await a.add_app(app("x"))
+    assert follower.poll() == 1 and follower.interval == sqlite_feed.POLL_INTERVAL
+    now[0] += sqlite_feed.BUSY_SECONDS
+    assert follower.interval == sqlite_feed.IDLE_POLL_INTERVAL
+    await a.register_frontend("tcp://127.0.0.1:7000", ttl=30)  # a commit that announces nothing
+    assert follower.poll() == 0 and follower.interval == sqlite_feed.IDLE_POLL_INTERVAL
+    await b.add_app(app("own"))  # its own change: the other processes' answers are near
+    assert follower.interval == sqlite_feed.POLL_INTERVAL
