@@ -58,7 +58,8 @@ def test_builtin_state_stores_are_found_by_scheme() -> None:
                        ("memory", MemoryStateStore), ("redis://h:1/0", RedisStateStore),
                        ("rediss://:pw@h:6380/2", RedisStateStore), ("unix:///run/redis.sock", RedisStateStore)]:
         assert registry.state_store_class(url) is store, url
-    assert registry.state_store_class("redis://h:1/0").shared and not registry.state_store_class("sqlite").shared
+    assert registry.state_store_class("redis://h:1/0").shared and registry.state_store_class("sqlite").shared
+    assert not registry.state_store_class("memory").shared
     info = {p.name: p for p in registry.plugins()}["state_stores"]
     assert (info.distribution, info.hooks) == ("clipper-core", ("clipper_register_state_stores",))
 
