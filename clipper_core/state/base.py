@@ -69,8 +69,8 @@ class StateStore(abc.ABC):
     def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
         """Call ``callback`` after each committed change; returns a function that unsubscribes.
 
-        Backends with ``shared = True`` also announce changes made by other processes; the others only their
-        own (a second process on the same SQLite file sees committed data on its next read)."""
+        Backends with ``shared = True`` (SQLite across the processes of a host, Redis across hosts) also announce
+        changes made by other processes; the others only their own."""
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 
