@@ -112,10 +112,16 @@ class Follower:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is None or task.done():
+            return
+        loop = task.get_loop()
+        if loop is not asyncio.get_running_loop():  # closed from another loop (a test's second asyncio.run)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     def wrote(self, seqs: tuple[int, int] | None) -> None:
         """The store committed rows ``seqs``: skip them later, unless rows of others came first (unread yet)."""
