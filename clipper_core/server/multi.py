@@ -8,9 +8,13 @@ cannot be shared (``memory``) gets a managed ``redis-server`` under ``$CLIPPER_H
 file on (``appendfsync always``), so registrations and feedback survive restarts. Frontend processes that die
 are restarted with back-off; stopping the admin process stops everything.
 
-``auto`` is :func:`auto_frontends`: one frontend per usable core beyond the first two, at most
-:data:`AUTO_MAX`; one frontend up to two cores (``bench/frontends.py``: on a 2-core host, a second frontend
-competes with the replica and the load generator for the same cores and loses at 16 and 64 connections).
+``auto`` is :func:`auto_frontends`: one frontend up to two usable cores, else ``cores - 1``, at most
+:data:`AUTO_MAX`. A frontend is one event loop, about one core at full load; the core left over runs the
+replicas, the admin process and the kernel's network work. On two cores a second frontend competes with them:
+``bench/frontends.py`` (noop model, wrk on the same host) measured 0.73-0.82x the requests of one frontend at 16
+connections and 1.02-1.29x at 64, over SQLite and Redis alike. The cap: every replica holds a session with every
+frontend, and each frontend has its own prediction cache, so these costs grow with the count (argued, not
+measured beyond two).
 """
 
 from __future__ import annotations
