@@ -1,9 +1,13 @@
 """Per model-version runtime: its queue, its connected replicas and the loops that feed them batches.
 
-Each replica runs ``batches_in_flight`` dispatch loops (pipelining: while one batch crosses the wire or waits in the
-container, the next is already assembled). A loop pulls a batch sized by the replica's :class:`BatchSizer`,
-sends it, and resolves the tasks' futures with the outputs, filling the cache even for queries that have
-stopped waiting (late results). A lost replica's batch goes back to the queue when deadlines allow.
+Each replica has one dispatch loop that keeps up to ``batches_in_flight`` batches in flight (pipelining: while one
+batch crosses the wire or waits in the container, the next can be on its way). It waits for work and, while a
+batch of the replica is in flight, until a full batch is queued, that batch is answered, or the
+:class:`BatchTimes` model says the next batch is worth sending (#13 item 3: pipelined to reach the container as
+the running one finishes, or merged with the running batch's returning clients). It pulls a batch sized by the
+replica's :class:`BatchSizer` and sends it; the batch's answer resolves the tasks' futures with the outputs,
+filling the cache even for queries that have stopped waiting (late results). A lost replica's batch goes back to
+the queue when deadlines allow.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from clipper_core.interfaces import CacheKey, PredictionCache
 from clipper_core.metrics import SIZE_BUCKETS, FastHistogram
 from clipper_core.rpc import ReplicaLost
 from clipper_core.serving.batch_sizer import BatchSizer
+from clipper_core.serving.batch_times import BatchTimes
 from clipper_core.serving.queue import ModelQueue, Task
 from clipper_core.serving.replica import Replica
 from clipper_core.state import Model
@@ -57,8 +62,8 @@ class ModelRuntime:
         self.queue = ModelQueue(name, version, batch_wait_timeout_s=wait, max_length=max_queue_length, clock=clock)
         self.replicas: dict[bytes, Replica] = {}
         self.sizers: dict[bytes, BatchSizer] = {}
-        self._loops: dict[bytes, list[asyncio.Task[None]]] = {}
-        self._idle: dict[bytes, set[asyncio.Task[None]]] = {}
+        self.batch_times: dict[bytes, BatchTimes] = {}
+        self._loops: dict[bytes, asyncio.Task[None]] = {}
         self._puts: set[asyncio.Task[None]] = set()
         # metrics, read by the collector at scrape time
         self.batch_sizes = FastHistogram(SIZE_BUCKETS)
@@ -98,22 +103,20 @@ class ModelRuntime:
         sizer = BatchSizer(self.slo_budget, fixed, max_size=max_size if max_size > 0 else 4096)
         self.replicas[replica.identity] = replica
         self.sizers[replica.identity] = sizer
-        self._idle[replica.identity] = set()
-        loop = asyncio.get_running_loop()
-        self._loops[replica.identity] = [loop.create_task(self._dispatch_loop(replica, sizer))
-                                         for _ in range(max(1, self.batches_in_flight))]
+        times = self.batch_times[replica.identity] = BatchTimes()
+        self._loops[replica.identity] = asyncio.get_running_loop().create_task(
+            self._dispatch_loop(replica, sizer, times))
 
     def remove_replica(self, replica: Replica) -> None:
         self.replicas.pop(replica.identity, None)
         self.sizers.pop(replica.identity, None)
-        self._loops.pop(replica.identity, None)
-        # Only loops parked in get_batch are cancelled; a loop awaiting a result gets ReplicaLost instead and
-        # re-queues its batch itself (cancelling it could lose that batch).
-        for task in self._idle.pop(replica.identity, set()):
-            task.cancel()
+        self.batch_times.pop(replica.identity, None)
+        loop = self._loops.pop(replica.identity, None)
+        if loop is not None:
+            loop.cancel()  # batches in flight come back through their answers (ReplicaLost: re-queued)
 
     async def close(self) -> None:
-        tasks = [t for loops in self._loops.values() for t in loops]
+        tasks = list(self._loops.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -132,49 +135,83 @@ class ModelRuntime:
         return (len(self.queue) + self.inflight_items + extra) * self.item_seconds / replicas
 
     # -- dispatch -------------------------------------------------------------------------------------
-    async def _dispatch_loop(self, replica: Replica, sizer: BatchSizer) -> None:
+    async def _dispatch_loop(self, replica: Replica, sizer: BatchSizer, times: BatchTimes) -> None:
+        """Form and send this replica's batches, at most ``batches_in_flight`` at a time. The loop never holds a
+        batch across an await (taking one from the queue and sending it is one step), so cancelling it loses
+        nothing; answers are handled by :meth:`_answered`, a callback of each batch's future."""
         queue = self.queue
-        me = asyncio.current_task()
-        assert me is not None
-        idle = self._idle[replica.identity]
+        limit = max(1, self.batches_in_flight)
         while replica.alive:
-            idle.add(me)
-            try:
-                if replica.pending:
-                    await self._full_batch_or_free_replica(replica, sizer.batch_size)
-                batch = await queue.get_batch(sizer.batch_size)
-            finally:
-                idle.discard(me)
+            if len(replica.pending) >= limit:
+                await asyncio.wait(list(replica.pending.values()), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            if not replica.pending:
+                await self._echo(times)
+            await queue.wait_for_work()
+            if replica.pending and not await self._until_worth_sending(replica, sizer.batch_size, times):
+                continue  # an answer came back: the replica may be free now (and its echo due)
+            if not len(queue):
+                continue  # another replica's loop took the work meanwhile
+            batch = await queue.get_batch(sizer.batch_size)
             if not replica.alive:
                 queue.requeue(batch)
                 return
-            await self._run_batch(replica, sizer, batch)
+            self._send(replica, sizer, times, batch)
 
-    async def _full_batch_or_free_replica(self, replica: Replica, size: int) -> None:
-        """Pipeline only full batches: while another batch of this replica is in flight, wait until a full
-        batch is queued or that batch is answered. Sending a small second batch would only make the model pay
-        its fixed cost twice while the next batch could have grown."""
+    def _send(self, replica: Replica, sizer: BatchSizer, times: BatchTimes, batch: list[Task]) -> None:
+        behind = bool(replica.pending)
+        answer = replica.predict(*encode_inputs([t.item for t in batch], self.dtype))
+        sent = self.clock()
+        times.sent(sent, len(batch), behind_another=behind)
+        self.inflight_items += len(batch)
+        answer.add_done_callback(lambda done: self._answered(replica, sizer, times, batch, done, sent, behind))
+
+    async def _until_worth_sending(self, replica: Replica, size: int, times: BatchTimes) -> bool:
+        """While another batch of this replica is in flight, wait until a full batch is queued, the replica
+        answers, or the batch-time model says the container is about to be free (a batch sent now reaches it as
+        the running one finishes). Sending earlier would only make the model pay its fixed cost for a batch
+        that could still have grown; later, the model idles. True: send now; False: the replica answered."""
         full = self.queue.length_reached(size)
+        send_at = None if times.merging_pays() else times.send_next_at()
+        timeout = None if send_at is None else send_at - self.clock()
+        if timeout is not None and timeout <= 0:
+            full.cancel()
+            return True
+        answers: list[asyncio.Future[Any]] = list(replica.pending.values())
         try:
-            waits: list[asyncio.Future[Any]] = [full, *replica.pending.values()]
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([full, *answers], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not full.done():
                 full.cancel()
+        return not any(answer.done() for answer in answers)
 
-    async def _run_batch(self, replica: Replica, sizer: BatchSizer, batch: list[Task]) -> None:
-        fields, buffers = encode_inputs([t.item for t in batch], self.dtype)
-        sent = self.clock()
-        self.inflight_items += len(batch)
+    async def _echo(self, times: BatchTimes) -> None:
+        """After an answer, when merging pays, wait for the answered clients' next queries (see BatchTimes)."""
+        wait = times.echo_wait(self.clock())
+        if wait is None:
+            return
+        target, timeout = wait
+        reached = self.queue.length_reached(target)
         try:
-            result = await replica.predict(fields, buffers)
-        except ReplicaLost as exc:
+            await asyncio.wait([reached], timeout=timeout)
+        finally:
+            if not reached.done():
+                reached.cancel()
+            times.echo_over(self.clock(), len(self.queue))
+
+    def _answered(self, replica: Replica, sizer: BatchSizer, times: BatchTimes, batch: list[Task],
+                  answer: asyncio.Future[dict[str, Any]], sent: float, behind: bool) -> None:
+        self.inflight_items -= len(batch)
+        error = answer.exception() if not answer.cancelled() else ReplicaLost("the batch was cancelled")
+        if isinstance(error, ReplicaLost):
             back = self.queue.requeue(batch)
             log.info("%s: %d of %d tasks re-queued after replica %s was lost (%s)", self.label, back,
-                     len(batch), replica.replica_id, exc)
+                     len(batch), replica.replica_id, error)
             return
-        finally:
-            self.inflight_items -= len(batch)
+        if error is not None:
+            self._fail(batch, ModelFailed(f"{type(error).__name__}: {error}"))
+            return
+        result = answer.result()
         latency = self.clock() - sent
         sizer.observe(len(batch), latency)
         self.batch_sizes.observe(len(batch))
@@ -182,11 +219,21 @@ class ModelRuntime:
         compute = result.get("compute_ms")
         if compute is not None:
             self.compute_latency.observe(compute / 1000.0)
-        per_item = (compute / 1000.0 if compute is not None else latency) / len(batch)
+        compute_s = compute / 1000.0 if compute is not None else latency
+        times.observe(len(batch), compute_s, None if behind else latency)
+        times.answered(self.clock(), len(batch), len(self.queue))
+        per_item = compute_s / len(batch)
         self.item_seconds = per_item if not self.item_seconds else 0.8 * self.item_seconds + 0.2 * per_item
         for task in batch:
             self.queue_time.observe(sent - task.enqueued)
         self._complete(batch, result)
+
+    def _fail(self, batch: list[Task], exc: Exception) -> None:
+        self.errors += len(batch)
+        for task in batch:
+            if not task.future.done():
+                task.future.set_exception(exc)
+                task.future.exception()  # the query may have stopped waiting: no "never retrieved" noise
 
     def _spawn_put(self, cache: PredictionCache, key: CacheKey, output: Any) -> None:
         async def put() -> None:
@@ -206,12 +253,7 @@ class ModelRuntime:
             got = len(outputs) if isinstance(outputs, list) else type(outputs).__name__
             error = f"model returned {got} outputs for a batch of {len(batch)} inputs"
         if error is not None:
-            self.errors += len(batch)
-            exc = ModelFailed(str(error))
-            for task in batch:
-                if not task.future.done():
-                    task.future.set_exception(exc)
-                    task.future.exception()  # the query may have stopped waiting: no "never retrieved" noise
+            self._fail(batch, ModelFailed(str(error)))
             return
         assert outputs is not None
         item_errors = dict(result.get("errs") or ())

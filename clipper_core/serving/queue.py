@@ -91,7 +91,8 @@ class ModelQueue:
                 waiter.set_result(None)
                 return
 
-    async def _wait_nonempty(self) -> None:
+    async def wait_for_work(self) -> None:
+        """Return once at least one task is queued (at once if one is)."""
         while not self._heap:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -114,7 +115,7 @@ class ModelQueue:
     async def get_batch(self, max_size: int) -> list[Task]:
         """Wait for tasks and return up to ``max_size`` of them, earliest deadline first, never an expired one."""
         while True:
-            await self._wait_nonempty()
+            await self.wait_for_work()
             if self.batch_wait_timeout > 0 and len(self._heap) < max_size:
                 await self._delay(max_size)
             batch = self._pop(max_size)

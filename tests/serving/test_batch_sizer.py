@@ -6,8 +6,6 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import pytest
-
 from clipper_core.config import Config
 from tests.serving.fakes import FakeReplica, HarnessFactory, ServingHarness, doubles, settle
 
@@ -97,12 +95,6 @@ async def test_a_loop_coming_back_while_a_batch_flies_waits_for_a_full_batch(ser
     assert (await half)[0].output == 5.0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ModelRuntime._dispatch_loop checks replica.pending only before parking in queue.get_batch: when an idle "
-    "replica's loops are all parked, the first batch wakes one loop and the next single task wakes the other, "
-    "which sends half a batch while the first is in flight (the rule _full_batch_or_free_replica documents). "
-    "Enforcing the rule there too (hand the batch back, wait) was measured: batchy 0.96x at 16 connections, "
-    "0.97x at 64 (bench/ab.py, 4 rounds of 6 s): left for #13's batch-time model"))
 async def test_an_idle_replica_pipelines_only_full_batches(serving: ServingHarness) -> None:
     await serving.add_app(slo_micros=100_000)
     await serving.add_model(app="app", batch_size=2)
