@@ -12,7 +12,7 @@ from aiohttp import web
 from clipper_core.errors import ClipperError, InvalidInput
 from clipper_core.inputs import json_kind
 
-__all__ = ["error_middleware", "json_response", "read_json_object"]
+__all__ = ["error_middleware", "error_response", "json_response", "read_json_object"]
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -32,31 +32,36 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     """Render ClipperError and aiohttp HTTP errors as ``{"error", "cause"}``; never leak a traceback."""
     try:
         return await handler(request)
-    except ClipperError as exc:
+    except Exception as exc:
+        return error_response(request.app, request, exc)
+
+
+def error_response(app: web.Application, request: web.BaseRequest, exc: Exception) -> web.StreamResponse:
+    """The JSON answer to an exception a handler of ``app`` raised (HTTP redirects are raised again)."""
+    if isinstance(exc, ClipperError):
         return web.Response(body=orjson.dumps(exc.to_json()), status=exc.status, content_type=JSON,
                             headers=exc.headers)
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         cause = _http_cause(request, exc)
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
         return web.Response(body=error_body(exc.reason, cause), status=exc.status, content_type=JSON,
                             headers=headers)
-    except Exception as exc:
-        hook = request.app.get(HANDLE_EXCEPTION)
-        if hook is not None:
-            replacement = hook(app=request.app, request=request, exception=exc)
-            if replacement is not None:
-                return replacement
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return web.Response(body=error_body("Internal error", f"{type(exc).__name__}: {exc}"), status=500,
-                            content_type=JSON)
+    hook = app.get(HANDLE_EXCEPTION)
+    if hook is not None:
+        replacement = hook(app=app, request=request, exception=exc)
+        if replacement is not None:
+            return replacement
+    log.exception("unhandled error in %s %s", request.method, request.path, exc_info=exc)
+    return web.Response(body=error_body("Internal error", f"{type(exc).__name__}: {exc}"), status=500,
+                        content_type=JSON)
 
 
 HANDLE_EXCEPTION: web.AppKey[Callable[..., Any]] = web.AppKey("clipper_handle_exception")
 
 
-def _http_cause(request: web.Request, exc: web.HTTPException) -> str:
+def _http_cause(request: web.BaseRequest, exc: web.HTTPException) -> str:
     if exc.status == 404:
         return f"no such endpoint: {request.method} {request.path}"
     if exc.status == 405:
@@ -65,7 +70,7 @@ def _http_cause(request: web.Request, exc: web.HTTPException) -> str:
     return exc.text or exc.reason
 
 
-async def read_json_object(request: web.Request, expected: str = "a JSON object") -> dict[str, Any]:
+async def read_json_object(request: web.BaseRequest, expected: str = "a JSON object") -> dict[str, Any]:
     """Parse the body as a JSON object or raise InvalidInput saying what is wrong and ``expected``."""
     body = await request.read()
     if not body:

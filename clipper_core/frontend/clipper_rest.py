@@ -18,16 +18,21 @@ from clipper_core.frontend.keys import QUERY_PATH
 from clipper_core.http_api import JSON, read_json_object
 from clipper_core.inputs import InputType, decode_input
 from clipper_core.serving.prediction import Prediction
+from clipper_core.serving.query_path import QueryPath
 
-__all__ = ["EXPECTED_QUERY", "predict", "prediction_json", "update"]
+__all__ = ["EXPECTED_QUERY", "answer_query", "predict", "prediction_json", "update"]
 
 EXPECTED_QUERY = "a JSON object with 'input' or 'input_batch'"
 
 
 async def predict(request: web.Request) -> web.Response:
+    return await answer_query(request, request.app[QUERY_PATH], request.match_info["app"])
+
+
+async def answer_query(request: web.BaseRequest, path: QueryPath, app_name: str) -> web.Response:
+    """``POST /{app_name}/predict`` (the query app's route, and the query port's front door)."""
     body = await read_json_object(request, EXPECTED_QUERY)
-    path = request.app[QUERY_PATH]
-    rt = path.open_app(request.match_info["app"])
+    rt = path.open_app(app_name)
     items, single = read_inputs(body, rt.app.input_type)
     predictions = await path.predict(rt, items, uid=read_uid(body.get("uid", 0)),
                                      version=read_version(body.get("version")))

@@ -21,6 +21,7 @@ from aiohttp import web
 from clipper_core.config import Config
 from clipper_core.context import ServerContext
 from clipper_core.frontend import create_query_app
+from clipper_core.frontend.front_door import RequestHandler, front_door
 from clipper_core.interfaces import PredictionCache
 from clipper_core.plugins import PluginRegistry, make_plugin_manager
 from clipper_core.rpc import RpcServer
@@ -44,6 +45,8 @@ class Site:
     host: str
     port: int
     reuse_port: bool = False
+    wrap_handler: Callable[[RequestHandler], RequestHandler] | None = None
+    """Put in front of the application's request handler (the query port's front door)."""
     bound: str = ""
     """``host:port`` actually bound, once started."""
 
@@ -115,8 +118,9 @@ async def _start(server: RunningServer, roles: Roles) -> None:
         await start("prediction cache", resources.cache(server))
         await start("query path", resources.query_path(server))
         await start("RPC server", resources.rpc_server(server))
-        server.sites.append(Site("query", create_query_app(ctx), config.query_host, config.query_port,
-                                 config.reuse_port))
+        query_app = create_query_app(ctx)
+        server.sites.append(Site("query", query_app, config.query_host, config.query_port, config.reuse_port,
+                                 wrap_handler=front_door(query_app)))
     if "admin" in roles:
         if config.manage_replicas:
             await start("replica supervisor", resources.supervisor(server))

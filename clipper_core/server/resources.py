@@ -142,6 +142,9 @@ async def web_sites(server: RunningServer) -> AsyncIterator[None]:
         _wire_plugin_hooks(site.app, server.ctx.registry)
         runner = web.AppRunner(site.app, access_log=None, handle_signals=False)
         await runner.setup()
+        if site.wrap_handler is not None:
+            assert runner.server is not None
+            runner.server.request_handler = site.wrap_handler(runner.server.request_handler)
         server.runners.append(runner)
         await web.TCPSite(runner, site.host, site.port, backlog=1024, reuse_port=site.reuse_port or None).start()
         bound_host, bound_port = runner.addresses[0][:2]

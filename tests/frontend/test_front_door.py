@@ -1,0 +1,101 @@
+"""The query port's front door: ``POST /{app}/predict`` straight to its handler answers exactly as the routed
+application does (``/{app}/predict/`` and anything with a query string still go through the router), errors
+included; everything else is the application's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from clipper_core.errors import AppNotFound
+from clipper_core.frontend.front_door import front_door
+from clipper_core.frontend.keys import QUERY_PATH
+from clipper_core.http_api import HANDLE_EXCEPTION, error_middleware
+from clipper_core.testing import ServerThread, http_json
+
+BODY = {"input": [1.0, 2.0, 3.5]}
+
+
+def _without_query_id(answer: Any) -> Any:
+    return {k: v for k, v in answer.items() if k != "query_id"}
+
+
+@pytest.mark.parametrize("routed", ["/hello-world/predict/", "/hello-world/predict?trace=1"])
+def test_the_front_door_answers_as_the_router_does(query_server: ServerThread, routed: str) -> None:
+    front = http_json(f"{query_server.query_url}/hello-world/predict", BODY)
+    other = http_json(f"{query_server.query_url}{routed}", BODY)
+    assert front[0] == other[0] == 200
+    assert _without_query_id(front[1]) == _without_query_id(other[1]) == {"output": 6.5, "default": False}
+
+
+@pytest.mark.parametrize(("body", "raw"), [(BODY, None), (None, b"{not json"), (None, b"[1, 2]"), ({"x": 1}, None)])
+def test_its_errors_are_the_routers_errors(query_server: ServerThread, body: Any, raw: bytes | None) -> None:
+    for app in ("no-such-app", "hello-world"):
+        front = http_json(f"{query_server.query_url}/{app}/predict", body, raw=raw)
+        routed = http_json(f"{query_server.query_url}/{app}/predict/", body, raw=raw)
+        if app == "hello-world" and body is BODY:
+            continue
+        assert front == routed
+        assert front[0] in (400, 404)
+        assert set(front[1]) == {"error", "cause"}
+
+
+def test_other_methods_and_paths_are_the_applications(query_server: ServerThread) -> None:
+    status, answer = http_json(f"{query_server.query_url}/hello-world/predict", method="GET")
+    assert status == 405
+    assert "allowed: POST" in answer["cause"]
+    status, answer = http_json(f"{query_server.query_url}/a/b/predict", BODY)
+    assert status == 404
+    assert answer["cause"] == "no such endpoint: POST /a/b/predict"
+
+
+class _Failing:
+    """A query path whose apps raise what the test says."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def open_app(self, name: str) -> Any:
+        raise self.exc
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    assert runner.server is not None
+    runner.server.request_handler = front_door(app)(runner.server.request_handler)
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+async def test_an_unexpected_error_goes_to_the_exception_hook_then_a_json_500() -> None:
+    failing = _Failing(RuntimeError("boom"))
+    app = web.Application(middlewares=[error_middleware])
+    app[QUERY_PATH] = failing  # type: ignore[misc]
+    seen: list[BaseException] = []
+
+    def hook(app: web.Application, request: web.BaseRequest, exception: BaseException) -> Any:
+        seen.append(exception)
+        return web.json_response({"replaced": True}, status=502) if len(seen) == 1 else None
+
+    app[HANDLE_EXCEPTION] = hook
+    runner, url = await _serve(app)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{url}/m/predict", json=BODY) as response:
+                assert (response.status, await response.json()) == (502, {"replaced": True})
+            async with session.post(f"{url}/m/predict", json=BODY) as response:
+                assert response.status == 500
+                assert await response.json() == {"error": "Internal error", "cause": "RuntimeError: boom"}
+            failing.exc = AppNotFound("m")
+            async with session.post(f"{url}/m/predict", json=BODY) as response:
+                assert response.status == 404
+                assert "m" in (await response.json())["cause"]
+    finally:
+        await runner.cleanup()
+    assert [type(e) for e in seen] == [RuntimeError, RuntimeError]
