@@ -64,8 +64,8 @@ class QueryPath:
         self._drained: asyncio.Event | None = None
         self._query_ids = itertools.count()
         self._group_ids = itertools.count(1)
-        self._single_flight: dict[CacheKey, asyncio.Future[Any]] = {}
-        """Cache key -> the future of the identical query already on its way to a replica."""
+        self._single_flight: dict[CacheKey, Task] = {}
+        """Cache key -> the task of the identical query already on its way to a replica."""
 
     # -- admission to the path -------------------------------------------------------------------------
     def _refuse_while_draining(self, what: str) -> None:
@@ -165,16 +165,19 @@ class QueryPath:
                         continue
                     mr.cache_misses += 1
                     shared = self._single_flight.get(ckey)
-                    if shared is not None:  # an identical query is already on its way
-                        waiting.append(shared)
-                        plan[name] = shared
+                    if shared is not None:  # an identical query is already on its way: wait for it, as long
+                        if shared.expires < deadline:  # as this query may
+                            shared.expires = deadline
+                        waiting.append(shared.future)
+                        plan[name] = shared.future
                         continue
                 if not mr.replicas:
                     continue
                 fut = loop.create_future()
+                task = Task(query.input, key, deadline, fut, group, now)
                 if key is not None:
-                    self._track_single_flight((name, mr.version, key), fut)
-                enqueued.setdefault(mr, []).append(Task(query.input, key, deadline, fut, group, now))
+                    self._track_single_flight((name, mr.version, key), task)
+                enqueued.setdefault(mr, []).append(task)
                 waiting.append(fut)
                 plan[name] = fut
             plans.append((query, plan))
@@ -228,13 +231,13 @@ class QueryPath:
         single_flight = self._single_flight
         for mr, tasks in enqueued.items():
             for task in tasks:
-                if task.key is not None and single_flight.get((mr.name, mr.version, task.key)) is task.future:
+                if task.key is not None and single_flight.get((mr.name, mr.version, task.key)) is task:
                     del single_flight[(mr.name, mr.version, task.key)]
 
-    def _track_single_flight(self, key: CacheKey, fut: asyncio.Future[Any]) -> None:
+    def _track_single_flight(self, key: CacheKey, task: Task) -> None:
         single_flight = self._single_flight
-        single_flight[key] = fut
-        fut.add_done_callback(lambda _: single_flight.pop(key, None))
+        single_flight[key] = task
+        task.future.add_done_callback(lambda _: single_flight.pop(key, None))
 
     async def _ask_every_model(self, rt: AppRuntime, item: Any, uid: int) -> tuple[Query, Plan]:
         """For feedback that no remembered prediction matches: ask every linked model (full information)."""

@@ -28,13 +28,17 @@ class DeadlineExpired(Exception):
 class Task:
     """One input waiting for one model version. ``future`` resolves to the model output (or an exception)."""
 
-    __slots__ = ("deadline", "enqueued", "future", "group", "item", "key", "seq")
+    __slots__ = ("deadline", "enqueued", "expires", "future", "group", "item", "key", "seq")
 
     def __init__(self, item: Any, key: bytes | None, deadline: float, future: asyncio.Future[Any],
                  group: int = 0, enqueued: float | None = None) -> None:
         self.item = item
         self.key = key
         self.deadline = deadline
+        """Orders the queue (earliest first): the deadline of the query that made the task."""
+        self.expires = deadline
+        """When the task is dropped as too late: the latest deadline of the queries waiting for it (an identical
+        query joining through single flight extends it)."""
         self.future = future
         self.group = group
         self.enqueued = time.monotonic() if enqueued is None else enqueued
@@ -149,7 +153,7 @@ class ModelQueue:
             task = heapq.heappop(heap)
             if task.future.done():
                 continue  # answered already (e.g. its query was abandoned)
-            if task.deadline <= now:
+            if task.expires <= now:
                 self.dropped += 1
                 task.future.set_exception(DeadlineExpired())
                 task.future.exception()  # mark retrieved: the query may have stopped waiting
@@ -178,7 +182,7 @@ class ModelQueue:
         for task in tasks:
             if task.future.done():
                 continue
-            if task.deadline > now:
+            if task.expires > now:
                 back.append(task)
             else:
                 self.dropped += 1

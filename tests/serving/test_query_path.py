@@ -208,10 +208,6 @@ async def test_feedback_is_stored_and_numbered(serving: ServingHarness) -> None:
     assert (nums.input, nums.label) == ([1.5, 2.0], 2.5)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a query that joins an identical query's single-flight future inherits that query's deadline: when the "
-    "first query's task expires in the queue (DeadlineExpired), the joiner is answered with the SLO default "
-    "although its own SLO has time left and the replica is free"))
 async def test_a_query_joining_single_flight_keeps_its_own_deadline(make_serving: HarnessFactory) -> None:
     serving = await make_serving(Config(state_store="memory", batches_in_flight=1))
     await serving.add_app(slo_micros=100_000)
