@@ -300,7 +300,9 @@ def _add_server_commands(add: Add) -> None:
                             "(SQLite shared on this host, or redis://); 'auto': 1 up to 2 usable cores, else "
                             "cores - 1, at most 8")
     frontend = add("frontend", cmd_frontend, "run a query frontend alone, over a shared state store", manager=False)
-    frontend.add_argument("--state-store", default=None, help="redis://host:port/db (shared with the admin server)")
+    frontend.add_argument("--state-store", default=None,
+                          help="the store shared with the admin server: sqlite (default; $CLIPPER_HOME/state.db or "
+                               "sqlite:///path.db, shared on this host) or redis://host:port/db (across hosts)")
     frontend.add_argument("--host", default=None, help="query address (default 127.0.0.1)")
     frontend.add_argument("--query-port", type=int, default=None)
     frontend.add_argument("--rpc-host", default=None)
@@ -310,7 +312,9 @@ def _add_server_commands(add: Add) -> None:
     frontend.add_argument("--reuse-port", action="store_true", help="share the query port (SO_REUSEPORT)")
     admin = add("admin-server", cmd_admin_server, "run the management frontend alone, over a shared state store",
                 manager=False)
-    admin.add_argument("--state-store", default=None, help="redis://host:port/db (shared with the frontends)")
+    admin.add_argument("--state-store", default=None,
+                       help="the store shared with the frontends: sqlite (default; $CLIPPER_HOME/state.db or "
+                            "sqlite:///path.db, shared on this host) or redis://host:port/db (across hosts)")
     admin.add_argument("--admin-host", default=None, help="default 127.0.0.1")
     admin.add_argument("--admin-port", type=int, default=None)
     admin.add_argument("--no-replicas", action="store_true", help="replicas are run by another manager")
