@@ -30,6 +30,7 @@ from clipper_core.http_api import json_response
 from clipper_core.inputs import InputType, decode_input
 from clipper_core.serving.app_runtime import AppRuntime
 from clipper_core.serving.prediction import Prediction
+from clipper_core.serving.query_path import QueryPath
 from clipper_core.serving.snapshot import Snapshot
 from clipper_core.version import __version__
 
@@ -95,8 +96,12 @@ async def model_ready(request: web.Request) -> web.Response:
 
 
 async def infer(request: web.Request) -> web.Response:
-    path = request.app[QUERY_PATH]
-    app_name = request.match_info["app"]
+    return await infer_model(request, request.app[QUERY_PATH], request.match_info["app"],
+                             request.match_info.get("version"))
+
+
+async def infer_model(request: web.BaseRequest, path: QueryPath, app_name: str, version: str | None) -> web.Response:
+    """``POST /v2/models/{app_name}[/versions/{version}]/infer`` (the route, and the query port's front door)."""
     rt = path.open_app(app_name)
     input_type = rt.app.input_type
     header_length = request.headers.get(HEADER_LENGTH)
@@ -113,7 +118,6 @@ async def infer(request: web.Request) -> web.Response:
     uid = 0
     if isinstance(body.get("parameters"), dict) and "uid" in body["parameters"]:
         uid = read_uid(body["parameters"]["uid"])
-    version = request.match_info.get("version")
     predictions = await path.predict(rt, items, uid=uid, version=version)
     answer: dict[str, Any] = {"model_name": app_name, "outputs": [_output_tensor(predictions)]}
     if version is not None:

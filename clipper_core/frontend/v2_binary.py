@@ -34,7 +34,7 @@ NUMPY: dict[str, np.dtype[Any]] = {"INT32": np.dtype("<i4"), "FP32": np.dtype("<
 _LENGTH = struct.Struct("<I")
 
 
-async def read_body(request: web.Request) -> bytes | bytearray:
+async def read_body(request: web.BaseRequest) -> bytes | bytearray:
     """The body in one buffer of its Content-Length, filled as it arrives: ``request.read()`` copies a large
     body twice more (into a growing bytearray, then into bytes). A body without a length, a compressed one or
     one over the size limit goes through ``request.read()`` (and its 413)."""

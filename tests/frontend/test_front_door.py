@@ -1,6 +1,6 @@
-"""The query port's front door: ``POST /{app}/predict`` straight to its handler answers exactly as the routed
-application does (``/{app}/predict/`` and anything with a query string still go through the router), errors
-included; everything else is the application's."""
+"""The query port's front door: ``POST /{app}/predict`` and ``POST /v2/models/{app}[/versions/{v}]/infer``
+straight to their handlers answer exactly as the routed application does (a trailing slash or a query string
+still goes through the router), errors included; everything else is the application's."""
 
 from __future__ import annotations
 
@@ -41,6 +41,24 @@ def test_its_errors_are_the_routers_errors(query_server: ServerThread, body: Any
         assert front == routed
         assert front[0] in (400, 404)
         assert set(front[1]) == {"error", "cause"}
+
+
+V2_BODY = {"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP64", "data": [1.0, 2.0, 3.5]}]}
+
+
+@pytest.mark.parametrize("model", ["hello-world", "hello-world/versions/1", "no-such-app", "hello-world/versions/9"])
+def test_v2_infer_through_the_front_door_answers_as_the_router_does(query_server: ServerThread, model: str) -> None:
+    front = http_json(f"{query_server.query_url}/v2/models/{model}/infer", V2_BODY)
+    routed = http_json(f"{query_server.query_url}/v2/models/{model}/infer?via=router", V2_BODY)
+    for answer in (front[1], routed[1]):
+        for output in answer.get("outputs", ()):
+            del output["parameters"]["query_id"]
+    assert front == routed
+    if model.startswith("hello-world/versions/9") or model == "no-such-app":
+        assert front[0] in (400, 404)
+    else:
+        assert front[0] == 200
+        assert front[1]["outputs"][0]["data"] == [6.5]
 
 
 def test_other_methods_and_paths_are_the_applications(query_server: ServerThread) -> None:
