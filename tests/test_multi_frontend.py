@@ -1,7 +1,7 @@
 """Several query frontends over one shared store (the SQLite file of this host, or Redis): admin changes reach
 every frontend within 1 s, replicas serve every frontend (they learn of new ones from PEERS), every frontend
 answers on the shared port and a killed one comes back with the state, a Redis restart mid-traffic loses
-nothing; ``--frontends auto``."""
+nothing; ``--frontends auto`` and ``start_clipper(num_frontend_replicas="auto")``."""
 
 from __future__ import annotations
 
@@ -222,3 +222,33 @@ def test_frontends_auto_follows_the_usable_cores() -> None:
     for wrong in ("0", "many"):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["start", "--frontends", wrong])
+
+
+def test_start_clipper_takes_auto_frontends_like_the_cli(tmp_path: Path) -> None:
+    """``start_clipper(num_frontend_replicas="auto")`` hands ``--frontends auto`` to the server's ``clipper
+    start``, which starts :func:`auto_frontends` frontends (on one or two cores, a single process); any other
+    string, or a count < 1, fails before anything starts."""
+    from clipper_core.errors import ClipperException
+
+    wrong_values: list[Any] = ["many", "2", "", 0, -1, True, 2.5, None]
+    for wrong in wrong_values:
+        with pytest.raises(ClipperException, match="whole number >= 1 or 'auto'"):
+            LocalContainerManager(clipper_home=tmp_path / "wrong").start_clipper(num_frontend_replicas=wrong)
+    assert not (tmp_path / "wrong").exists()
+    home = tmp_path / "home"
+    manager = LocalContainerManager(clipper_home=home, clipper_query_port=0, clipper_management_port=0,
+                                    clipper_rpc_port=0)
+    conn = ClipperConnection(manager)
+    conn.start_clipper(num_frontend_replicas="auto")
+    try:
+        server_args = Path(f"/proc/{manager.runtime['pid']}/cmdline").read_bytes().split(b"\0")
+        assert server_args[server_args.index(b"--frontends") + 1] == b"auto"
+        expected = auto_frontends()
+        wait_until(lambda: len(frontend_pids(home)) == (expected if expected > 1 else 0), 20,
+                   what=f"{expected} query frontend(s)")
+        conn.register_application("auto", "doubles", "-1.0", 2_000_000)
+        url = f"http://{conn.get_query_addr()}/auto/predict"
+        wait_until(lambda: http_json(url, {"input": [1.0]})[0] == 200, 5, what="the app on the query port")
+        assert http_json(url, {"input": [1.0]})[1]["default"] is True  # served: the default, no model linked
+    finally:
+        conn.stop_all()

@@ -99,11 +99,18 @@ class LocalContainerManager(ContainerManager):
             return None
         return data if pid_alive(int(data.get("pid", -1))) else None
 
-    def start_clipper(self, cache_size: int | None = None, num_frontend_replicas: int = 1,
+    def start_clipper(self, cache_size: int | None = None, num_frontend_replicas: int | str = 1,
                       state_store: str | None = None, **ignored: Any) -> None:
         """Start clipper in the background and wait until it answers (Clipper's Docker-only arguments, such as
         image names, are accepted and ignored). ``num_frontend_replicas`` > 1 runs that many query frontend
-        processes sharing the query port, over a managed Redis unless ``state_store`` names one."""
+        processes sharing the query port (``clipper start --frontends N``); ``"auto"`` lets the server choose by
+        its usable cores, as ``--frontends auto`` does (:func:`clipper_core.server.multi.auto_frontends`). They
+        share the state store: the default SQLite file needs nothing else, a ``state_store`` of ``redis://...``
+        is used as given, and only a store that cannot be shared (``memory``) gets a managed redis-server.
+
+        :raises ClipperException: ``num_frontend_replicas`` is neither a whole number >= 1 nor ``"auto"``, or
+            clipper is already running for this home, or it did not start"""
+        frontends = _frontends_flag(num_frontend_replicas)
         running = self._read_runtime()
         if running is not None:
             raise ClipperException(f"clipper is already running for {self.home} (pid {running['pid']}); "
@@ -114,8 +121,7 @@ class LocalContainerManager(ContainerManager):
         cmd = self._command()
         if cache_size is not None:
             cmd += ["--cache-size", str(cache_size)]
-        if num_frontend_replicas > 1:
-            cmd += ["--frontends", str(num_frontend_replicas)]
+        cmd += frontends
         if state_store is not None:
             cmd += ["--state-store", state_store]
         env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
@@ -256,6 +262,18 @@ class LocalContainerManager(ContainerManager):
             name, version = key.split(":", 1)
             grouped.setdefault(name, []).append(version)
         self.stop_models(grouped)
+
+
+def _frontends_flag(num_frontend_replicas: int | str) -> list[str]:
+    """``--frontends`` for the server's ``clipper start`` (none for one frontend). ``"auto"`` is passed on as it
+    is: the server's command resolves it with the CLI's rule, for the cores the server may use."""
+    if num_frontend_replicas == "auto":
+        return ["--frontends", "auto"]
+    if (isinstance(num_frontend_replicas, bool) or not isinstance(num_frontend_replicas, int)
+            or num_frontend_replicas < 1):
+        raise ClipperException("num_frontend_replicas must be a whole number >= 1 or 'auto', got "
+                               f"{num_frontend_replicas!r}")
+    return ["--frontends", str(num_frontend_replicas)] if num_frontend_replicas > 1 else []
 
 
 def clipper_home_default() -> Path:
