@@ -231,9 +231,7 @@ class ModelRuntime:
     def _fail(self, batch: list[Task], exc: Exception) -> None:
         self.errors += len(batch)
         for task in batch:
-            if not task.future.done():
-                task.future.set_exception(exc)
-                task.future.exception()  # the query may have stopped waiting: no "never retrieved" noise
+            task.fail(exc)
 
     def _spawn_put(self, cache: PredictionCache, key: CacheKey, output: Any) -> None:
         async def put() -> None:
@@ -262,9 +260,7 @@ class ModelRuntime:
         for i, task in enumerate(batch):
             if item_errors and i in item_errors:
                 self.errors += 1
-                if not task.future.done():
-                    task.future.set_exception(ItemFailed(str(item_errors[i])))
-                    task.future.exception()
+                task.fail(ItemFailed(str(item_errors[i])))
                 continue
             output = outputs[i]
             if cache is not None and task.key is not None:
@@ -272,5 +268,4 @@ class ModelRuntime:
                     self._spawn_put(cache, (self.name, self.version, task.key), output)
                 else:
                     cache.put((self.name, self.version, task.key), output)
-            if not task.future.done():
-                task.future.set_result(output)
+            task.resolve(output)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clipper_core.config import Config
-from clipper_core.errors import ModelUnavailable, Overloaded, QueryError, version_missing
+from clipper_core.errors import ModelUnavailable, QueryError, version_missing
 from clipper_core.inputs import input_to_json
 from clipper_core.interfaces import CacheKey, PredictionCache, Query
 from clipper_core.serving.admission import admit
@@ -30,7 +30,7 @@ from clipper_core.serving.model_runtime import ModelRuntime
 from clipper_core.serving.prediction import FeedbackReceipt, Prediction
 from clipper_core.serving.queue import Task
 from clipper_core.serving.snapshot import Snapshot
-from clipper_core.serving.waiting import wait_all
+from clipper_core.serving.waiting import wait_all, wait_one
 from clipper_core.state import Feedback, ModelKey, StateStore
 
 __all__ = ["QueryPath"]
@@ -65,7 +65,7 @@ class QueryPath:
         self._query_ids = itertools.count()
         self._group_ids = itertools.count(1)
         self._single_flight: dict[CacheKey, Task] = {}
-        """Cache key -> the task of the identical query already on its way to a replica."""
+        """Cache key -> the task of the identical query on its way to a replica, while that query waits."""
 
     # -- admission to the path -------------------------------------------------------------------------
     def _refuse_while_draining(self, what: str) -> None:
@@ -149,6 +149,8 @@ class QueryPath:
         plans: list[tuple[Query, Plan]] = []
         enqueued: dict[ModelRuntime, list[Task]] = {}
         waiting: list[asyncio.Future[Any]] = []
+        leading: list[tuple[CacheKey, Task]] = []
+        """The single-flight entries this query made: they end when it stops waiting."""
         for query, key, chosen in routes:
             plan: Plan = {}
             for name, mr in chosen:
@@ -165,32 +167,43 @@ class QueryPath:
                         continue
                     mr.cache_misses += 1
                     shared = self._single_flight.get(ckey)
-                    if shared is not None:  # an identical query is already on its way: wait for it, as long
-                        if shared.expires < deadline:  # as this query may
+                    if shared is not None:  # an identical query is already on its way: join it, for as
+                        if shared.expires < deadline:  # long as this query may wait
                             shared.expires = deadline
-                        waiting.append(shared.future)
-                        plan[name] = shared.future
+                        joined = loop.create_future()
+                        if shared.joined is None:
+                            shared.joined = [joined]
+                        else:
+                            shared.joined.append(joined)
+                        waiting.append(joined)
+                        plan[name] = joined
                         continue
                 if not mr.replicas:
                     continue
                 fut = loop.create_future()
                 task = Task(query.input, key, deadline, fut, group, now)
                 if key is not None:
-                    self._track_single_flight((name, mr.version, key), task)
+                    self._single_flight[ckey] = task
+                    leading.append((ckey, task))
                 enqueued.setdefault(mr, []).append(task)
                 waiting.append(fut)
                 plan[name] = fut
             plans.append((query, plan))
-        if enqueued:
-            try:
+        try:
+            if enqueued:
                 admit(rt.slo * self.admission_slo_fraction, rt.slo, enqueued)
-            except Overloaded:
-                self._forget_refused(enqueued)
-                raise
-        for mr, tasks in enqueued.items():
-            mr.queue.put_many(tasks)
-        if waiting:
-            await wait_all(loop, waiting, deadline - self.clock())
+                for mr, tasks in enqueued.items():
+                    mr.queue.put_many(tasks)
+            if len(waiting) == 1:
+                await wait_one(loop, waiting[0], deadline - self.clock())
+            elif waiting:
+                await wait_all(loop, waiting, deadline - self.clock())
+        finally:
+            if leading:
+                single_flight = self._single_flight
+                for ckey, task in leading:
+                    if single_flight.get(ckey) is task:
+                        del single_flight[ckey]
         return plans
 
     def _routes(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None, state: Any, cached: bool,
@@ -224,20 +237,6 @@ class QueryPath:
             if found:
                 hits[ckey] = value
         return hits
-
-    def _forget_refused(self, enqueued: dict[ModelRuntime, list[Task]]) -> None:
-        """Refused tasks leave single flight at once (their futures' done callbacks run a loop step later, when
-        an identical query could already have joined a cancelled future)."""
-        single_flight = self._single_flight
-        for mr, tasks in enqueued.items():
-            for task in tasks:
-                if task.key is not None and single_flight.get((mr.name, mr.version, task.key)) is task:
-                    del single_flight[(mr.name, mr.version, task.key)]
-
-    def _track_single_flight(self, key: CacheKey, task: Task) -> None:
-        single_flight = self._single_flight
-        single_flight[key] = task
-        task.future.add_done_callback(lambda _: single_flight.pop(key, None))
 
     async def _ask_every_model(self, rt: AppRuntime, item: Any, uid: int) -> tuple[Query, Plan]:
         """For feedback that no remembered prediction matches: ask every linked model (full information)."""

@@ -26,9 +26,11 @@ class DeadlineExpired(Exception):
 
 
 class Task:
-    """One input waiting for one model version. ``future`` resolves to the model output (or an exception)."""
+    """One input waiting for one model version. ``future`` (the query that made the task) and ``joined`` (the
+    identical queries that joined it through single flight) resolve to the model output or an exception; each
+    query has its own, so one that stops waiting (its SLO passed, its client left) does not touch the others."""
 
-    __slots__ = ("deadline", "enqueued", "expires", "future", "group", "item", "key", "seq")
+    __slots__ = ("deadline", "enqueued", "expires", "future", "group", "item", "joined", "key", "seq")
 
     def __init__(self, item: Any, key: bytes | None, deadline: float, future: asyncio.Future[Any],
                  group: int = 0, enqueued: float | None = None) -> None:
@@ -40,10 +42,32 @@ class Task:
         """When the task is dropped as too late: the latest deadline of the queries waiting for it (an identical
         query joining through single flight extends it)."""
         self.future = future
+        self.joined: list[asyncio.Future[Any]] | None = None
         self.group = group
         self.enqueued = time.monotonic() if enqueued is None else enqueued
         self.seq = -1
         """Arrival order in its queue (ties between equal deadlines), set when first queued."""
+
+    def wanted(self) -> bool:
+        """Whether any query still waits for this output."""
+        if not self.future.done():
+            return True
+        joined = self.joined
+        return joined is not None and any(not f.done() for f in joined)
+
+    def resolve(self, output: Any) -> None:
+        if not self.future.done():
+            self.future.set_result(output)
+        if self.joined:
+            for fut in self.joined:
+                if not fut.done():
+                    fut.set_result(output)
+
+    def fail(self, exc: BaseException) -> None:
+        for fut in (self.future, *(self.joined or ())):
+            if not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved: the query may have stopped waiting
 
     def __lt__(self, other: Task) -> bool:
         return (self.deadline, self.seq) < (other.deadline, other.seq)
@@ -151,13 +175,12 @@ class ModelQueue:
         batch: list[Task] = []
         while heap and len(batch) < max_size:
             task = heapq.heappop(heap)
-            if task.future.done():
-                continue  # answered already (e.g. its query was abandoned)
             if task.expires <= now:
                 self.dropped += 1
-                task.future.set_exception(DeadlineExpired())
-                task.future.exception()  # mark retrieved: the query may have stopped waiting
+                task.fail(DeadlineExpired())
                 continue
+            if not task.wanted():
+                continue  # nobody waits for it any more (its queries were cancelled: their clients left)
             batch.append(task)
         if heap and batch and batch[-1].group:
             self._keep_group_together(batch)
@@ -180,20 +203,16 @@ class ModelQueue:
         now = self.clock()
         back = []
         for task in tasks:
-            if task.future.done():
+            if not task.wanted():
                 continue
             if task.expires > now:
                 back.append(task)
             else:
                 self.dropped += 1
-                task.future.set_exception(DeadlineExpired())
-                task.future.exception()  # mark retrieved: the query may have stopped waiting
+                task.fail(DeadlineExpired())
         self.put_many(back)
         return len(back)
 
     def fail_all(self, exc: BaseException) -> None:
         while self._heap:
-            task = heapq.heappop(self._heap)
-            if not task.future.done():
-                task.future.set_exception(exc)
-                task.future.exception()
+            heapq.heappop(self._heap).fail(exc)

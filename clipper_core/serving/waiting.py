@@ -5,7 +5,32 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-__all__ = ["wait_all"]
+from clipper_core.serving.queue import DeadlineExpired
+
+__all__ = ["wait_all", "wait_one"]
+
+
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(DeadlineExpired())
+
+
+async def wait_one(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], timeout: float) -> None:
+    """Return when ``fut`` (a query's own future) is done or ``timeout`` seconds passed: then it fails with
+    :class:`DeadlineExpired` (whoever would answer it later finds it done). No waiter, no callback: one timer."""
+    if fut.done():
+        return
+    if timeout <= 0:
+        _expire(fut)
+        fut.exception()
+        return
+    handle = loop.call_later(timeout, _expire, fut)
+    try:
+        await fut
+    except Exception:  # the plan holds the future: combine reads what happened
+        pass
+    finally:
+        handle.cancel()
 
 
 async def wait_all(loop: asyncio.AbstractEventLoop, futures: list[asyncio.Future[Any]], timeout: float) -> None:

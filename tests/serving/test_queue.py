@@ -61,3 +61,23 @@ async def test_delayed_batching_waits_on_the_clock_for_a_fuller_batch(serving: S
     assert batch.inputs == [[1.0], [2.0]]
     batch.answer([1.0, 2.0])
     assert [(await first)[0].output, (await second)[0].output] == [1.0, 2.0]
+
+
+async def test_a_cancelled_querys_queued_task_is_not_sent(make_serving: HarnessFactory) -> None:
+    serving = await make_serving(Config(state_store="memory", batches_in_flight=1))
+    await serving.add_app(slo_micros=100_000)
+    await serving.add_model(app="app")
+    replica = await serving.connect()
+    first = serving.predict_soon("app", [doubles(1.0)])
+    batch = await replica.next_batch()
+    queued = serving.predict_soon("app", [doubles(2.0)])
+    queue = serving.runtime().queue
+    await run_until(lambda: len(queue) == 1)
+    queued.cancel()  # its client went away
+    await settle()
+    batch.answer([1.0])
+    assert (await first)[0].output == 1.0
+    await run_until(lambda: len(queue) == 0)
+    await settle()
+    assert len(replica.batches) == 1
+    assert queue.dropped == 0  # not too late: nobody wanted it
