@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 from enum import Enum
 from typing import Any
 
@@ -16,7 +17,8 @@ import numpy as np
 
 from clipper_core.errors import InvalidInput
 
-__all__ = ["INT64_MAX", "INT64_MIN", "InputType", "decode_input", "input_to_json", "json_kind", "parse_input_type"]
+__all__ = ["INT64_MAX", "INT64_MIN", "InputType", "decode_input", "decode_inputs", "input_to_json", "json_kind",
+           "parse_input_type"]
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 """The integers a client may send for ids and sizes: what every state store keeps (SQLite INTEGER, Redis)."""
@@ -85,6 +87,27 @@ def expected_shape(input_type: InputType) -> str:
 def _fail(input_type: InputType, what: str, where: str) -> InvalidInput:
     return InvalidInput(f"{where} {what}; expected {_EXPECTED[input_type]} for an app of input type "
                         f"'{input_type.value}'")
+
+
+def decode_inputs(values: list[Any], input_type: InputType, where: str = "input_batch") -> list[Any]:
+    """Every input of an ``input_batch``. Numeric rows of one length become one [n, d] array, checked at once,
+    and the inputs are its rows (views of it: a batch of them reaches the RPC frame without a copy); anything
+    else, or a batch with a bad row, is decoded one input at a time (which names the bad row)."""
+    dtype = _DTYPES.get(input_type)
+    if dtype is not None and len(values) > 1:
+        first = values[0]
+        width = len(first) if first.__class__ is list else 0
+        if width and all(v.__class__ is list and len(v) == width for v in values):
+            kinds = set(map(type, itertools.chain.from_iterable(values)))
+            if kinds <= _NUMBER_TYPES and not (input_type is InputType.INTS and float in kinds):
+                try:
+                    with np.errstate(over="ignore"):  # a float32 overflow becomes inf: refused below
+                        block = np.array(values, dtype=dtype)
+                except OverflowError:  # an integer out of range: the row by row pass names it
+                    block = None
+                if block is not None and (input_type is not InputType.FLOATS or np.isfinite(block).all()):
+                    return list(block)
+    return [decode_input(value, input_type, f"{where}[{i}]") for i, value in enumerate(values)]
 
 
 def decode_input(value: Any, input_type: InputType, where: str = "input") -> Any:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+from clipper_container.protocol import encode_inputs
 
 from clipper_core.errors import InvalidInput
-from clipper_core.inputs import InputType, decode_input, parse_input_type
+from clipper_core.inputs import InputType, decode_input, decode_inputs, parse_input_type
 
 
 @pytest.mark.parametrize(("spelling", "expected"), [
@@ -59,3 +62,37 @@ def test_bad_inputs_say_what_was_expected(value: object, kind: InputType, messag
 def test_strings_and_bytes() -> None:
     assert decode_input("héllo", InputType.STRINGS) == "héllo"
     assert decode_input("AAEC", InputType.BYTES) == b"\x00\x01\x02"
+
+
+_BATCHES = [
+    [[1.0, 2.0], [3.0, 4.5]], [[1, 2], [3, 4]], [[1.0, 2.0], [1.0, "x"]], [[1, 2], [3, 2**40]], [[1.0], [2.0, 3.0]],
+    [[1.0], [3.5e38]], [[1, 2], [True, 2]], [[1.0, 2.0], []], [[1.0], [[2.0]]], [[2**70], [1]], [[1.5]], ["ab", "cd"],
+]
+
+
+@pytest.mark.parametrize("batch", _BATCHES)
+@pytest.mark.parametrize("input_type", [InputType.INTS, InputType.FLOATS, InputType.DOUBLES])
+def test_a_batch_decodes_as_its_inputs_do_one_by_one(batch: list[Any], input_type: InputType) -> None:
+    def one_by_one() -> list[Any]:
+        return [decode_input(v, input_type, f"input_batch[{i}]") for i, v in enumerate(batch)]
+
+    try:
+        expected = one_by_one()
+    except InvalidInput as exc:
+        with pytest.raises(InvalidInput) as raised:
+            decode_inputs(batch, input_type)
+        assert str(raised.value) == str(exc)
+        return
+    got = decode_inputs(batch, input_type)
+    assert [g.dtype for g in got] == [e.dtype for e in expected]
+    assert [g.tolist() for g in got] == [e.tolist() for e in expected]
+
+
+def test_a_batch_of_rows_of_one_length_is_one_array_whose_rows_are_the_inputs() -> None:
+    rows = decode_inputs([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], InputType.DOUBLES)
+    base = rows[0].base
+    assert isinstance(base, np.ndarray) and base.shape == (3, 2)
+    assert all(row.base is base for row in rows)
+    fields, buffers = encode_inputs(rows, np.dtype("<f8"))
+    assert fields["shape"] == [3, 2]
+    assert np.shares_memory(buffers[0], base)  # into the RPC frame without a copy

@@ -16,7 +16,7 @@ from clipper_core.errors import InvalidInput
 from clipper_core.frontend.fields import read_query_id, read_uid, read_version
 from clipper_core.frontend.keys import QUERY_PATH
 from clipper_core.http_api import JSON, read_json_object
-from clipper_core.inputs import InputType, decode_input
+from clipper_core.inputs import InputType, decode_input, decode_inputs
 from clipper_core.serving.prediction import Prediction
 from clipper_core.serving.query_path import QueryPath
 
@@ -54,7 +54,7 @@ def read_inputs(body: dict[str, Any], input_type: InputType) -> tuple[list[Any],
             raise InvalidInput("'input_batch' must be a JSON array of inputs")
         if not batch:
             raise InvalidInput("'input_batch' is empty; expected at least one input")
-        return [decode_input(value, input_type, f"input_batch[{i}]") for i, value in enumerate(batch)], False
+        return decode_inputs(batch, input_type), False
     raise InvalidInput("JSON object does not have required keys input or input_batch")
 
 

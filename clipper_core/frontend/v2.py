@@ -27,7 +27,7 @@ from clipper_core.frontend.v2_binary import (
     wants_binary_output,
 )
 from clipper_core.http_api import json_response
-from clipper_core.inputs import InputType, decode_input
+from clipper_core.inputs import InputType, decode_inputs
 from clipper_core.serving.app_runtime import AppRuntime
 from clipper_core.serving.prediction import Prediction
 from clipper_core.serving.query_path import QueryPath
@@ -112,7 +112,7 @@ async def infer_model(request: web.BaseRequest, path: QueryPath, app_name: str, 
         except orjson.JSONDecodeError as exc:
             raise InvalidInput(f"Error parsing JSON: {exc}; expected a V2 inference request (binary tensor data "
                                f"needs the {HEADER_LENGTH} header)") from None
-        items = [decode_input(row, input_type, f"input_batch[{i}]") for i, row in enumerate(_rows(body, input_type))]
+        items = decode_inputs(_rows(body, input_type), input_type)
     else:
         body, items = _binary_request(await read_body(request), header_length, input_type)
     uid = 0
@@ -137,8 +137,7 @@ def _binary_request(raw: bytes | bytearray, header_length: str,
         raise InvalidInput("a V2 inference request is a JSON object whose 'inputs' holds exactly one tensor")
     section = sections[0]
     if section is None:
-        return body, [decode_input(row, input_type, f"input_batch[{i}]")
-                      for i, row in enumerate(_rows(body, input_type))]
+        return body, decode_inputs(_rows(body, input_type), input_type)
     return body, binary_rows(body["inputs"][0], section, input_type, DATATYPES[input_type])
 
 
