@@ -7,6 +7,7 @@ needs only numpy and cloudpickle, never clipper_core or a framework.
   with a framework version this container cannot read;
 * :func:`by_length`: one framework call per batch (per input length, when lengths differ);
 * :func:`rows`: a framework's batch output as one Python value per input;
+* :func:`writable`: a received batch as an array a framework may write to, without a copy where possible;
 * :func:`save_sample` / :func:`load_sample`: the sample batch used to warm a replica up;
 * :func:`finish_manifest` (admin side): what every framework deployer records, then ``clipper_model.json``.
 """
@@ -27,7 +28,7 @@ from clipper_container.manifest import IncompatibleModel, environment, write_man
 
 __all__ = ["FUNC_FILE", "SAMPLE_FILE", "THREADS_ENV", "BatchPredictor", "by_length", "check_version",
            "finish_manifest", "load_func", "load_sample", "replica_threads", "require_numeric", "rows",
-           "save_sample", "version_key"]
+           "save_sample", "version_key", "writable"]
 
 THREADS_ENV = "CLIPPER_NUM_THREADS"
 SAMPLE_FILE = "sample_input.npy"
@@ -179,6 +180,22 @@ def rows(output: Any) -> list[Any]:
     if hasattr(output, "numpy"):  # a framework tensor
         return list(np.asarray(output.numpy()).tolist())
     return list(output)
+
+
+def writable(array: np.ndarray) -> np.ndarray:
+    """``array`` as an array frameworks may write to (scikit-learn estimators may, torch refuses read-only
+    arrays): itself when writable; a writable view when it is a read-only view of writable memory (a batch
+    :func:`~clipper_container.protocol.decode_inputs` took from a received frame: numpy marks it read-only,
+    but the container owns that memory and nothing reads it after the model); else a copy."""
+    if array.flags.writeable:
+        return array
+    base = array
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    if isinstance(base.base, memoryview) and not base.base.readonly and array.flags.c_contiguous:
+        offset = array.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        return np.frombuffer(base.base, dtype=array.dtype, count=array.size, offset=offset).reshape(array.shape)
+    return np.array(array)
 
 
 # -- warm-up samples ----------------------------------------------------------------------------------

@@ -68,3 +68,23 @@ def test_by_length_calls_once_per_length_and_fails_items_alone() -> None:
     assert by_length(["a", "bb"], lambda xs: [len(x) for x in xs]) == [1, 2]
     with pytest.raises(ValueError, match="returned 1 outputs for a batch of 2"):
         by_length(np.ones((2, 3)), lambda b: [0])
+
+
+def test_writable_views_a_received_frame_and_copies_only_read_only_memory() -> None:
+    from clipper_container.protocol import decode_inputs, encode_inputs
+
+    header, buffers = encode_inputs([np.arange(3.0), np.arange(3.0, 6.0)], np.dtype("<f8"))
+    frame = bytearray(buffers[0].tobytes())  # what the container receives: memory of its own
+    batch = decode_inputs(header, [frame])
+    view = frameworks.writable(batch)
+    assert not batch.flags.writeable and view.flags.writeable and view.shape == (2, 3)
+    assert np.shares_memory(view, np.frombuffer(frame, dtype="<f8"))
+    view[0, 0] = 9.0  # an estimator scaling in place writes into the frame, which no one reads afterwards
+    assert batch[0, 0] == 9.0
+    assert frameworks.writable(view) is view
+    frozen = decode_inputs(header, [bytes(frame)])  # read-only memory under it: a copy
+    copied = frameworks.writable(frozen)
+    assert copied.flags.writeable and not np.shares_memory(copied, frozen)
+    np.testing.assert_array_equal(copied, frozen)
+    column = frameworks.writable(batch[:, 1])  # not contiguous: a copy
+    assert column.flags.writeable and not np.shares_memory(column, batch)

@@ -3,6 +3,9 @@ and queried over REST: the answers equal the same module called in this process.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -192,3 +195,85 @@ class TestPyTorchDeployerContract(DeployerContract):
     def deploy_with_clipper_api(self, conn: RecordingConnection, model: Any, **args: Any) -> bool:
         deploy_pytorch_model(conn, pytorch_model=model, **args)
         return True
+
+
+def test_an_export_program_runs_lean_and_equals_the_checked_module(models: dict[str, nn.Module], tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLIPPER_NUM_THREADS", "1")
+    PyTorchDeployer().save(tmp_path, models["cnn"], input_type="doubles", input_shape=(1, 8, 8))
+    predictor = load(str(tmp_path))
+    assert predictor.fast is not None and predictor.threads == 1
+    x = torch.from_numpy(X[TEST].reshape(-1, 1, 8, 8))
+    with torch.inference_mode():
+        torch.testing.assert_close(predictor.fast(x), predictor.model(x))
+        lean = predictor.fast.module  # type: ignore[attr-defined]
+        # the same parameters, not a copy; no pytree, input checks or hooks on the way
+        assert [p.data_ptr() for p in lean.parameters()] == [p.data_ptr() for p in predictor.model.parameters()]
+        assert not lean._forward_pre_hooks and "tree_flatten" not in lean.code
+    np.testing.assert_allclose(predictor.predict(X[TEST].astype(np.float64)), in_process(
+        models["cnn"], X[TEST].reshape(-1, 1, 8, 8)), rtol=1e-5, atol=1e-5)
+
+
+def test_a_failure_in_the_lean_module_is_told_by_the_checked_one(models: dict[str, nn.Module],
+                                                                 tmp_path: Path) -> None:
+    PyTorchDeployer().save(tmp_path, models["mlp"], input_type="floats")
+    predictor = load(str(tmp_path))
+
+    def broken(x: Any) -> Any:
+        raise RuntimeError("lean")
+
+    predictor.fast = broken  # the checked module answers instead
+    np.testing.assert_allclose(predictor.predict(X[TEST]), in_process(models["mlp"], X[TEST]), rtol=1e-5, atol=1e-5)
+    predictor.n_features = None  # a wrong width now reaches torch: the checked module's error, not the lean one's
+    with pytest.raises((AssertionError, RuntimeError, ValueError)) as info:  # the container fails the batch
+        predictor.predict(np.ones((1, 10), dtype=np.float32))
+    assert "lean" not in str(info.value)
+
+
+def test_a_received_frame_of_the_models_dtype_reaches_torch_without_a_copy(models: dict[str, nn.Module],
+                                                                           tmp_path: Path) -> None:
+    from clipper_container.protocol import decode_inputs, encode_inputs
+
+    PyTorchDeployer().save(tmp_path, models["mlp"], input_type="floats")
+    predictor = load(str(tmp_path))
+    header, buffers = encode_inputs(list(X[TEST]), np.dtype(np.float32))
+    frame = bytearray(buffers[0].tobytes())  # a received frame: writable memory the container owns
+    batch = decode_inputs(header, [frame])
+    assert not batch.flags.writeable
+    seen: list[Any] = []
+    predictor.fast = lambda x: seen.append(x) or predictor.model(x)
+    np.testing.assert_allclose(predictor.predict(batch), in_process(models["mlp"], X[TEST]), rtol=1e-5, atol=1e-5)
+    assert seen[0].data_ptr() == np.frombuffer(frame, dtype=np.float32).__array_interface__["data"][0]
+
+
+THREADS_SCRIPT = """
+import os, sys, threading
+import numpy as np
+from clipper_deployer_pytorch.loader import load
+predictor = load(sys.argv[1])  # with CLIPPER_NUM_THREADS=1, in the main thread
+before = len(os.listdir("/proc/self/task"))
+counts = []
+def run():
+    for _ in range(20):
+        predictor.predict(np.ones((8, 64), dtype=np.float32))
+    counts.append(len(os.listdir("/proc/self/task")))
+worker = threading.Thread(target=run)
+worker.start()
+worker.join()
+print(before, counts[0])
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2, reason="needs Linux, 2 CPUs")
+def test_batches_in_another_thread_run_on_the_replicas_threads_only(models: dict[str, nn.Module],
+                                                                     tmp_path: Path) -> None:
+    """OpenMP's thread count is per thread: the container's worker thread, not the one that loaded the model,
+    must not start a team of every CPU (whose idle members spin). A fresh process, so that no earlier test
+    started the team already."""
+    PyTorchDeployer().save(tmp_path, models["mlp"], input_type="floats")
+    env = {**os.environ, "CLIPPER_NUM_THREADS": "1"}
+    env.pop("OMP_NUM_THREADS", None)
+    out = subprocess.run([sys.executable, "-c", THREADS_SCRIPT, str(tmp_path)], env=env, capture_output=True,
+                         text=True, timeout=120, check=True).stdout.split()
+    before, during = int(out[-2]), int(out[-1])
+    assert during == before + 1, f"{before} threads before, {during} while a batch ran in one more thread"
