@@ -209,3 +209,41 @@ class TestSklearnDeployerContract(DeployerContract):
     def deploy_with_clipper_api(self, conn: RecordingConnection, model: Any, **args: Any) -> bool:
         deploy_sklearn_model(conn, sklearn_model=model, **args)
         return True
+
+
+def test_the_thread_limit_holds_in_the_thread_that_predicts(models: dict[str, Any], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenMP's thread count is per thread: the container's worker thread, not the one that loaded the model,
+    runs the batches, and gets the replica's limit the first time it predicts."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    monkeypatch.setenv("CLIPPER_NUM_THREADS", "1")
+    SklearnDeployer().save(tmp_path, models["logreg"], input_type="doubles", method="predict_proba")
+    predictor = load(str(tmp_path))
+    seen: list[dict[str, int]] = []
+
+    def run() -> None:
+        predictor.predict(X[TEST])
+        seen.append({info["internal_api"]: info["num_threads"] for info in threadpool_info()})
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert seen and set(seen[0].values()) == {1}, seen
+
+
+def test_a_received_frame_is_handed_to_the_estimator_without_a_copy(models: dict[str, Any], tmp_path: Path) -> None:
+    from clipper_container.protocol import decode_inputs, encode_inputs
+
+    SklearnDeployer().save(tmp_path, models["ridge"], input_type="doubles")
+    predictor = load(str(tmp_path))
+    header, buffers = encode_inputs(list(X[TEST].astype(np.float64)), np.dtype("<f8"))
+    frame = bytearray(buffers[0].tobytes())
+    seen: list[np.ndarray] = []
+    predict = predictor._call
+    predictor._call = lambda batch: seen.append(batch) or predict(batch)
+    out = predictor.predict(decode_inputs(header, [frame]))
+    np.testing.assert_allclose(out, models["ridge"].predict(X[TEST].astype(np.float64)))
+    assert seen[0].flags.writeable and np.shares_memory(seen[0], np.frombuffer(frame, dtype="<f8"))

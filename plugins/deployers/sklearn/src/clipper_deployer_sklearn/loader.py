@@ -7,11 +7,21 @@ and (inside :func:`load`) scikit-learn with skops or joblib, never clipper_core.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clipper_container.frameworks import BatchPredictor, check_version, load_func, load_sample, replica_threads, rows
+import numpy as np
+from clipper_container.frameworks import (
+    BatchPredictor,
+    check_version,
+    load_func,
+    load_sample,
+    replica_threads,
+    rows,
+    writable,
+)
 from clipper_container.manifest import read_manifest
 
 __all__ = ["DEPLOYER", "LOADER", "SklearnPredictor", "load"]
@@ -25,17 +35,30 @@ FORMATS = {"skops": "model.skops", "joblib": "model.joblib"}
 
 class SklearnPredictor(BatchPredictor):
     """``model.<method>(batch)`` on the whole batch (or ``func(model, batch)``), one output per input: a number,
-    a string (class label) or a list (``predict_proba``)."""
+    a string (class label) or a list (``predict_proba``). ``threads``: the BLAS/OpenMP limit, applied again in
+    each thread the first time it predicts (OpenMP's thread count is per thread)."""
 
     def __init__(self, model: Any, method: str, n_features: int | None = None,
-                 func: Callable[[Any, Any], Any] | None = None) -> None:
+                 func: Callable[[Any, Any], Any] | None = None, *, threads: int | None = None) -> None:
         super().__init__(model, n_features, func)
         self.method = method
         self._call = getattr(model, method)
+        self.threads = threads
+        self._local = threading.local()
+
+    def predict(self, batch: Any) -> list[Any]:
+        """One output per input."""
+        if self.threads is not None and not getattr(self._local, "limited", False):
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=self.threads)  # in this thread, for good (OpenMP's limit is per thread)
+            self._local.limited = True
+        return super().predict(batch)
 
     def _run(self, batch: Any) -> list[Any]:
-        # numeric batches arrive read-only and views of the received frame; estimators may write in place
-        return rows(self._call(batch.copy() if hasattr(batch, "copy") else batch))
+        # numeric batches arrive as read-only views of the received frame; estimators may write in place, into
+        # memory the container owns and no one reads after the model: a writable view of it, no copy
+        return rows(self._call(writable(batch) if isinstance(batch, np.ndarray) else batch))
 
 
 def _limit_threads(model: Any, threads: int) -> None:
@@ -82,7 +105,8 @@ def load(model_dir: str) -> SklearnPredictor:
     func = load_func(directory, manifest)
     threads = replica_threads()
     _limit_threads(model, threads)
-    predictor = SklearnPredictor(model, str(manifest.get("method") or "predict"), manifest.get("n_features"), func)
+    predictor = SklearnPredictor(model, str(manifest.get("method") or "predict"), manifest.get("n_features"), func,
+                                 threads=threads)
     _warm_up(predictor, directory, manifest)
     log.info("loaded scikit-learn %s %s (%s) with %d thread(s)", sklearn.__version__, type(model).__name__,
              manifest.get("format"), threads)
@@ -92,8 +116,6 @@ def load(model_dir: str) -> SklearnPredictor:
 def _warm_up(predictor: SklearnPredictor, directory: Path, manifest: dict[str, Any]) -> None:
     """The first call pays for lazy imports and allocations: pay it now, not on the first query. A sample
     saved by the user must work; zeros made up here may legitimately fail (a log transform), so only warn."""
-    import numpy as np
-
     sample = load_sample(directory, manifest)
     if sample is not None:
         outputs = predictor.predict(sample)
