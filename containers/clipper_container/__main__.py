@@ -16,6 +16,7 @@ environment: restarting will not help).
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -62,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def freeze_heap() -> None:
+    """Move everything alive now (the model, its framework: 300,000+ objects once torch is imported) out of the
+    garbage collector's reach. Those objects live as long as the process, yet every full collection walked them
+    all: 0.2 s with torch loaded, a pause every query queued behind it waited out. Collections now scan only
+    what batches allocate."""
+    gc.collect()
+    gc.freeze()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the container; return its exit status."""
     parser = build_parser()
@@ -104,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.exception("loading the model in %s failed", args.model_dir)
         return EXIT_LOAD_FAILED
 
+    freeze_heap()
     runtime = ContainerRuntime(predictor, frontend=frontend, model_name=str(name), model_version=str(version),
                                input_type=str(input_type), heartbeat_interval=args.heartbeat_interval,
                                max_batch_size=int(max_batch_size), ready_file=args.ready_file)

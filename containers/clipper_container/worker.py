@@ -62,6 +62,8 @@ def to_wire(value: Any) -> Any:
         item = value.item()
         return str(item) if isinstance(item, (np.generic, bytes)) else to_wire(item)
     if isinstance(value, (list, tuple)):
+        if all(v.__class__ is float for v in value):  # a row of a framework's float output (rows(), .tolist())
+            return value if value.__class__ is list else list(value)
         return [to_wire(v) for v in value]
     if isinstance(value, dict):
         return {
@@ -137,7 +139,7 @@ class Worker(threading.Thread):
                  session_alive: Callable[[int], bool]) -> None:
         super().__init__(name="clipper-worker", daemon=True)
         self.predictor = predictor
-        self.jobs: queue.Queue[Job | None] = queue.Queue()
+        self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._context = context
         self._address = address
         self._session_alive = session_alive

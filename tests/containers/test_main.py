@@ -61,3 +61,17 @@ def test_help_and_missing_model_dir() -> None:
     env = {k: v for k, v in os.environ.items() if k != "CLIPPER_MODEL_PATH"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
     assert done.returncode == 2 and "CLIPPER_MODEL_PATH" in done.stderr
+
+
+def test_the_loaded_model_is_frozen_out_of_the_collectors_reach() -> None:
+    import gc
+
+    from clipper_container.__main__ import freeze_heap
+
+    kept = [[i] for i in range(1000)]
+    try:
+        freeze_heap()
+        assert gc.get_freeze_count() >= len(kept)
+        assert not any(any(obj is k for k in kept[:3]) for obj in gc.get_objects())  # full collections skip them
+    finally:
+        gc.unfreeze()

@@ -140,6 +140,9 @@ def test_to_wire() -> None:
     assert to_wire(np.float64(1.5)) == 1.5 and type(to_wire(np.int32(3))) is int
     assert to_wire((np.arange(2), None, "s")) == [[0, 1], None, "s"]
     assert to_wire({(1, 2): np.bool_(False)}) == {"[1, 2]": False}
+    row = [0.5, 1.5]  # a row of a framework's float output (.tolist()) is already msgpack-safe: kept as it is
+    assert to_wire(row) is row and to_wire((0.5, 1.5)) == [0.5, 1.5] and to_wire([]) == []
+    assert to_wire([0.5, np.float32(1.5), 2**70]) == [0.5, 1.5, str(2**70)]
     assert to_wire(2**70) == str(2**70) and to_wire(b"x") == "b'x'"
 
 
