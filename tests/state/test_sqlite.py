@@ -153,3 +153,14 @@ async def test_numpy_feedback_is_stored_as_json(opened: SqliteStateStore) -> Non
     await opened.append_feedback(Feedback("a", 0, np.array([1.5, 2.0]), np.float64(3.0)))
     (got,) = await opened.list_feedback("a")
     assert (got.input, got.label) == ([1.5, 2.0], 3.0)
+
+
+async def test_a_frontend_registry_refresh_leaves_the_store_durable(tmp_path: Path) -> None:
+    store = SqliteStateStore(tmp_path / "state.db")
+    await store.open()
+    try:
+        await store.register_frontend("tcp://127.0.0.1:7000", ttl=5)
+        assert await store.list_frontends() == ["tcp://127.0.0.1:7000"]
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again for what must last
+    finally:
+        await store.close()
