@@ -27,16 +27,20 @@ class BatchTimes:
     exponentially weighted window of answered batches; and ``overhead``, the round trip's seconds beyond the
     model's (encode, send, receive), from batches that had the replica to themselves.
 
-    Until the first answer, :meth:`compute` is ``None``: nothing is known to time a batch by.
+    Until the first answer, :meth:`compute` is ``None``: nothing is known to time a batch by. The split into a
+    fixed and a per-input part needs batches of different sizes: the last slope told is kept while the recent
+    batches all have one size, and until one is told the fixed cost is unknown (a model that costs 4 ms an
+    input, seen only in batches of one, must not pass for one with a 4 ms fixed cost).
     """
 
-    __slots__ = ("_echo", "_echo_prior", "_n", "_nn", "_nt", "_pipeline", "_t", "_w", "answer_at", "decay",
-                 "echo_ratio", "echo_seconds", "overhead")
+    __slots__ = ("_echo", "_echo_prior", "_n", "_nn", "_nt", "_pipeline", "_slope", "_t", "_w", "answer_at",
+                 "decay", "echo_ratio", "echo_seconds", "overhead")
 
     def __init__(self, *, decay: float = 0.9, overhead_s: float = 0.0005, echo_s: float = 0.001) -> None:
         self.decay = decay
         self.overhead = overhead_s
         self._w = self._n = self._t = self._nn = self._nt = 0.0
+        self._slope: float | None = None
         self.answer_at: float | None = None
         """When the last batch sent is expected back (the dispatch loop's clock), if it can be told."""
         self._pipeline = False
@@ -49,8 +53,9 @@ class BatchTimes:
         """The armed echo wait: (answered at, queued then, inputs answered, target length, until)."""
 
     def fixed(self) -> float | None:
-        """The model's cost for a batch, whatever its size (the fit's intercept)."""
-        return self.compute(0)
+        """The model's cost for a batch, whatever its size (the fit's intercept); ``None`` until batches of
+        different sizes have told it apart from the per-input cost."""
+        return None if self._slope is None else self.compute(0)
 
     def merging_pays(self) -> bool:
         """Whether holding a partial batch for the running batch's echo fills the model better than sending
@@ -114,6 +119,10 @@ class BatchTimes:
         self._t = d * self._t + compute_s
         self._nn = d * self._nn + n * n
         self._nt = d * self._nt + n * compute_s
+        mean_n = self._n / self._w
+        var = self._nn / self._w - mean_n * mean_n
+        if var > 0.25:  # sizes differ enough to tell the two parts apart
+            self._slope = max(0.0, (self._nt / self._w - mean_n * self._t / self._w) / var)
         if latency_s is not None:
             self.overhead = 0.8 * self.overhead + 0.2 * max(0.0, latency_s - compute_s)
 
@@ -122,7 +131,4 @@ class BatchTimes:
         if not self._w:
             return None
         mean_n, mean_t = self._n / self._w, self._t / self._w
-        var = self._nn / self._w - mean_n * mean_n
-        slope = (self._nt / self._w - mean_n * mean_t) / var if var > 0.25 else 0.0
-        slope = max(0.0, slope)
-        return max(0.0, mean_t + slope * (n - mean_n))
+        return max(0.0, mean_t + (self._slope or 0.0) * (n - mean_n))

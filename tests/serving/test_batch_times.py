@@ -25,12 +25,25 @@ def test_fixed_and_per_item_cost_are_fit_from_batches_of_different_sizes() -> No
     assert times.compute(1) == pytest.approx(0.00505)
 
 
-def test_batches_of_one_size_predict_their_mean_for_every_size() -> None:
+def test_batches_of_one_size_predict_their_mean_and_tell_no_fixed_cost() -> None:
     times = BatchTimes()
     for seconds in (0.004, 0.006):
-        times.observe(10, seconds)
-    assert times.compute(10) == pytest.approx(times.compute(50))  # no slope can be told from one size
-    assert 0.004 < (times.compute(10) or 0) < 0.006
+        times.observe(1, seconds)
+    assert times.compute(1) == pytest.approx(times.compute(50))  # no slope can be told from one size
+    assert 0.004 < (times.compute(1) or 0) < 0.006
+    assert times.fixed() is None  # 5 ms for one input: per input or per batch? Not told: no merging
+    assert not times.merging_pays()
+
+
+def test_the_last_slope_told_is_kept_while_batches_have_one_size() -> None:
+    times = BatchTimes()
+    for n in (1, 8, 16, 4):
+        times.observe(n, 0.004 * n)  # 4 ms an input, no fixed cost
+    for _ in range(100):
+        times.observe(1, 0.004)  # then only single inputs (light load)
+    assert times.fixed() == pytest.approx(0.0, abs=1e-6)
+    assert times.compute(10) == pytest.approx(0.04)
+    assert not times.merging_pays()
 
 
 def test_the_overhead_comes_only_from_batches_that_had_the_replica_to_themselves() -> None:
@@ -52,13 +65,16 @@ def test_a_batch_behind_another_is_due_after_it() -> None:
     assert times.answer_at == pytest.approx(100.009)
 
 
-async def _teach(serving: ServingHarness, replica: FakeReplica, *, compute_ms: float, round_trip_ms: float) -> None:
-    """Three batches of 4 that had the replica to themselves, answered after ``round_trip_ms`` of fake time."""
-    for i in range(3):
-        query = serving.predict_soon("app", [doubles(float(10 * i + j)) for j in range(4)])
+async def _teach(serving: ServingHarness, replica: FakeReplica, *, compute_ms: float, round_trip_ms: float,
+                 sizes: tuple[int, ...] = (4, 4, 4), per_input_ms: float = 0.0) -> None:
+    """Batches of ``sizes`` that had the replica to themselves, each costing ``compute_ms + per_input_ms × n`` of
+    model time, answered after that and ``round_trip_ms`` more of fake time."""
+    for i, n in enumerate(sizes):
+        query = serving.predict_soon("app", [doubles(float(10 * i + j)) for j in range(n)])
         batch = await replica.next_batch()
-        serving.clock.advance(round_trip_ms / 1000)
-        batch.answer([0.0] * 4, compute_ms=compute_ms)
+        model_ms = compute_ms + per_input_ms * n
+        serving.clock.advance((round_trip_ms + model_ms - compute_ms) / 1000)
+        batch.answer([0.0] * n, compute_ms=model_ms)
         await query
 
 
@@ -119,7 +135,9 @@ async def test_with_a_large_fixed_cost_the_queued_part_waits_for_the_answered_cl
         serving: ServingHarness) -> None:
     replica = await _connect(serving)
     times = serving.runtime().batch_times[replica.identity]
-    await _teach(serving, replica, compute_ms=4.0, round_trip_ms=5.0)  # the model's fixed cost dominates
+    # the model's fixed cost (4 ms) dominates: told apart from the per-input cost by batches of three sizes
+    await _teach(serving, replica, compute_ms=4.0, round_trip_ms=5.0, sizes=(2, 4, 6), per_input_ms=0.05)
+    assert times.fixed() == pytest.approx(0.004)
     assert times.merging_pays()
 
     first = serving.predict_soon("app", [doubles(float(100 + j)) for j in range(4)])
@@ -128,7 +146,7 @@ async def test_with_a_large_fixed_cost_the_queued_part_waits_for_the_answered_cl
     serving.clock.advance(0.004)  # past the time a pipelined batch would have left
     await settle()
     assert replica.waiting_batches == 0, "the queued input was not held for the running batch's clients"
-    batch1.answer([1.0] * 4)
+    batch1.answer([1.0] * 4, compute_ms=4.2)
     assert [p.output for p in await first] == [1.0] * 4
     await settle()
     assert replica.waiting_batches == 0, "the queued input left before the answered clients could come back"
@@ -143,12 +161,12 @@ async def test_with_a_large_fixed_cost_the_queued_part_waits_for_the_answered_cl
 async def test_an_echo_that_does_not_come_is_waited_for_no_longer_than_its_time(serving: ServingHarness) -> None:
     replica = await _connect(serving)
     times = serving.runtime().batch_times[replica.identity]
-    await _teach(serving, replica, compute_ms=4.0, round_trip_ms=5.0)
+    await _teach(serving, replica, compute_ms=4.0, round_trip_ms=5.0, sizes=(2, 4, 6), per_input_ms=0.05)
     first = serving.predict_soon("app", [doubles(float(100 + j)) for j in range(4)])
     batch1 = await replica.next_batch()
     queued = serving.predict_soon("app", [doubles(200.0)])
     await settle()
-    batch1.answer([1.0] * 4)
+    batch1.answer([1.0] * 4, compute_ms=4.2)
     await first
     wait = times.echo_wait(serving.clock())
     assert wait is not None
