@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from clipper_core.config import Config
-from tests.serving.fakes import HarnessFactory, ServingHarness
+from tests.serving.fakes import HarnessFactory, OneAtATime, ServingHarness
 
 HERE = Path(__file__).parent
 
@@ -39,3 +39,13 @@ async def make_serving() -> AsyncIterator[HarnessFactory]:
 async def serving(make_serving: HarnessFactory) -> ServingHarness:
     """A harness with the default configuration (memory store, LRU cache, two batches in flight)."""
     return await make_serving()
+
+
+@pytest.fixture
+async def one_at_a_time(make_serving: HarnessFactory) -> OneAtATime:
+    """App ``app`` (SLO 100 ms) linked to model ``m``, whose one replica takes one batch at a time (one batch in
+    flight): what is queued behind a batch stays queued until the test answers it."""
+    serving = await make_serving(Config(state_store="memory", batches_in_flight=1))
+    await serving.add_app(slo_micros=100_000)
+    await serving.add_model(app="app")
+    return serving, await serving.connect()

@@ -40,8 +40,8 @@ from clipper_core.state import Application, Model
 from clipper_core.state import Replica as ReplicaRecord
 from clipper_core.state.memory import MemoryStateStore
 
-__all__ = ["FakeClock", "FakeReplica", "HarnessFactory", "SentBatch", "ServingHarness", "doubles", "run_until",
-           "settle"]
+__all__ = ["FakeClock", "FakeReplica", "HarnessFactory", "OneAtATime", "SentBatch", "ServingHarness", "doubles",
+           "run_until", "settle"]
 
 _identities = itertools.count(1)
 _msg_ids = itertools.count(1)
@@ -316,3 +316,5 @@ class ServingHarness:
 
 
 HarnessFactory = Callable[..., Awaitable[ServingHarness]]
+OneAtATime = tuple[ServingHarness, FakeReplica]
+"""The ``one_at_a_time`` fixture: a harness and its one replica, one batch in flight."""

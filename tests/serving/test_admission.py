@@ -14,7 +14,7 @@ from clipper_core.serving import query_path
 from clipper_core.serving.admission import admit
 from clipper_core.serving.model_runtime import ModelRuntime
 from clipper_core.serving.queue import Task
-from tests.serving.fakes import FakeReplica, HarnessFactory, SentBatch, ServingHarness, doubles, run_until
+from tests.serving.fakes import FakeReplica, HarnessFactory, OneAtATime, SentBatch, ServingHarness, doubles, run_until
 
 
 @pytest.fixture
@@ -65,11 +65,8 @@ async def test_a_full_queue_refuses_with_503_and_cancels_the_refused_tasks(
     assert [p.output for p in await retry] == [3.0, 4.0]
 
 
-async def test_work_predicted_to_outlast_the_slo_is_refused(make_serving: HarnessFactory) -> None:
-    serving = await make_serving(Config(state_store="memory", batches_in_flight=1))
-    await serving.add_app(slo_micros=100_000)
-    await serving.add_model(app="app")
-    replica = await serving.connect()
+async def test_work_predicted_to_outlast_the_slo_is_refused(one_at_a_time: OneAtATime) -> None:
+    serving, replica = one_at_a_time
     first = serving.predict_soon("app", [doubles(1.0)])
     (await replica.next_batch()).answer([1.0], compute_ms=300.0)  # 300 ms per input on this replica
     assert (await first)[0].output == 1.0

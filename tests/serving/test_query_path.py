@@ -10,11 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from clipper_core.config import Config
 from clipper_core.errors import ModelUnavailable, QueryError, UnknownQueryApp, version_missing
 from clipper_core.inputs import InputType
 from clipper_core.serving.prediction import NO_MODELS, SLO_MISSED
-from tests.serving.fakes import HarnessFactory, ServingHarness, doubles, run_until, settle
+from tests.serving.fakes import OneAtATime, ServingHarness, doubles, run_until, settle
 
 
 @pytest.mark.parametrize(("input_type", "item", "header", "seen"), [
@@ -208,11 +207,8 @@ async def test_feedback_is_stored_and_numbered(serving: ServingHarness) -> None:
     assert (nums.input, nums.label) == ([1.5, 2.0], 2.5)
 
 
-async def test_a_query_joining_single_flight_keeps_its_own_deadline(make_serving: HarnessFactory) -> None:
-    serving = await make_serving(Config(state_store="memory", batches_in_flight=1))
-    await serving.add_app(slo_micros=100_000)
-    await serving.add_model(app="app")
-    replica = await serving.connect()
+async def test_a_query_joining_single_flight_keeps_its_own_deadline(one_at_a_time: OneAtATime) -> None:
+    serving, replica = one_at_a_time
     blocker = serving.predict_soon("app", [doubles(0.0)])
     busy = await replica.next_batch()
     leader = serving.predict_soon("app", [doubles(5.0)])  # queued behind the blocker, deadline in 100 ms

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from clipper_core.config import Config
 from clipper_core.serving.prediction import SLO_MISSED
-from tests.serving.fakes import HarnessFactory, ServingHarness, doubles, run_until, settle
+from tests.serving.fakes import HarnessFactory, OneAtATime, ServingHarness, doubles, run_until, settle
 
 
-async def test_a_task_whose_deadline_passed_in_the_queue_is_dropped_not_sent(make_serving: HarnessFactory) -> None:
-    serving = await make_serving(Config(state_store="memory", batches_in_flight=1))
-    await serving.add_app(slo_micros=100_000)
-    await serving.add_model(app="app")
-    replica = await serving.connect()
+async def test_a_task_whose_deadline_passed_in_the_queue_is_dropped_not_sent(one_at_a_time: OneAtATime) -> None:
+    serving, replica = one_at_a_time
     first = serving.predict_soon("app", [doubles(1.0)])
     batch = await replica.next_batch()  # the replica's only dispatch loop now waits for this answer
     queued = serving.predict_soon("app", [doubles(2.0)])
@@ -63,11 +60,8 @@ async def test_delayed_batching_waits_on_the_clock_for_a_fuller_batch(serving: S
     assert [(await first)[0].output, (await second)[0].output] == [1.0, 2.0]
 
 
-async def test_a_cancelled_querys_queued_task_is_not_sent(make_serving: HarnessFactory) -> None:
-    serving = await make_serving(Config(state_store="memory", batches_in_flight=1))
-    await serving.add_app(slo_micros=100_000)
-    await serving.add_model(app="app")
-    replica = await serving.connect()
+async def test_a_cancelled_querys_queued_task_is_not_sent(one_at_a_time: OneAtATime) -> None:
+    serving, replica = one_at_a_time
     first = serving.predict_soon("app", [doubles(1.0)])
     batch = await replica.next_batch()
     queued = serving.predict_soon("app", [doubles(2.0)])
