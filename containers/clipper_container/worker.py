@@ -1,7 +1,7 @@
 """The model side of the container: a thread that runs batches and turns outputs into RESULT headers.
 
 The worker never touches the frontend's socket: it takes ``(session, header, frames)`` jobs from a
-:class:`queue.Queue` and sends ``[session, packed RESULT]`` through an inproc PAIR socket to the I/O thread,
+:class:`queue.SimpleQueue` and sends ``[session, packed RESULT]`` through an inproc PAIR socket to the I/O thread,
 which forwards it (ZeroMQ sockets are not thread-safe). A job from an older session (the container reconnected
 or re-introduced itself since) is skipped: the frontend has already given up on it.
 """
