@@ -207,11 +207,19 @@ def test_over_sqlite_both_frontends_answer_and_a_killed_one_keeps_the_state(clus
         wait_until(lambda v=victim: len(pids := frontend_pids(home)) == 2 and v not in pids, 30,
                    what=f"frontend {victim} restarted")
         (restarted,) = set(frontend_pids(home)) - set(live)
-        # It loaded the app, links and model from the file; the replica joined it through PEERS. (Killing the
-        # other before that would orphan the replica: it would know no live frontend.)
+        # It loaded the app, links and model from the file; the replica rejoined it on its old RPC port.
         wait_until(lambda r=restarted: served_by(r), 30, what=f"the restarted frontend {restarted} serving")
         live = [pid for pid in live if pid != victim] + [restarted]
     assert not set(live) & set(first)
+    # Every frontend killed at once: the replica knows no live frontend, but the restarted ones listen where
+    # their predecessors did, so it rejoins both; the rows the dead ones left are cleared, not doubled.
+    for victim in live:
+        os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: len(pids := frontend_pids(home)) == 2 and not set(pids) & set(live), 30,
+               what="both frontends restarted")
+    for restarted in frontend_pids(home):
+        wait_until(lambda r=restarted: served_by(r), 30, what=f"the restarted frontend {restarted} serving")
+    wait_until(lambda: len(conn.get_all_model_replicas()) == 2, 20, what="one replica row per frontend")
 
 
 def test_frontends_auto_follows_the_usable_cores() -> None:

@@ -167,9 +167,13 @@ async def _serve_multi(config: Config, frontends: int, store_url: str) -> None:
     config.logs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     children = []
     for i in range(frontends):
+        # Each frontend keeps its RPC port across restarts: its replicas' ZeroMQ sockets reconnect to the same
+        # address (and IPC path) by themselves, even when every frontend they knew died at once, and the
+        # restarted frontend's clear_replicas finds the rows its predecessor left.
+        rpc_port = free_port(config.rpc_host)
         command = [sys.executable, "-m", "clipper_core.cli", "frontend", "--home", str(config.home),
                    "--state-store", store_url, "--host", config.query_host, "--query-port", str(query_port),
-                   "--reuse-port", "--rpc-port", "0", "--cache-size", str(config.cache_size_bytes)]
+                   "--reuse-port", "--rpc-port", str(rpc_port), "--cache-size", str(config.cache_size_bytes)]
         children.append(FrontendProcess(i, command, config.logs_dir / f"frontend_{i}.log"))
     tasks = [asyncio.get_running_loop().create_task(child.supervise()) for child in children]
     try:
