@@ -94,11 +94,13 @@ class InProcessBatcher:
     next batch gathers. With ``wait_s``, a batch goes when it is full or its oldest request has waited that
     long; without, whatever is queued goes as soon as the worker is free."""
 
-    def __init__(self, model: Callable[[Any], Any] = batchy, max_batch: int = 1024, wait_s: float = 0.0) -> None:
+    def __init__(self, model: Callable[[Any], Any] = batchy, max_batch: int = 1024, wait_s: float = 0.0,
+                 thread_setup: Callable[[], None] | None = None) -> None:
         self.model, self.max_batch, self.wait_s = model, max_batch, wait_s
         self.pending: list[tuple[np.ndarray[Any, Any], asyncio.Future[Any], float]] = []
         self.wakeup = asyncio.Event()
-        self.pool = ThreadPoolExecutor(1)
+        self.pool = ThreadPoolExecutor(1, initializer=thread_setup)
+        """``thread_setup`` runs in the worker thread first (torch's thread count is per thread, as OpenMP's)."""
 
     async def gather(self) -> None:
         """Wait until ``max_batch`` requests are queued or the oldest has waited ``wait_s``."""
@@ -143,7 +145,8 @@ def torch_batcher() -> InProcessBatcher:
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     call = frameworks.torch_caller(frameworks.torch_mlp())
-    return InProcessBatcher(lambda batch: call(batch).tolist(), max_batch=64, wait_s=0.003)
+    return InProcessBatcher(lambda batch: call(batch).tolist(), max_batch=64, wait_s=0.003,
+                            thread_setup=lambda: torch.set_num_threads(1))  # in the thread that predicts too
 
 
 async def main(kind: str) -> None:
