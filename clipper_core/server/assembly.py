@@ -10,6 +10,7 @@ starts them in order and :meth:`RunningServer.stop` unwinds them in reverse (dra
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -157,11 +158,23 @@ def _synced(snapshot: Snapshot) -> Callable[..., Awaitable[web.StreamResponse]]:
 
 
 async def serve(config: Config, roles: Roles = ("query", "admin")) -> None:
+    """A server process: start the roles, then serve until told to stop."""
     server = await start_server(config, roles)
+    freeze_heap()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.request_stop)
     await server.stopped.wait()
+
+
+def freeze_heap() -> None:
+    """Put what the process holds once it serves (modules, plugins, the loaded state: about 200,000 objects)
+    out of the garbage collector's reach, so that a full collection walks only what serving allocates. Measured
+    with noop at 64 connections: the full collections of the whole heap held one query in 200 for 20-100 ms (p99
+    44 ms with them, 5.7 ms with the collector off); the same with this freeze in bench/README.md."""
+    gc.collect()
+    gc.freeze()
+    log.info("%d objects held since start-up frozen out of the garbage collector's reach", gc.get_freeze_count())
 
 
 def run(config: Config, roles: Roles = ("query", "admin")) -> None:
