@@ -32,7 +32,7 @@ from pathlib import Path
 
 from clipper_core.config import Config, ConfigError
 from clipper_core.plugins import PluginRegistry, make_plugin_manager
-from clipper_core.server.assembly import start_server
+from clipper_core.server.assembly import freeze_heap, start_server
 
 __all__ = ["AUTO_MAX", "ManagedRedis", "auto_frontends", "free_port", "run_multi"]
 
@@ -179,6 +179,7 @@ async def _serve_multi(config: Config, frontends: int, store_url: str) -> None:
     try:
         server = await start_server(config.replace(advertise_query=f"{config.query_host}:{query_port}"),
                                     roles=("admin",))
+        freeze_heap()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, server.request_stop)
