@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import operator
 import os
 import re
 import shutil
@@ -50,14 +49,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import models as bench_models  # noqa: E402
 from prometheus import scrape  # noqa: E402
+from report import print_figures, summary  # noqa: E402
+from targets import FRAMEWORKS_CONNS, TORCH_CONNS, evaluate, print_targets  # noqa: E402
 
 POST = HERE / "post.lua"
 POST64 = HERE / "post64.lua"
 BODY = json.dumps({"input": [float(i) for i in range(1, 11)]})
 BODY64 = json.dumps({"input": [(i * 37 % 17) / 16 for i in range(64)]})  # warm-ups and probes of the 64-input models
 SCENARIOS = ("noop", "batchy", "frameworks", "torch", "idle")
-FRAMEWORKS_CONNS = 16
-TORCH_CONNS = 64
 
 
 @dataclass
@@ -309,78 +308,6 @@ def measure_idle(pid: int, settle: float, window: float) -> Idle:
                 (sum(cpu_seconds(p) for p in replicas) - replicas_start) / elapsed * 100, len(replicas), window)
 
 
-# -- the targets of #13 --------------------------------------------------------------------------------------
-@dataclass
-class Target:
-    """One of #13's targets: ``figure`` reads (the figure, its per-round values) from the comparisons, or
-    None when the scenario or connection count was not measured."""
-
-    label: str
-    op: str  # ">=", "<=" or "<"
-    threshold: float
-    unit: str  # "x", " ms" or "%"
-    figure: Callable[[dict[tuple[str, int], Comparison], Idle | None], tuple[float, list[float]] | None]
-
-
-def _ratio(scenario: str, c: int, num: str, den: str, attr: str = "rps",
-           den_attr: str | None = None) -> Callable[[dict[tuple[str, int], Comparison], Idle | None],
-                                                    tuple[float, list[float]] | None]:
-    def figure(comps: dict[tuple[str, int], Comparison], _idle: Idle | None) -> tuple[float, list[float]] | None:
-        comp = comps.get((scenario, c))
-        return comp.ratio(num, den, attr, den_attr) if comp else None
-
-    return figure
-
-
-def _value(scenario: str, c: int, side: str, attr: str) -> Callable[[dict[tuple[str, int], Comparison], Idle | None],
-                                                                    tuple[float, list[float]] | None]:
-    def figure(comps: dict[tuple[str, int], Comparison], _idle: Idle | None) -> tuple[float, list[float]] | None:
-        comp = comps.get((scenario, c))
-        return (comp.median(side, attr), comp.values(side, attr)) if comp else None
-
-    return figure
-
-
-def _idle(_comps: dict[tuple[str, int], Comparison], idle: Idle | None) -> tuple[float, list[float]] | None:
-    return (idle.server_pct, [idle.server_pct]) if idle else None
-
-
-TARGETS = [
-    Target("noop req/s at 64 conns, clipper / raw aiohttp", ">=", 0.9, "x",
-           _ratio("noop", 64, "clipper", "raw aiohttp")),
-    Target("noop req/s at 1 conn, clipper / raw aiohttp", ">=", 0.5, "x", _ratio("noop", 1, "clipper", "raw aiohttp")),
-    Target("noop p50 at 1 conn, clipper", "<=", 0.5, " ms", _value("noop", 1, "clipper", "p50_ms")),
-    Target("noop p99 at 16 conns, clipper / raw aiohttp", "<=", 1.2, "x",
-           _ratio("noop", 16, "clipper", "raw aiohttp", "p99_ms")),
-    Target("batchy req/s at 64 conns, clipper AIMD / raw in-process", ">=", 1.15, "x",
-           _ratio("batchy", 64, "clipper AIMD", "raw in-process")),
-    Target("batchy at 64 conns, clipper AIMD p99 / its p50", "<=", 1.5, "x",
-           _ratio("batchy", 64, "clipper AIMD", "clipper AIMD", "p99_ms", "p50_ms")),
-    Target(f"sklearn req/s at {FRAMEWORKS_CONNS} conns / clipper noop", ">=", 0.8, "x",
-           _ratio("frameworks", FRAMEWORKS_CONNS, "clipper sklearn", "clipper noop")),
-    Target(f"torch MLP req/s at {FRAMEWORKS_CONNS} conns / clipper noop", ">=", 0.8, "x",
-           _ratio("frameworks", FRAMEWORKS_CONNS, "clipper torch", "clipper noop")),
-    Target(f"torch MLP req/s at {TORCH_CONNS} conns, clipper / raw in-process batched", ">=", 1.0, "x",
-           _ratio("torch", TORCH_CONNS, "clipper torch", "raw in-process")),
-    Target("idle CPU of the server process, % of a core", "<", 1.0, "%", _idle),
-]
-OPS = {">=": operator.ge, "<=": operator.le, "<": operator.lt}
-
-
-def evaluate(comps: dict[tuple[str, int], Comparison], idle: Idle | None) -> list[dict[str, Any]]:
-    results = []
-    for target in TARGETS:
-        got = target.figure(comps, idle)
-        result: dict[str, Any] = {"target": target.label, "op": target.op, "threshold": target.threshold,
-                                  "unit": target.unit.strip()}
-        if got is not None:
-            value, per_round = got
-            result |= {"figure": value, "per_round": per_round, "met": bool(OPS[target.op](value, target.threshold)),
-                       "rounds_met": sum(bool(OPS[target.op](v, target.threshold)) for v in per_round)}
-        results.append(result)
-    return results
-
-
 # -- the run -------------------------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -490,83 +417,6 @@ def check_same_model(raw_url: str, clipper_url: str) -> None:
     raw, served = post_json(raw_url, BODY64)["output"], post_json(clipper_url, BODY64)["output"]
     if len(raw) != len(served) or max(abs(a - b) for a, b in zip(raw, served, strict=True)) > 1e-4:
         raise RuntimeError(f"the raw torch-mlp and clipper's bench-torch answer differently: {raw} vs {served}")
-
-
-def summary(comp: Comparison) -> dict[str, Any]:
-    ratios = {}
-    for side in comp.sides:
-        if side != comp.baseline:
-            value, per_round = comp.ratio(side, comp.baseline)
-            ratios[side] = {"ratio": value, "per_round": per_round}
-    return {"scenario": comp.scenario, "connections": comp.connections, "baseline": comp.baseline,
-            "medians": {side: {attr: comp.median(side, attr) for attr in ("rps", "p50_ms", "p99_ms")}
-                        for side in comp.sides}, "ratios_to_baseline": ratios}
-
-
-def spread(values: list[float], fmt: str) -> str:
-    if len(values) == 1:
-        return f"{values[0]:{fmt}}"
-    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
-
-
-def print_figures(comps: list[Comparison], idle: Idle | None) -> None:
-    print("\nmedians over the rounds (min–max); ratio = ratio of the medians to the scenario's baseline (the first "
-          "side), with the per-round ratios' min–max\n")
-    print("| scenario | conns | side | req/s | p50 ms | p99 ms | ratio to baseline | mean batch | errors "
-          "| default ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for comp in comps:
-        for side in comp.sides:
-            points = comp.runs[side]
-            if side == comp.baseline:
-                ratio = "-"
-            else:
-                value, per_round = comp.ratio(side, comp.baseline)
-                ratio = f"{value:.2f}" + (f" ({min(per_round):.2f}–{max(per_round):.2f})" if len(per_round) > 1 else "")
-            batches = [p.batch_mean for p in points if p.batch_mean]
-            defaults = [p.default_ratio for p in points if p.default_ratio is not None]
-            batch = spread(batches, ".1f") if batches else "-"
-            default = f"{max(defaults):.3f}" if defaults else "-"
-            print(f"| {comp.scenario} | {comp.connections} | {side} | {spread(comp.values(side, 'rps'), '.0f')} | "
-                  f"{spread(comp.values(side, 'p50_ms'), '.2f')} | {spread(comp.values(side, 'p99_ms'), '.2f')} | "
-                  f"{ratio} | {batch} | {sum(p.errors for p in points)} | {default} |")
-        for p in comp.once:
-            once_ratio = p.rps / comp.median(comp.baseline, "rps")
-            print(f"| {comp.scenario} | {comp.connections} | {p.target} (once) | {p.rps:.0f} | {p.p50_ms:.2f} | "
-                  f"{p.p99_ms:.2f} | {once_ratio:.2f} | {p.batch_mean or 0:.1f} | {p.errors} | "
-                  f"{p.default_ratio or 0:.3f} |")
-    for comp in comps:
-        for p in comp.once:
-            if p.target == "clipper b=1" and "clipper AIMD" in comp.runs:
-                print(f"batchy AIMD / batch_size=1 throughput at {comp.connections} connections: "
-                      f"{comp.median('clipper AIMD', 'rps') / p.rps:.1f}x")
-    if idle:
-        print(f"idle CPU over {idle.window_s:.0f} s: server process {idle.server_pct:.2f}% of a core, its "
-              f"{idle.replicas} replicas {idle.replicas_pct:.2f}% together")
-    for comp in comps:
-        for side in comp.sides:
-            errors = sum(p.errors for p in comp.runs[side])
-            worst = max((p.default_ratio or 0.0) for p in comp.runs[side])
-            if errors or worst:
-                print(f"warning: {comp.scenario} c={comp.connections} {side}: {errors} wrk errors, default ratio "
-                      f"up to {worst:.3f}")
-
-
-def print_targets(results: list[dict[str, Any]]) -> None:
-    print("\ntargets (#13): the figure is the median (a ratio: of the medians), with its per-round min–max\n")
-    print("| target | wanted | figure | rounds met | verdict |")
-    print("|---|---|---|---|---|")
-    for r in results:
-        unit = {"x": "×", "ms": " ms", "%": "%"}[r["unit"]]
-        wanted = f"{ {'>=': '≥', '<=': '≤'}.get(r['op'], r['op'])} {r['threshold']:g}{unit}"
-        if "figure" not in r:
-            print(f"| {r['target']} | {wanted} | not measured | - | - |")
-            continue
-        per_round = r["per_round"]
-        fig = f"{r['figure']:.2f}{unit}" + (f" ({min(per_round):.2f}–{max(per_round):.2f})"
-                                            if len(per_round) > 1 else "")
-        print(f"| {r['target']} | {wanted} | {fig} | {r['rounds_met']}/{len(per_round)} | "
-              f"{'met' if r['met'] else 'missed'} |")
 
 
 if __name__ == "__main__":
