@@ -148,6 +148,8 @@ class ModelRuntime:
             if not replica.pending:
                 await self._echo(times)
             await queue.wait_for_work()
+            if replica.pending:
+                queue.pass_wakeup()  # an idle replica's loop may be waiting behind this busy one
             if replica.pending and not await self._until_worth_sending(replica, sizer.batch_size, times):
                 continue  # an answer came back: the replica may be free now (and its echo due)
             if not len(queue):

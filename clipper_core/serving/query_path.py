@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clipper_core.config import Config
-from clipper_core.errors import ModelUnavailable, QueryError, version_missing
+from clipper_core.errors import ModelUnavailable, Overloaded, QueryError, version_missing
 from clipper_core.inputs import input_to_json
 from clipper_core.interfaces import CacheKey, PredictionCache, Query
 from clipper_core.serving.admission import admit
@@ -167,8 +167,8 @@ class QueryPath:
                         continue
                     mr.cache_misses += 1
                     shared = self._single_flight.get(ckey)
-                    if shared is not None:  # an identical query is already on its way: join it, for as
-                        if shared.expires < deadline:  # long as this query may wait
+                    if shared is not None and not shared.done:  # an identical query is on its way: join it,
+                        if shared.expires < deadline:  # for as long as this query may wait
                             shared.expires = deadline
                         joined = loop.create_future()
                         if shared.joined is None:
@@ -191,7 +191,12 @@ class QueryPath:
             plans.append((query, plan))
         try:
             if enqueued:
-                admit(rt.slo * self.admission_slo_fraction, rt.slo, enqueued)
+                try:
+                    admit(rt.slo * self.admission_slo_fraction, rt.slo, enqueued)
+                except Overloaded:
+                    for fut in waiting:  # what this query joined too: nobody waits for it on its behalf
+                        fut.cancel()
+                    raise
                 for mr, tasks in enqueued.items():
                     mr.queue.put_many(tasks)
             if len(waiting) == 1:

@@ -30,7 +30,7 @@ class Task:
     identical queries that joined it through single flight) resolve to the model output or an exception; each
     query has its own, so one that stops waiting (its SLO passed, its client left) does not touch the others."""
 
-    __slots__ = ("deadline", "enqueued", "expires", "future", "group", "item", "joined", "key", "seq")
+    __slots__ = ("deadline", "done", "enqueued", "expires", "future", "group", "item", "joined", "key", "seq")
 
     def __init__(self, item: Any, key: bytes | None, deadline: float, future: asyncio.Future[Any],
                  group: int = 0, enqueued: float | None = None) -> None:
@@ -43,6 +43,8 @@ class Task:
         query joining through single flight extends it)."""
         self.future = future
         self.joined: list[asyncio.Future[Any]] | None = None
+        self.done = False
+        """Answered or failed: a query that comes later cannot join it (its future would never be resolved)."""
         self.group = group
         self.enqueued = time.monotonic() if enqueued is None else enqueued
         self.seq = -1
@@ -56,6 +58,7 @@ class Task:
         return joined is not None and any(not f.done() for f in joined)
 
     def resolve(self, output: Any) -> None:
+        self.done = True
         if not self.future.done():
             self.future.set_result(output)
         if self.joined:
@@ -64,6 +67,7 @@ class Task:
                     fut.set_result(output)
 
     def fail(self, exc: BaseException) -> None:
+        self.done = True
         for fut in (self.future, *(self.joined or ())):
             if not fut.done():
                 fut.set_exception(exc)
@@ -118,6 +122,12 @@ class ModelQueue:
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+    def pass_wakeup(self) -> None:
+        """A dispatch loop that was woken for work but will not take it now (its replica is busy) hands the
+        wake-up on to the next waiting loop (another replica's, which may be idle)."""
+        if self._heap:
+            self._wake()
 
     async def wait_for_work(self) -> None:
         """Return once at least one task is queued (at once if one is)."""

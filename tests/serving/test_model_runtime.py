@@ -66,3 +66,29 @@ async def test_an_input_whose_lost_batch_expired_can_be_predicted_again(serving:
     assert healthy.batches, "the new query never reached the healthy replica"
     healthy.batches[0].answer([49.0])
     assert (await again)[0].output == 49.0
+
+
+async def test_a_busy_replica_woken_for_work_hands_it_to_an_idle_one(serving: ServingHarness) -> None:
+    """Two replicas share the queue; the loop woken for a new query belongs to the busy one (it holds for a
+    full batch behind its running one): it passes the wake-up on, so the idle replica takes the query."""
+    await serving.add_app(cache_enabled=False)
+    await serving.add_model(app="app", batch_size=8)
+    a = await serving.connect()
+    b = await serving.connect()
+    queries = [serving.predict_soon("app", [doubles(1.0)])]
+    await settle()
+    queries.append(serving.predict_soon("app", [doubles(2.0)]))
+    await settle()
+    assert (len(a.batches), len(b.batches)) == (1, 1)  # the second went to b: a was busy
+    a.batches[0].answer([1.0])
+    await settle()
+    queries.append(serving.predict_soon("app", [doubles(3.0)]))
+    await settle()
+    a.batches[1].answer([3.0])  # a is idle again, b still busy; b's loop now waits first in line
+    await settle()
+    fourth = serving.predict_soon("app", [doubles(4.0)])
+    await run_until(lambda: len(a.batches) == 3)  # taken by the idle replica, not left behind busy b
+    a.batches[2].answer([4.0])
+    assert (await fourth)[0].output == 4.0
+    b.batches[0].answer([2.0])
+    assert [(await q)[0].output for q in queries] == [1.0, 2.0, 3.0]

@@ -224,3 +224,22 @@ async def test_a_query_joining_single_flight_keeps_its_own_deadline(one_at_a_tim
     assert not joiner.done(), f"answered early: {joiner.result()[0].explanation}"
     (await replica.next_batch()).answer([25.0])
     assert (await joiner)[0].output == 25.0
+
+
+async def test_a_query_arriving_after_an_identical_querys_task_failed_gets_its_own_task(
+        serving: ServingHarness) -> None:
+    """The leader still waits (for its second input) when its first input's task has failed: an identical query
+    must not join that finished task (nothing would ever resolve its future: it waited out its SLO)."""
+    await serving.add_app()
+    await serving.add_model(app="app", batch_size=1)
+    replica = await serving.connect()
+    leader = serving.predict_soon("app", [doubles(1.0), doubles(2.0)])
+    (await replica.next_batch()).answer([None], errors={0: "ValueError: boom"})
+    await settle()
+    later = serving.predict_soon("app", [doubles(1.0)])
+    batch = await replica.next_batch()  # the leader's second input
+    batch.answer([2.0])
+    (await replica.next_batch()).answer([1.0])  # the later query's own task: sent, not joined to the failed one
+    assert (await later)[0].output == 1.0
+    first, second = await leader
+    assert "boom" in first.explanation and second.output == 2.0
