@@ -98,8 +98,10 @@ def decode_inputs(values: list[Any], input_type: InputType, where: str = "input_
         first = values[0]
         width = len(first) if first.__class__ is list else 0
         if width and all(v.__class__ is list and len(v) == width for v in values):
-            kinds = set(map(type, itertools.chain.from_iterable(values)))
-            if kinds <= _NUMBER_TYPES and not (input_type is InputType.INTS and float in kinds):
+            flat = list(itertools.chain.from_iterable(values))
+            kinds = set(map(type, flat))
+            if kinds <= _NUMBER_TYPES and not (input_type is InputType.INTS and (
+                    float in kinds or max(flat) > _INT32_MAX or min(flat) < _INT32_MIN)):  # (numpy 1 wraps them)
                 try:
                     with np.errstate(over="ignore"):  # a float32 overflow becomes inf: refused below
                         block = np.array(values, dtype=dtype)

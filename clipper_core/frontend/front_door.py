@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from clipper_core.frontend.clipper_rest import answer_query
 from clipper_core.frontend.keys import QUERY_PATH
@@ -32,7 +32,7 @@ _V2_MODELS, _INFER = "/v2/models/", "/infer"
 
 def _plain(segment: str) -> bool:
     """A path segment the router would match as it is (no escape, no further segment)."""
-    return bool(segment) and "/" not in segment and "%" not in segment
+    return bool(segment) and "/" not in segment and "%" not in segment and "?" not in segment
 
 
 def _v2_model(rest: str) -> tuple[str, str | None] | None:
@@ -52,7 +52,7 @@ def front_door(app: web.Application) -> Callable[[RequestHandler], RequestHandle
     def wrap(app_handler: RequestHandler) -> RequestHandler:
         async def handle(request: web.BaseRequest) -> web.StreamResponse:
             raw = request.raw_path  # as sent: a query string or a percent-escape goes the routed way
-            if request.method == "POST":
+            if request.method == "POST" and hdrs.EXPECT not in request.headers:  # (the router answers Expect)
                 try:
                     if raw.endswith(_PREDICT):
                         name = raw[1:-8]

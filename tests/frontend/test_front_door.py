@@ -4,6 +4,8 @@ still goes through the router), errors included; everything else is the applicat
 
 from __future__ import annotations
 
+import json
+import socket
 from typing import Any
 
 import aiohttp
@@ -117,3 +119,22 @@ async def test_an_unexpected_error_goes_to_the_exception_hook_then_a_json_500() 
     finally:
         await runner.cleanup()
     assert [type(e) for e in seen] == [RuntimeError, RuntimeError]
+
+
+def test_a_client_that_expects_100_continue_gets_it(query_server: ServerThread) -> None:
+    """``Expect: 100-continue`` (curl sends it for large bodies): the router answers it, so such a request goes
+    the routed way; sent straight to the handler, it waited out the client's expect timeout."""
+    host, port = query_server.query_url.removeprefix("http://").rsplit(":", 1)
+    body = json.dumps(BODY).encode()
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(f"POST /hello-world/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode())
+        sock.settimeout(2)
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        answer = b""
+        while b"6.5" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
