@@ -47,8 +47,8 @@ class BatchTimes:
         self.echo_ratio = 1.0
         """Share of an answered batch's inputs whose clients queue another within the echo time."""
         self.echo_seconds = echo_s
-        self._echo_prior = echo_s
         """How long after an answer those next queries take to be queued."""
+        self._echo_prior = echo_s
         self._echo: tuple[float, int, int, int, float] | None = None
         """The armed echo wait: (answered at, queued then, inputs answered, target length, until)."""
 
@@ -65,14 +65,15 @@ class BatchTimes:
 
     def answered(self, now: float, n: int, queued: int) -> None:
         """A batch of ``n`` inputs was answered at ``now`` with ``queued`` tasks waiting: arm the echo wait."""
-        fixed = self.fixed()
         expected = round(self.echo_ratio * n)
-        if fixed is None or expected < 1 or not self.merging_pays():
+        if expected < 1 or not self.merging_pays():
             self._echo = None
             # Not waiting teaches nothing about the echo: drift back to the prior, so that one slow echo (a
             # stalled loop) does not turn merging off for good; if the echo really is slow, the next waits say so.
             self.echo_seconds += 0.02 * (self._echo_prior - self.echo_seconds)
             return
+        fixed = self.fixed()
+        assert fixed is not None  # (merging pays only once the fixed cost is known)
         self._echo = (now, queued, n, queued + expected, now + min(fixed, 3 * self.echo_seconds))
 
     def echo_wait(self, now: float) -> tuple[int, float] | None:

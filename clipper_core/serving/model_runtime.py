@@ -150,8 +150,8 @@ class ModelRuntime:
             await queue.wait_for_work()
             if replica.pending:
                 queue.pass_wakeup()  # an idle replica's loop may be waiting behind this busy one
-            if replica.pending and not await self._until_worth_sending(replica, sizer.batch_size, times):
-                continue  # an answer came back: the replica may be free now (and its echo due)
+                if not await self._until_worth_sending(replica, sizer.batch_size, times):
+                    continue  # an answer came back: the replica may be free now (and its echo due)
             if not len(queue):
                 continue  # another replica's loop took the work meanwhile
             batch = await queue.get_batch(sizer.batch_size)
