@@ -29,10 +29,11 @@ from clipper_docker.names import (
     MODEL_NAME_LABEL,
     MODEL_VERSION_LABEL,
     framework_image,
+    model_image_name,
 )
 
-__all__ = ["BUILD_HINT", "build_model_image", "default_base_image", "ensure_image", "image_python",
-           "model_dockerfile"]
+__all__ = ["BUILD_HINT", "build_cluster_model_image", "build_model_image", "default_base_image", "ensure_image",
+           "image_python", "model_dockerfile", "push_image"]
 
 log = logging.getLogger(__name__)
 PYTHON_LABEL = "ai.clipper.python"
@@ -53,6 +54,37 @@ def ensure_image(client: docker.DockerClient, image: str, hint: str) -> None:
     except APIError as exc:
         raise ClipperException(f"image {image} is not on this Docker engine and cannot be pulled "
                                f"({exc.explanation or exc}); {hint}") from None
+
+
+def build_cluster_model_image(client: docker.DockerClient, cluster: str, name: str, version: str,
+                              model_data_path: str, base_image: str | None, pkgs_to_install: list[str] | None,
+                              model_base_image: str, registry: str | None = None, offline: bool = True) -> str:
+    """``build_model`` of a container manager: ``[<registry>/]<cluster>-<name>:<version>`` FROM ``base_image``
+    (None, "" or "default": :func:`default_base_image`) with the model directory at /model; returns the tag."""
+    base, hint = str(base_image), BUILD_HINT
+    if base_image in (None, "", "default"):
+        base, hint = default_base_image(Path(model_data_path), model_base_image)
+    ensure_image(client, base, hint)
+    tag = model_image_name(cluster, name, str(version), registry)
+    return build_model_image(client, tag, model_data_path, base, list(pkgs_to_install or []), cluster, name,
+                             str(version), offline=offline)
+
+
+def push_image(client: docker.DockerClient, tag: str, timeout: float = 900.0) -> None:
+    """Push ``tag`` (``registry/repository:tag``) with the engine's credentials; a refusal is an error."""
+    repository, _, version = tag.rpartition(":")
+    if "/" in version or not repository:
+        repository, version = tag, "latest"
+    started = time.monotonic()
+    try:
+        for chunk in client.images.push(repository, tag=version, stream=True, decode=True):
+            if isinstance(chunk, dict) and chunk.get("error"):
+                raise ClipperException(f"pushing {tag} failed: {chunk['error']}")
+            if time.monotonic() - started > timeout:
+                raise ClipperException(f"pushing {tag} took more than {timeout:.0f} s")
+    except APIError as exc:
+        raise ClipperException(f"pushing {tag} failed: {exc.explanation or exc}") from None
+    log.info("pushed %s in %.1f s", tag, time.monotonic() - started)
 
 
 def default_base_image(model_dir: Path, model_base_image: str) -> tuple[str, str]:

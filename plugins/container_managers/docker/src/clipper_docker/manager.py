@@ -40,7 +40,7 @@ from clipper_core.interfaces import ContainerManager
 from clipper_docker import names
 from clipper_docker.cluster import ClusterContainers, internal_redis_url
 from clipper_docker.discovery import discover
-from clipper_docker.images import BUILD_HINT, build_model_image, default_base_image, ensure_image
+from clipper_docker.images import BUILD_HINT, build_cluster_model_image, ensure_image
 from clipper_docker.names import Role
 from clipper_docker.ports import resolve_publish_ip
 from clipper_docker.readiness import POLL, fail_if_exited, wait_replicas
@@ -246,13 +246,9 @@ class DockerContainerManager(ContainerManager):
         ``pkgs_to_install`` installed; returns the image name. The default base is clipper/model-base, or, for a
         model directory written by a framework deployer (its manifest's ``deployer``), that framework's image
         (``clipper/model-sklearn``, ``-pytorch``, ``-tensorflow``, ``-xgboost``)."""
-        base, hint = str(base_image), BUILD_HINT
-        if base_image in (None, "", "default"):
-            base, hint = default_base_image(Path(model_data_path), self.model_base_image)
-        ensure_image(self.client, base, hint)
-        tag = names.model_image_name(self.cluster, name, str(version), container_registry)
-        return build_model_image(self.client, tag, model_data_path, base, list(pkgs_to_install or []),
-                                 self.cluster, name, str(version), offline=self.build_offline)
+        return build_cluster_model_image(self.client, self.cluster, name, str(version), model_data_path, base_image,
+                                         pkgs_to_install, self.model_base_image, container_registry,
+                                         offline=self.build_offline)
 
     def deploy_model(self, name: str, version: str, input_type: str, image: str, num_replicas: int = 1) -> None:
         self.set_num_replicas(name, version, input_type, image, num_replicas)

@@ -12,8 +12,8 @@ import re
 from clipper_core.errors import ClipperException
 
 __all__ = [
-    "CLUSTER_LABEL", "DEFAULT_FRONTEND_IMAGE", "DEFAULT_MODEL_BASE_IMAGE", "DEFAULT_REDIS_IMAGE", "FRAMEWORK_DEPLOYERS",
-    "IMAGE_VERSION",
+    "CLUSTER_LABEL", "DEFAULT_FRONTEND_IMAGE", "DEFAULT_MODEL_BASE_IMAGE", "DEFAULT_REDIS_IMAGE", "FATAL_EXITS",
+    "FRAMEWORK_DEPLOYERS", "IMAGE_VERSION",
     "MANAGEMENT_LABEL", "MODEL_CONTAINER_LABEL", "MODEL_NAME_LABEL", "MODEL_VERSION_LABEL", "QUERY_FRONTEND_LABEL",
     "READY_FILE", "READY_FILE_LABEL", "ROLE_LABEL", "Role", "check_cluster_name", "container_name", "framework_image",
     "model_image_name",
@@ -47,6 +47,8 @@ MODEL_VERSION_LABEL = "ai.clipper.model.version"
 READY_FILE_LABEL = "ai.clipper.ready_file"
 """Image label: the file a replica writes once a frontend has welcomed it (how the manager checks readiness)."""
 READY_FILE = "/tmp/clipper_ready.json"
+FATAL_EXITS = {2: "bad arguments", 3: "rejected by the frontend", 4: "the model could not be loaded"}
+"""Exit statuses of a replica (``python -m clipper_container``) that restarting cannot help."""
 VOLUME_LABEL = "ai.clipper.volume"
 NETWORK_LABEL = "ai.clipper.network"
 

@@ -16,12 +16,11 @@ from docker.models.containers import Container
 from clipper_core.client.admin_http import AdminClient
 from clipper_core.errors import ClipperException
 from clipper_docker import names
+from clipper_docker.names import FATAL_EXITS
 from clipper_docker.replicas import Reconciler
 
 __all__ = ["FATAL_EXITS", "POLL", "fail_if_exited", "replica_ready", "tail", "wait_replicas"]
 
-FATAL_EXITS = {2: "bad arguments", 3: "rejected by the frontend", 4: "the model could not be loaded"}
-"""Exit statuses of a replica that restarting cannot help."""
 POLL = 0.25
 """Seconds between readiness checks of other processes; every wait has a deadline."""
 
