@@ -378,7 +378,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_server_commands(add)
     _add_client_commands(add)
+    _add_plugin_commands(sub, common)
     return parser
+
+
+def _add_plugin_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Subcommands of installed plugins (the ``clipper_add_commands`` hook; ``$CLIPPER_DISABLE_PLUGINS`` blocks)."""
+    from clipper_core.plugins import make_plugin_manager
+
+    make_plugin_manager().hook.clipper_add_commands(subparsers=sub, parents=[common])
 
 
 def main(argv: list[str] | None = None) -> int:

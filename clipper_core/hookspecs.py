@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import argparse
+
     from aiohttp import web
 
     from clipper_core.interfaces import ContainerManager, Deployer, PredictionCache, SelectionPolicy
@@ -61,6 +63,15 @@ def clipper_register_state_stores() -> list[type[StateStore]]:
 
     Called once when the plugin registry is built. All non-None results are collected."""
     raise NotImplementedError
+
+
+@hookspec
+def clipper_add_commands(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    """Add subcommands to the ``clipper`` command: ``p = subparsers.add_parser(name, parents=parents, help=...)``
+    and ``p.set_defaults(func=run)``, where ``run(args) -> int`` returns the exit status (a ``ClipperException`` it
+    raises is printed as ``clipper: error: ...``, status 1). ``parents`` carry the common options (``--home``).
+
+    Called once each time the command line is parsed. All non-None results are collected (and ignored)."""
 
 
 # -- lifecycle: called by the server process ------------------------------------------------------------

@@ -41,6 +41,7 @@ COVERED: dict[str, set[str]] = {
     "clipper_startup": {"test_plugins_distributions:test_lifecycle_hooks_run_for_both_apps"},
     "clipper_shutdown": {"test_plugins_distributions:test_lifecycle_hooks_run_for_both_apps"},
     "clipper_handle_exception": {"test_plugins_distributions:test_handle_exception_hook_replaces_a_500"},
+    "clipper_add_commands": {"test_plugins:test_a_plugin_adds_a_subcommand_to_clipper"},
 }
 
 
@@ -268,3 +269,26 @@ def test_server_with_the_builtin_cache_disabled(tmp_path: Path) -> None:
     with ServerThread(tmp_path / "b", disabled_plugins="lru", cache_size_bytes=0) as server:
         status, plugins = http_json(f"{server.admin_url}/plugins")
         assert status == 200 and "lru" not in {p["name"] for p in plugins}
+
+
+# -- command-line hook ---------------------------------------------------------------------------------
+
+def test_a_plugin_adds_a_subcommand_to_clipper(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from clipper_core import cli, plugins
+
+    class Greeter:
+        @hookimpl
+        def clipper_add_commands(self, subparsers: argparse._SubParsersAction,
+                                 parents: list[argparse.ArgumentParser]) -> None:
+            hello = subparsers.add_parser("hello", parents=parents, help="say hello")
+            hello.add_argument("--name", default="world")
+            hello.set_defaults(func=lambda args: print(f"hello {args.name}") or 0)
+
+    real = plugins.make_plugin_manager
+    monkeypatch.setattr(plugins, "make_plugin_manager", lambda **options: real(**options, extra=[Greeter()]))
+    assert cli.main(["hello", "--name", "clipper"]) == 0
+    assert capsys.readouterr().out == "hello clipper\n"
+    assert "hello" in cli.build_parser().format_help()

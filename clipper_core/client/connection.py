@@ -9,6 +9,7 @@ It drives the management REST API and delegates replicas to a container manager:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import tempfile
@@ -127,6 +128,12 @@ class ClipperConnection:
         self._check_name_version(name, version)
         if not self.connected:
             raise UnconnectedException()
+        if container_registry:  # only managers that push images take it (Docker, Kubernetes)
+            if "container_registry" not in inspect.signature(self.cm.build_model).parameters:
+                raise ClipperException(f"container manager {self.cm.name!r} does not push images to a registry; "
+                                       f"build without container_registry")
+            return self.cm.build_model(name, version, model_data_path, base_image, pkgs_to_install,
+                                       container_registry=container_registry)  # type: ignore[call-arg]
         return self.cm.build_model(name, version, model_data_path, base_image, pkgs_to_install)
 
     def deploy_model(self, name: str, version: Any, input_type: str, image: str, labels: list[str] | None = None,
