@@ -77,6 +77,12 @@ def test_set_num_replicas_on_containerless_model_fails(clipper_conn: ClipperConn
         clipper_conn.set_num_replicas("m", 2, "1")
 
 
+def test_a_registry_is_refused_clearly_by_a_manager_that_does_not_push(clipper_conn: ClipperConnection,
+                                                                      tmp_path: Path) -> None:
+    with pytest.raises(ClipperException, match="container manager 'local' does not push images to a registry"):
+        clipper_conn.build_model("m", 1, str(tmp_path), container_registry="registry.example.com")
+
+
 def test_set_model_version_flips_current(clipper_conn: ClipperConnection) -> None:
     clipper_conn.register_model("m", "1", "doubles")
     clipper_conn.register_model("m", "2", "doubles")
