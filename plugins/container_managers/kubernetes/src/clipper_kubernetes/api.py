@@ -20,10 +20,15 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.config.incluster_config import InClusterConfigLoader
 
 from clipper_core.errors import ClipperException
 
 __all__ = ["KubeApi", "KubeConflict", "KubeNotFound"]
+
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+"""Where a pod finds its service account's token and the cluster's CA (the in-cluster configuration)."""
 
 
 class KubeNotFound(ClipperException):
@@ -67,7 +72,9 @@ class KubeApi:
             if kubeconfig is None and context is None and "KUBERNETES_SERVICE_HOST" in os.environ \
                     and not os.environ.get("KUBECONFIG") and not os.path.exists(os.path.expanduser("~/.kube/config")):
                 configuration = k8s.Configuration()
-                k8s_config.load_incluster_config(client_configuration=configuration)
+                InClusterConfigLoader(token_filename=os.path.join(SERVICE_ACCOUNT_DIR, "token"),
+                                      cert_filename=os.path.join(SERVICE_ACCOUNT_DIR, "ca.crt")).load_and_set(
+                    configuration)
                 self.client = k8s.ApiClient(configuration)
                 self.in_cluster = True
             else:
