@@ -34,7 +34,8 @@ def _render_cli(*args: str) -> list[dict[str, Any]]:
     [],
     ["--frontends", "3", "--cluster-name", "prod", "--namespace", "serving", "--cache-size", "1000",
      "--admin-token", "s3cret", "--service-type", "query=LoadBalancer", "--service-type", "management=ClusterIP",
-     "--model", "sum-model:1:doubles:prod-sum-model:1:2", "--model", "Other_Model:v1.0-RC:strings:img@sha256:ab"],
+     "--model", "sum-model:1:doubles:2:prod-sum-model:1", "--model", "Other_Model:v1.0-RC:strings:1:img@sha256:ab",
+     "--create-namespace", "--resources", '{"model": {"limits": {"cpu": "2"}}}', "--drain-timeout", "30"],
     ["--redis-ip", "10.0.0.5", "--redis-port", "6380", "--redis-password", "pw", "--storage-class", "fast"],
 ])
 def test_every_rendered_object_is_valid_for_kubernetes(args: list[str]) -> None:
@@ -44,6 +45,9 @@ def test_every_rendered_object_is_valid_for_kubernetes(args: list[str]) -> None:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
         assert obj["apiVersion"] in ("v1", "apps/v1"), obj["apiVersion"]
         labels = obj["metadata"]["labels"]
+        if obj["kind"] == "Namespace":  # not the cluster's: it may hold several
+            assert labels == {"app.kubernetes.io/managed-by": "clipper-kubernetes"}
+            continue
         assert all(key in labels for key in RECOMMENDED), labels
         assert labels[names.CLUSTER_LABEL] == labels["app.kubernetes.io/instance"]
         for key, value in labels.items():
@@ -55,7 +59,8 @@ def test_the_default_cluster_is_redis_management_and_frontends_behind_two_servic
     by_kind: dict[str, list[str]] = {}
     for obj in objects:
         by_kind.setdefault(obj["kind"], []).append(obj["metadata"]["name"])
-    assert by_kind == {"Secret": ["redis-auth-at-c1"], "PersistentVolumeClaim": ["redis-data-at-c1"],
+    assert by_kind == {"Secret": ["redis-auth-at-c1", "admin-token-at-c1"],
+                       "PersistentVolumeClaim": ["redis-data-at-c1"],
                        "Service": ["redis-at-c1", "mgmt-frontend-at-c1", "query-frontend-at-c1",
                                    "query-frontend-rpc-at-c1"],
                        "Deployment": ["redis-at-c1", "mgmt-frontend-at-c1", "query-frontend-at-c1"]}
@@ -65,7 +70,7 @@ def test_the_default_cluster_is_redis_management_and_frontends_behind_two_servic
     assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
     container = pod["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"  # not the store's health
     assert "tcp://$(POD_IP):7000" in container["command"]
     rpc = next(o for o in objects if o["metadata"]["name"] == "query-frontend-rpc-at-c1")
     assert rpc["spec"]["clusterIP"] == "None"
@@ -169,6 +174,37 @@ def test_render_is_the_manager_code_and_the_secrets_are_generated() -> None:
     assert _render_cli()[0]["data"] != secret["data"]  # a fresh password each time
 
 
+def test_render_takes_models_with_numeric_tags_and_the_manager_options() -> None:
+    objects = _render_cli("--cluster-name", "g", "--create-namespace", "--namespace", "serving",
+                          "--model", "sum-model:1:doubles:3:registry.example.com:5000/models/g-sum-model:1",
+                          "--resources", '{"query": {"requests": {"cpu": "500m"}}}', "--drain-timeout", "20",
+                          "--service-type", "management=ClusterIP")
+    assert objects[0] == {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "serving", "labels": {"app.kubernetes.io/managed-by": "clipper-kubernetes"}}}
+    model = objects[-1]
+    assert model["metadata"]["name"] == "sum-model-1-deployment-at-g" and model["spec"]["replicas"] == 3
+    pod = model["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "registry.example.com:5000/models/g-sum-model:1"
+    assert pod["terminationGracePeriodSeconds"] == 25
+    query = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "query-frontend-at-g")
+    assert query["spec"]["template"]["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "500m"}}
+    # a management API only inside the cluster gets no generated token
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Secret"] == ["redis-auth-at-g"]
+
+
+def test_every_pod_drops_privileges_and_redis_can_write_a_fresh_volume() -> None:
+    for obj in cluster_objects(ClusterSpec(), redis_password="x", admin_token="t"):
+        if obj["kind"] != "Deployment":
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in pod["containers"]:
+            assert container["securityContext"] == {"allowPrivilegeEscalation": False,
+                                                    "capabilities": {"drop": ["ALL"]}}
+        if obj["metadata"]["name"].startswith("redis-"):
+            assert pod["securityContext"]["fsGroup"] == 1000
+
+
 def test_render_refuses_bad_options_with_a_clear_error() -> None:
     done = subprocess.run([sys.executable, "-m", "clipper_core.cli", "kubernetes", "render", "--service-type",
                            "query=ExternalName"], capture_output=True, text=True, timeout=60)
@@ -176,3 +212,6 @@ def test_render_refuses_bad_options_with_a_clear_error() -> None:
     done = subprocess.run([sys.executable, "-m", "clipper_core.cli", "kubernetes", "render", "--frontends", "0"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "at least 1" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "clipper_core.cli", "kubernetes", "render", "--model",
+                           "m:1:doubles:img:1"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "NAME:VERSION:INPUT_TYPE:REPLICAS:IMAGE" in done.stderr

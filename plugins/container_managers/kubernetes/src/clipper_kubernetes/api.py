@@ -68,21 +68,24 @@ class KubeApi:
     def __init__(self, kubeconfig: str | None = None, context: str | None = None, timeout: float = 30.0) -> None:
         self.timeout = timeout
         self.in_cluster = False
+        configuration = k8s.Configuration()
+        # Set before the client makes its connection pool (which copies it): a refused connection is retried
+        # twice, a read that timed out never (so one call takes at most about one timeout).
+        configuration.retries = urllib3.Retry(total=2, connect=2, read=0, status=0, backoff_factor=0.2)
         try:
             if kubeconfig is None and context is None and "KUBERNETES_SERVICE_HOST" in os.environ \
                     and not os.environ.get("KUBECONFIG") and not os.path.exists(os.path.expanduser("~/.kube/config")):
-                configuration = k8s.Configuration()
                 InClusterConfigLoader(token_filename=os.path.join(SERVICE_ACCOUNT_DIR, "token"),
                                       cert_filename=os.path.join(SERVICE_ACCOUNT_DIR, "ca.crt")).load_and_set(
                     configuration)
                 self.client = k8s.ApiClient(configuration)
                 self.in_cluster = True
             else:
-                self.client = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+                self.client = k8s_config.new_client_from_config(config_file=kubeconfig, context=context,
+                                                                client_configuration=configuration)
         except (ConfigException, OSError, ValueError, TypeError) as exc:
             raise ClipperException(f"no usable Kubernetes configuration (kubeconfig={kubeconfig or 'default'}, "
                                    f"context={context or 'current'}): {exc}") from None
-        self.client.configuration.retries = urllib3.Retry(total=2, connect=2, read=0, backoff_factor=0.2)
         self.host = str(self.client.configuration.host)
         self.core = k8s.CoreV1Api(self.client)
         self.apps = k8s.AppsV1Api(self.client)
@@ -196,29 +199,36 @@ class KubeApi:
                               self.apps.patch_namespaced_deployment_scale, name, namespace,
                               {"spec": {"replicas": replicas}}))
 
-    def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int | None = None) -> str:
+    def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int | None = None,
+                previous: bool = False) -> str:
+        """A container's log (``previous``: its run before the last restart), timestamped."""
         kwargs: dict[str, Any] = {"container": container, "timestamps": True}
         if tail_lines is not None:
             kwargs["tail_lines"] = tail_lines
+        if previous:
+            kwargs["previous"] = True
         text = self.call(f"read the log of pod {pod} in namespace {namespace}", self.core.read_namespaced_pod_log,
                          pod, namespace, **kwargs)
+        if text is None:
+            return ""
         return text if isinstance(text, str) else json.dumps(text)
 
     def namespace_exists(self, namespace: str) -> bool:
+        """Whether ``namespace`` exists; an account that may not read namespaces (403) is taken at its word
+        that it works in one (a missing one shows as a 404 on the first object)."""
         try:
             self.call(f"read namespace {namespace}", self.core.read_namespace, namespace)
             return True
         except KubeNotFound:
             return False
         except ClipperException as exc:
-            if exc.status == 404:
-                return False
+            if exc.status in (404, 403):
+                return exc.status == 403
             raise
 
-    def create_namespace(self, namespace: str, labels: dict[str, str]) -> None:
+    def create_namespace(self, namespace: dict[str, Any]) -> None:
         with contextlib.suppress(KubeConflict):
-            self.call(f"create namespace {namespace}", self.core.create_namespace,
-                      {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}})
+            self.call(f"create namespace {namespace['metadata']['name']}", self.core.create_namespace, namespace)
 
     def nodes(self) -> list[dict[str, Any]]:
         return list((self.call("list nodes", self.core.list_node) or {}).get("items") or [])

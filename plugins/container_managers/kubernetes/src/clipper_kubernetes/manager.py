@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -26,11 +27,26 @@ from clipper_core.client.admin_http import AdminClient
 from clipper_core.errors import ClipperException
 from clipper_core.interfaces import ContainerManager
 from clipper_kubernetes import names
-from clipper_kubernetes.addresses import service_address
-from clipper_kubernetes.api import KubeApi
-from clipper_kubernetes.manifests import ClusterSpec, ModelSpec, cluster_objects, model_deployment
+from clipper_kubernetes.addresses import node_address, service_address
+from clipper_kubernetes.api import KubeApi, KubeConflict
+from clipper_kubernetes.manifests import (
+    ClusterSpec,
+    ModelSpec,
+    cluster_objects,
+    exposes_management,
+    model_deployment,
+    namespace_object,
+)
 from clipper_kubernetes.names import Role, selector_text
-from clipper_kubernetes.waits import PodProblem, wait_deployments, wait_pods_gone
+from clipper_kubernetes.waits import (
+    POLL,
+    PodProblem,
+    deployment_pods,
+    ready_count,
+    wait_deployments,
+    wait_gone,
+    wait_pods_gone,
+)
 
 __all__ = ["KubernetesContainerManager"]
 
@@ -114,7 +130,7 @@ class KubernetesContainerManager(ContainerManager):
         if not self.create_namespace:
             raise ClipperException(f"namespace {self.namespace!r} does not exist; create it, or pass "
                                    "create_namespace_if_not_exists=True")
-        self.api.create_namespace(self.namespace, {"app.kubernetes.io/managed-by": "clipper-kubernetes"})
+        self.api.create_namespace(namespace_object(self.namespace))
 
     # -- starting ---------------------------------------------------------------------------------------
     def start_clipper(self, query_frontend_image: str | None = None, mgmt_frontend_image: str | None = None,
@@ -123,39 +139,77 @@ class KubernetesContainerManager(ContainerManager):
                       qf_http_timeout_content: int = 300, num_frontend_replicas: int = 1, **ignored: Any) -> None:
         """Apply the cluster's objects and wait until Redis, the management frontend and every query frontend
         are ready. Clipper's HTTP tuning arguments and the exporter image are accepted and ignored."""
+        deadline = time.monotonic() + self.startup_timeout
         self._check_namespace()
         existing = self.api.select("Deployment", self.namespace, self._selector())
         if existing:
             raise ClipperException(f"cluster {self.cluster!r} already runs in namespace {self.namespace!r} "
                                    f"({', '.join(d['metadata']['name'] for d in existing[:4])}); use connect() or "
                                    "stop_all()")
+        if self.admin_token is None and exposes_management(self.spec) and not self.proxy:
+            # A management API reachable from outside the cluster is never left open: a token is made (kept in
+            # its Secret, where connect() finds it; this manager's admin_token holds it).
+            self.admin_token = secrets.token_urlsafe(24)
+            log.info("cluster %s: the management API is exposed; it requires the admin token this manager made",
+                     self.cluster)
+        self._check_proxy_token()
         spec = self.spec.replace(num_frontends=num_frontend_replicas, cache_size=cache_size,
                                  frontend_image=query_frontend_image or self.spec.frontend_image,
                                  management_image=mgmt_frontend_image or self.spec.management_image,
                                  has_admin_token=bool(self.admin_token))
+        if not self.proxy and "NodePort" in (spec.service_types["management"], spec.service_types["query"]):
+            node_address(self.api, self.use_internal_ip)  # before anything is made: a 403 on nodes, no nodes
         password = secrets.token_hex(16) if spec.managed_redis else self.redis_password
         try:
             for obj in cluster_objects(spec, redis_password=password, admin_token=self.admin_token):
-                self.api.apply(obj)
+                self._create(obj)
             order = ([names.object_name("redis", self.cluster)] if spec.managed_redis else []) + [
                 names.object_name("management", self.cluster), names.object_name("query", self.cluster)]
-            wait_deployments(self.api, self.namespace, order, self.startup_timeout, f"starting {self.cluster}")
-            self._discover()
-            self._wait_admin(time.monotonic() + self.startup_timeout)
+            wait_deployments(self.api, self.namespace, order, max(1.0, deadline - time.monotonic()),
+                             f"starting {self.cluster}")
+            self._discover(deadline)
+            self._wait_admin(deadline)
         except BaseException:
             with contextlib.suppress(Exception):
-                self._delete_cluster_objects(grace_seconds=0)
+                self._delete_cluster_objects(grace_seconds=1)
             raise
         self.spec = spec
 
-    def _discover(self) -> None:
-        """The addresses of the management and query Services, as this process reaches them."""
+    def _create(self, obj: dict[str, Any]) -> None:
+        """Create one of the cluster's objects; one that exists means another start of the same cluster is under
+        way or left it (its volume claim excepted: it keeps the registrations for the next start)."""
+        if obj["kind"] == "PersistentVolumeClaim":
+            self.api.apply(obj)
+            return
+        try:
+            self.api.create(obj)
+        except KubeConflict:
+            raise ClipperException(f"cluster {self.cluster!r}: the {obj['kind']} {obj['metadata']['name']} exists "
+                                   "already (another start_clipper of this cluster, or what one left: stop_all() "
+                                   "removes it)") from None
+
+    def _check_proxy_token(self) -> None:
+        if self.proxy and self.admin_token:
+            raise ClipperException("an admin token cannot travel through kubernetes_proxy_addr: the API server "
+                                   "takes the Authorization header for itself. Reach the management Service as a "
+                                   "NodePort or LoadBalancer, or run it without a token (and as ClusterIP)")
+
+    def _discover(self, deadline: float | None = None) -> None:
+        """The addresses of the management and query Services, as this process reaches them. A LoadBalancer
+        Service is waited for (until ``deadline``) to get its ingress address."""
         addresses = {}
         for key, what, port in (("admin", "management", "http"), ("query", "query", "http")):
-            service = self.api.read("Service", self.namespace, names.object_name(what, self.cluster))
-            if service is None:
-                raise ClipperException(f"cluster {self.cluster!r}: the Service {names.object_name(what, self.cluster)} "
-                                       f"is missing in namespace {self.namespace!r}")
+            name = names.object_name(what, self.cluster)
+            while True:
+                service = self.api.read("Service", self.namespace, name)
+                if service is None:
+                    raise ClipperException(f"cluster {self.cluster!r}: the Service {name} is missing in namespace "
+                                           f"{self.namespace!r}")
+                pending = (service["spec"].get("type") == "LoadBalancer" and not self.proxy
+                           and not ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress"))
+                if not pending or deadline is None or time.monotonic() > deadline:
+                    break
+                time.sleep(POLL)
             addresses[key] = service_address(self.api, service, port, self.use_internal_ip, self.proxy)
         self.addresses = addresses
 
@@ -176,6 +230,7 @@ class KubernetesContainerManager(ContainerManager):
             raise ClipperException(f"no clipper cluster {self.cluster!r} runs in namespace {self.namespace!r}")
         if self.admin_token is None:
             self.admin_token = self._read_admin_token()
+        self._check_proxy_token()
         query = self.api.read("Deployment", self.namespace, names.object_name("query", self.cluster))
         frontends = int(((query or {}).get("spec") or {}).get("replicas") or 1)
         self.spec = self.spec.replace(num_frontends=frontends, has_admin_token=bool(self.admin_token))
@@ -238,8 +293,9 @@ class KubernetesContainerManager(ContainerManager):
         ready: running and welcomed by a frontend."""
         self._check_replicas(num_replicas)
         model = ModelSpec(name, str(version), input_type, image, num_replicas)
+        previous = self.api.read("Deployment", self.namespace, self._model_name(name, version))
         self.api.apply(model_deployment(self.spec, model))
-        self._wait_model(name, str(version), num_replicas)
+        self._wait_model(name, str(version), previous)
 
     def set_num_replicas(self, name: str, version: str, input_type: str, image: str, num_replicas: int) -> None:
         """Scale the version's Deployment (its scale subresource) and wait until ``num_replicas`` are ready; a
@@ -255,22 +311,35 @@ class KubernetesContainerManager(ContainerManager):
             self.deploy_model(name, version, input_type, image, num_replicas)
             return
         self.api.scale(self.namespace, current["metadata"]["name"], num_replicas)
-        self._wait_model(name, str(version), num_replicas)
+        self._wait_model(name, str(version))
 
     @staticmethod
     def _check_replicas(n: int) -> None:
         if not 0 <= n <= 1024:
             raise ClipperException(f"num_replicas is {n}; expected 0 to 1024")
 
-    def _wait_model(self, name: str, version: str, n: int) -> None:
+    def _wait_model(self, name: str, version: str, previous: dict[str, Any] | None = None) -> None:
+        """Wait for the version's Deployment. When its new pods cannot start: with no replica ready, the
+        Deployment is scaled to 0 (every pod would fail alike, retrying forever); with some ready (a scale-up
+        or a new image), the ones serving are left alone and a new image is rolled back to ``previous``."""
         deployment = self._model_name(name, version)
         try:
             wait_deployments(self.api, self.namespace, [deployment], self.deploy_timeout, f"{name}:{version}")
         except PodProblem as exc:
-            # Every pod of the version would fail the same way: stop it retrying forever.
-            with contextlib.suppress(ClipperException):
-                self.api.scale(self.namespace, deployment, 0)
-            raise PodProblem(f"{exc} (the Deployment {deployment} was scaled to 0)") from None
+            current = self.api.read("Deployment", self.namespace, deployment)
+            serving = ready_count(deployment_pods(self.api, current)) if current else 0
+            if not serving:
+                with contextlib.suppress(ClipperException):
+                    self.api.scale(self.namespace, deployment, 0)
+                raise PodProblem(f"{exc}\n(the Deployment {deployment} was scaled to 0)") from None
+            note = f"{serving} ready replicas keep serving"
+            if previous is not None and current is not None:
+                rollback = json.loads(json.dumps(current))
+                rollback["spec"]["template"] = previous["spec"]["template"]
+                with contextlib.suppress(ClipperException):
+                    self.api.replace(rollback)
+                    note += "; the Deployment was rolled back to its previous pods"
+            raise PodProblem(f"{exc}\n({note})") from None
 
     def get_num_replicas(self, name: str, version: str) -> int:
         deployment = self.api.read("Deployment", self.namespace, self._model_name(name, version))
@@ -316,13 +385,17 @@ class KubernetesContainerManager(ContainerManager):
 
     # -- stopping ---------------------------------------------------------------------------------------
     def stop_all(self, graceful: bool = True, remove_volumes: bool = False) -> None:
-        """Delete every object labelled with this cluster (models first, Redis last) and wait until their pods
-        are gone; ``graceful=False`` kills the pods at once. The Redis volume claim, and so every registration,
-        is kept for the next start unless ``remove_volumes``."""
-        self._delete_cluster_objects(grace_seconds=None if graceful else 0)
+        """Delete every object labelled with this cluster (the model replicas first, while the frontends take
+        their goodbyes; then the frontends and Redis) and wait until their pods are gone; ``graceful=False``
+        gives the pods 1 s (not 0, which would remove the pod objects while their containers still run). The
+        Redis volume claim, and so every registration, is kept for the next start unless ``remove_volumes``
+        (then waited for until it is gone too)."""
+        self._delete_cluster_objects(grace_seconds=None if graceful else 1)
         if remove_volumes:
             for claim in self.api.select("PersistentVolumeClaim", self.namespace, self._selector()):
                 self.api.delete("PersistentVolumeClaim", self.namespace, claim["metadata"]["name"])
+                wait_gone(self.api, "PersistentVolumeClaim", self.namespace, claim["metadata"]["name"],
+                          self.deploy_timeout)
         self.addresses = {}
 
     def _delete_cluster_objects(self, grace_seconds: int | None) -> None:

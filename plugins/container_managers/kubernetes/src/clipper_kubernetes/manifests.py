@@ -26,7 +26,7 @@ from clipper_kubernetes import names
 from clipper_kubernetes.names import Role
 
 __all__ = ["DEFAULT_SERVICE_TYPES", "PORTS", "SERVICE_TYPE_KEYS", "ClusterSpec", "ModelSpec", "cluster_objects",
-           "model_deployment", "store_url"]
+           "exposes_management", "model_deployment", "namespace_object", "store_url"]
 
 PORTS = {"query": 1337, "management": 1338, "rpc": 7000, "redis": 6379}
 """Ports inside the pods; the Services expose the same numbers."""
@@ -171,7 +171,9 @@ def _tcp_probe(port: int, period: int, failures: int, delay: int = 0) -> dict[st
 def _container(spec: ClusterSpec, role: str, name: str, image: str, *, command: list[str] | None = None,
                args: list[str] | None = None, env: list[dict[str, Any]] | None = None,
                ports: Mapping[str, int] | None = None, **probes: Any) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": name, "image": image, "imagePullPolicy": spec.image_pull_policy}
+    container: dict[str, Any] = {"name": name, "image": image, "imagePullPolicy": spec.image_pull_policy,
+                                 "securityContext": {"allowPrivilegeEscalation": False,
+                                                     "capabilities": {"drop": ["ALL"]}}}
     if command is not None:
         container["command"] = command
     if args is not None:
@@ -189,7 +191,9 @@ def _container(spec: ClusterSpec, role: str, name: str, image: str, *, command: 
 
 def _deployment(spec: ClusterSpec, name: str, role: str, replicas: int, pod_spec: dict[str, Any], *,
                 extra_labels: Mapping[str, str] | None = None, annotations: Mapping[str, str] | None = None,
-                pod_annotations: Mapping[str, str] | None = None, recreate: bool = False) -> dict[str, Any]:
+                pod_annotations: Mapping[str, str] | None = None, recreate: bool = False,
+                pod_security: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    pod_security = dict(pod_security or {})
     selector = names.role_selector(spec.cluster, role)
     if extra_labels:
         selector.update({k: v for k, v in extra_labels.items() if k in (names.MODEL_NAME_LABEL,
@@ -201,7 +205,9 @@ def _deployment(spec: ClusterSpec, name: str, role: str, replicas: int, pod_spec
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": _meta(spec, name, role, extra_labels, annotations),
         "spec": {"replicas": replicas, "selector": {"matchLabels": selector},
-                 "template": {"metadata": pod_meta, "spec": {"enableServiceLinks": False, **pod_spec}}}}
+                 "template": {"metadata": pod_meta, "spec": {
+                     "enableServiceLinks": False,
+                     "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}, **pod_security}, **pod_spec}}}}
     if recreate:
         deployment["spec"]["strategy"] = {"type": "Recreate"}
     return deployment
@@ -243,7 +249,10 @@ def redis_objects(spec: ClusterSpec, password: str) -> list[dict[str, Any]]:
     pod = {"containers": [container], "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}
     return [_secret(spec, "redis-auth", Role.REDIS, "password", password), pvc,
             _service(spec, "redis", Role.REDIS, "redis", {"redis": PORTS["redis"]}),
-            _deployment(spec, names.object_name("redis", spec.cluster), Role.REDIS, 1, pod, recreate=True)]
+            # fsGroup: a fresh cloud volume is root's; the group it is given (and Redis's process joins) can write it,
+            # whatever uid the Redis image runs as.
+            _deployment(spec, names.object_name("redis", spec.cluster), Role.REDIS, 1, pod, recreate=True,
+                        pod_security={"fsGroup": 1000, "fsGroupChangePolicy": "OnRootMismatch"})]
 
 
 # -- frontends --------------------------------------------------------------------------------------------------
@@ -274,13 +283,26 @@ def query_objects(spec: ClusterSpec) -> list[dict[str, Any]]:
     env = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}, *_store_env(spec)]
     container = _container(spec, Role.QUERY, "query-frontend", spec.frontend_image, command=command, env=env,
                            ports={"http": query, "rpc": rpc},
+                           # /health is readiness: it fails while the state store is away; liveness must not, or
+                           # a rescheduled Redis would have every frontend killed.
                            readinessProbe=_http_probe("/health", query, 2, 3),
-                           livenessProbe=_http_probe("/health", query, 10, 3, delay=10))
+                           livenessProbe=_http_probe("/v2/health/live", query, 10, 3, delay=10))
     scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(query), "prometheus.io/path": "/metrics"}
     return [_service(spec, "query", Role.QUERY, "query", {"http": query}),
             _service(spec, "query-rpc", Role.QUERY, "query-rpc", {"rpc": rpc}, headless=True),
             _deployment(spec, names.object_name("query", spec.cluster), Role.QUERY, spec.num_frontends,
                         {"containers": [container]}, pod_annotations=scrape)]
+
+
+def namespace_object(namespace: str) -> dict[str, Any]:
+    """The Namespace ``create_namespace_if_not_exists`` (``render --create-namespace``) creates."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": "clipper-kubernetes"}}}
+
+
+def exposes_management(spec: ClusterSpec) -> bool:
+    """Whether the management API can be reached from outside the cluster (then it always wants a token)."""
+    return spec.service_types["management"] != "ClusterIP"
 
 
 def cluster_objects(spec: ClusterSpec, *, redis_password: str | None, admin_token: str | None) -> list[dict[str, Any]]:

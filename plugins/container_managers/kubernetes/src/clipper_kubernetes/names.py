@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from clipper_core.errors import ClipperException
+from clipper_docker.names import check_cluster_name
+
 from clipper_kubernetes import __version__
 
 __all__ = ["CLUSTER_LABEL", "MODEL_NAME_ANNOTATION", "MODEL_NAME_LABEL", "MODEL_VERSION_ANNOTATION",
@@ -42,17 +43,8 @@ _COMPONENT = {Role.REDIS: "redis", Role.MANAGEMENT: "management-frontend", Role.
               Role.MODEL: "model"}
 _OBJECT = {"redis": "redis", "redis-data": "redis-data", "redis-auth": "redis-auth", "admin-token": "admin-token",
            "management": "mgmt-frontend", "query": "query-frontend", "query-rpc": "query-frontend-rpc"}
-_CLUSTER = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-def check_cluster_name(name: str) -> str:
-    """Cluster names end every object name (``redis-at-<cluster>``): 1 to 40 lower-case letters, digits and '-'."""
-    if not _CLUSTER.match(name):
-        raise ClipperException(f"invalid cluster name {name!r}: use 1 to 40 lower-case letters, digits and '-', "
-                               "starting and ending with a letter or digit")
-    return name
 
 
 def object_name(what: str, cluster: str) -> str:
