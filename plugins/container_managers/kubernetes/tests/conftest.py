@@ -1,5 +1,5 @@
-"""Fixtures of the Kubernetes plugin's tests: an emulated API server (``kube_api.py``, kmock) on 127.0.0.1 and a
-stand-in kubelet (``kubelet.py``) that runs the pods' containers on the real Docker engine the Docker plugin's
+"""Fixtures of the Kubernetes plugin's tests: an emulated API server (``kube_api/``, kmock) on 127.0.0.1 and a
+stand-in kubelet (``kubelet/``) that runs the pods' containers on the real Docker engine the Docker plugin's
 tests use (``docker_client`` and ``clipper_images`` come from :mod:`clipper_docker.testing`). Both are shared by
 the session; each test's clusters have names of their own and are removed afterwards.
 """

@@ -38,6 +38,15 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
+def wait_for_app(addr: str, app: str, body: Any, timeout: float = 30.0) -> Any:
+    """Query until ``app`` answers 200 (a new app reaches the query frontend through Redis a moment later)."""
+    def served() -> Any:
+        status, answer = predict(addr, app, body)
+        return answer if status == 200 else None
+
+    return wait_until(served, timeout, f"{app} to be served", interval=0.1)
+
+
 def wait_for_output(addr: str, app: str, body: Any, expected: Any, timeout: float = 60.0) -> dict[str, Any]:
     last: list[Any] = [None]
 

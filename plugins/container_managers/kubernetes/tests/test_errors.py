@@ -18,7 +18,7 @@ import pytest
 from clipper_kubernetes import KubernetesContainerManager
 from clipper_kubernetes.names import model_deployment_name
 from conftest import MakeManager, managers
-from k8s_test_helpers import cluster_objects, kubectl_proxy, predict, wait_for_output
+from k8s_test_helpers import cluster_objects, kubectl_proxy, wait_for_app, wait_for_output
 from kube_api import write_kubeconfig
 from kubelet import Kubelet
 
@@ -134,8 +134,9 @@ def test_a_cluster_run_entirely_through_kubernetes_proxy_addr(make_manager: Make
         assert manager.get_admin_addr() == (f"{proxy}/api/v1/namespaces/default/services/"
                                             f"mgmt-frontend-at-{manager.cluster}:1338/proxy")
         conn.register_application("proxied-app", "doubles", "-1.0", 3_000_000)
-        status, answer = predict(manager.get_query_addr(), "proxied-app", {"input": [1.0]})
-        assert status == 200 and answer["default"] is True and answer["output"] == -1.0, answer  # no model linked
+        # the frontend learns of the app through Redis a moment later; no model is linked: the default answers
+        answer = wait_for_app(manager.get_query_addr(), "proxied-app", {"input": [1.0]})
+        assert answer["default"] is True and answer["output"] == -1.0, answer
         again = ClipperConnection(make_manager("proxied", kubernetes_proxy_addr=proxy))
         again.connect()
         assert again.get_all_apps() == ["proxied-app"]

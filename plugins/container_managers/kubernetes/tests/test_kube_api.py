@@ -1,4 +1,4 @@
-"""Tests of the emulated kube-apiserver (``kube_api.py``), driven through the official ``kubernetes`` client.
+"""Tests of the emulated kube-apiserver (``kube_api/``), driven through the official ``kubernetes`` client.
 
 The client is configured from the kubeconfig the runner writes, exactly as the plugin configures it in production.
 Everything listens on 127.0.0.1 only; every wait is bounded; nothing sleeps to order events.

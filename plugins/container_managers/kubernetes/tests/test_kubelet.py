@@ -1,5 +1,5 @@
-"""The emulated kubelet/Deployment controller (``kubelet.py``) against a real Docker engine and the emulated API
-server (``kube_api.py``)."""
+"""The emulated kubelet/Deployment controller (``kubelet/``) against a real Docker engine and the emulated API
+server (``kube_api/``)."""
 
 from __future__ import annotations
 
