@@ -14,7 +14,7 @@ from typing import Any
 
 import docker
 from clipper_docker import DockerContainerManager
-from clipper_docker.names import CLUSTER_LABEL
+from clipper_docker.testing import cluster_managers
 
 Make = Callable[..., DockerContainerManager]
 """The ``make_manager`` fixture: ``make_manager(suffix, **DockerContainerManager options)``."""
@@ -24,26 +24,16 @@ Make = Callable[..., DockerContainerManager]
 def managers(docker_host: str, docker_client: docker.DockerClient) -> Iterator[Make]:
     """``make(suffix, **kwargs)``: a DockerContainerManager of the cluster ``t<pid>-<suffix>`` (ports 0: Docker
     picks free host ports). On exit every cluster made is removed, with its volume and model images."""
-    made: list[DockerContainerManager] = []
     socket = docker_host[len("unix://"):] if docker_host.startswith("unix://") else None
 
     def make(suffix: str, **kwargs: Any) -> DockerContainerManager:
         options: dict[str, Any] = {"clipper_query_port": 0, "clipper_management_port": 0, "clipper_rpc_port": 0,
                                    "redis_port": 0, "docker_client": docker_client, "docker_socket": socket,
                                    "deploy_timeout": 120, "startup_timeout": 90}
-        manager = DockerContainerManager(f"t{os.getpid()}-{suffix}", **{**options, **kwargs})
-        made.append(manager)
-        return manager
+        return DockerContainerManager(f"t{os.getpid()}-{suffix}", **{**options, **kwargs})
 
-    try:
-        yield make
-    finally:
-        for manager in made:
-            with contextlib.suppress(Exception):
-                manager.stop_all(graceful=False, remove_volumes=True)
-            for image in docker_client.images.list(filters={"label": f"{CLUSTER_LABEL}={manager.cluster}"}):
-                with contextlib.suppress(docker.errors.APIError):
-                    docker_client.images.remove(image.id, force=True)
+    with cluster_managers(docker_client, make) as made:
+        yield made
 
 
 def predict(target: DockerContainerManager | str, app: str, body: Any, timeout: float = 10.0) -> tuple[int, Any]:

@@ -6,20 +6,16 @@ the session; each test's clusters have names of their own and are removed afterw
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import docker
 import pytest
-from clipper_kubernetes import KubernetesContainerManager
-from clipper_kubernetes.names import CLUSTER_LABEL
+from k8s_test_helpers import MakeManager, managers
 from kube_api import running_api_server
 from kubelet import Kubelet
-
-MakeManager = Callable[..., KubernetesContainerManager]
 
 
 @pytest.fixture(scope="session")
@@ -47,25 +43,3 @@ def make_manager(kube_api: Any, kubelet: Kubelet, docker_client: docker.DockerCl
     emulated API server. Every cluster made is stopped afterwards, with its volume claim and model images."""
     with managers(kube_api, docker_client) as make:
         yield make
-
-
-@contextlib.contextmanager
-def managers(kube_api: Any, docker_client: docker.DockerClient) -> Iterator[MakeManager]:
-    made: list[KubernetesContainerManager] = []
-
-    def make(suffix: str, **kwargs: Any) -> KubernetesContainerManager:
-        options: dict[str, Any] = {"kubeconfig": kube_api.kubeconfig, "docker_client": docker_client,
-                                   "startup_timeout": 120, "deploy_timeout": 120, "drain_timeout": 3}
-        manager = KubernetesContainerManager(f"k{os.getpid()}-{suffix}", **{**options, **kwargs})
-        made.append(manager)
-        return manager
-
-    try:
-        yield make
-    finally:
-        for manager in made:
-            with contextlib.suppress(Exception):
-                manager.stop_all(graceful=False, remove_volumes=True)
-            for image in docker_client.images.list(filters={"label": f"{CLUSTER_LABEL}={manager.cluster}"}):
-                with contextlib.suppress(docker.errors.APIError):
-                    docker_client.images.remove(image.id, force=True)

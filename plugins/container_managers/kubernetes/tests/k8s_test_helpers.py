@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import os
 import threading
 import time
 import urllib.error
@@ -12,6 +13,9 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import docker
+from clipper_docker.testing import cluster_managers
+from clipper_kubernetes import KubernetesContainerManager
 from clipper_kubernetes.names import CLUSTER_LABEL
 
 from clipper_core.testing import http_json
@@ -123,3 +127,19 @@ def kubectl_proxy(api_url: str, token: str | None) -> Iterator[str]:
         server.server_close()
         thread.join(timeout=5)
 
+
+MakeManager = Callable[..., KubernetesContainerManager]
+"""The ``make_manager`` fixture: ``make_manager(suffix, **KubernetesContainerManager options)``."""
+
+
+@contextlib.contextmanager
+def managers(kube_api: Any, docker_client: docker.DockerClient) -> Iterator[MakeManager]:
+    """``make(suffix, **kwargs)``: a KubernetesContainerManager of the cluster ``k<pid>-<suffix>`` on the emulated
+    API server; on exit every cluster made is stopped, with its volume claim and model images."""
+    def make(suffix: str, **kwargs: Any) -> KubernetesContainerManager:
+        options: dict[str, Any] = {"kubeconfig": kube_api.kubeconfig, "docker_client": docker_client,
+                                   "startup_timeout": 120, "deploy_timeout": 120, "drain_timeout": 3}
+        return KubernetesContainerManager(f"k{os.getpid()}-{suffix}", **{**options, **kwargs})
+
+    with cluster_managers(docker_client, make) as made:
+        yield made

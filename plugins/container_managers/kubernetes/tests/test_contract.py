@@ -9,8 +9,7 @@ from typing import Any
 import docker
 import pytest
 from clipper_kubernetes import KubernetesContainerManager
-from conftest import managers
-from k8s_test_helpers import cluster_objects
+from k8s_test_helpers import cluster_objects, managers
 from kubelet import Kubelet
 
 from clipper_core.interfaces import ContainerManager

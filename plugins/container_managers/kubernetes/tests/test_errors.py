@@ -17,8 +17,7 @@ import docker
 import pytest
 from clipper_kubernetes import KubernetesContainerManager
 from clipper_kubernetes.names import model_deployment_name
-from conftest import MakeManager, managers
-from k8s_test_helpers import cluster_objects, kubectl_proxy, wait_for_app, wait_for_output
+from k8s_test_helpers import MakeManager, cluster_objects, kubectl_proxy, managers, wait_for_app, wait_for_output
 from kube_api import write_kubeconfig
 from kubelet import Kubelet
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MakeManager
-from k8s_test_helpers import cluster_objects, model_pods, predict, wait_for_output, wait_until
+from k8s_test_helpers import MakeManager, cluster_objects, model_pods, predict, wait_for_output, wait_until
 from kubelet import Kubelet
 
 from clipper_core import ClipperConnection

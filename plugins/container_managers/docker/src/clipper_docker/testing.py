@@ -14,12 +14,13 @@ working directory that holds ``scripts/docker-engine.sh``. Without a usable engi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import docker
 import pytest
@@ -27,9 +28,35 @@ import pytest
 from clipper_core.processes import pid_alive
 from clipper_core.testing.services import service_unavailable
 
-__all__ = ["clipper_images", "docker_client", "docker_host", "repo_root"]
+__all__ = ["clipper_images", "cluster_managers", "docker_client", "docker_host", "repo_root"]
 
 ENGINE_DIR = Path(os.environ.get("CLIPPER_DOCKER_DIR", "/tmp/clipper-docker"))
+M = TypeVar("M")
+
+
+@contextlib.contextmanager
+def cluster_managers(client: docker.DockerClient, factory: Callable[..., M]) -> Iterator[Callable[..., M]]:
+    """``make(suffix, **kwargs)``: ``factory(suffix, **kwargs)``, a container manager of a cluster of its own. On
+    exit every cluster made is stopped (``stop_all(graceful=False, remove_volumes=True)``) and the model images
+    labelled with its name are removed."""
+    from clipper_docker.names import CLUSTER_LABEL
+
+    made: list[Any] = []
+
+    def make(suffix: str, **kwargs: Any) -> M:
+        manager = factory(suffix, **kwargs)
+        made.append(manager)
+        return manager
+
+    try:
+        yield make
+    finally:
+        for manager in made:
+            with contextlib.suppress(Exception):
+                manager.stop_all(graceful=False, remove_volumes=True)
+            for image in client.images.list(filters={"label": f"{CLUSTER_LABEL}={manager.cluster}"}):
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(image.id, force=True)
 
 
 def repo_root() -> Path:
