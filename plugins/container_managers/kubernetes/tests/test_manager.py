@@ -123,3 +123,8 @@ def test_a_restarted_cluster_keeps_its_registrations_and_two_clusters_do_not_col
     other = ClipperConnection(make_manager("a"))
     other.connect()
     assert other.get_all_apps() == ["only-in-a"] and other.cm.get_admin_addr() == again.cm.get_admin_addr()
+
+    again.cm.stop_all(remove_volumes=True)  # the claim too: a new one starts empty
+    fresh = ClipperConnection(make_manager("a"))
+    fresh.start_clipper()
+    assert fresh.get_all_apps() == []

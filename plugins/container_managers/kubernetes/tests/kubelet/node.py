@@ -64,7 +64,8 @@ class Kubelet(PodsMixin, RuntimeMixin, ContainersMixin, EnvMixin, StorageMixin, 
         self.gateway: str | None = None
         self.used_ips: set[str] = set()
         self.pods: dict[str, _Pod] = {}
-        self.pvcs: set[tuple[str, str]] = set()
+        self.pvcs: dict[tuple[str, str], str] = {}
+        """Live volume claims: (namespace, name) -> uid."""
         self.node_ok = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -236,7 +237,8 @@ class Kubelet(PodsMixin, RuntimeMixin, ContainersMixin, EnvMixin, StorageMixin, 
         for vol in self.docker.volumes.list(filters={"label": [f"{LABEL}/prefix={self.prefix}",
                                                                f"{LABEL}/kind=pvc"]}):
             labels = vol.attrs.get("Labels") or {}
-            if (labels.get(f"{LABEL}/namespace"), labels.get(f"{LABEL}/claim")) not in self.pvcs:
+            claim = (labels.get(f"{LABEL}/namespace"), labels.get(f"{LABEL}/claim"))
+            if self.pvcs.get(claim) != labels.get(f"{LABEL}/claim-uid"):  # type: ignore[call-overload]
                 with contextlib.suppress(docker.errors.APIError):  # in use: later
                     vol.remove()
 

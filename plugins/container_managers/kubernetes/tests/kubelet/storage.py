@@ -1,6 +1,7 @@
-"""Storage: the PVC provisioner (every claim bound at once, its data a Docker volume per (namespace, claim) that
-outlives pods) and a pod container's volume mounts (persistentVolumeClaim, emptyDir as a per-pod named volume or
-tmpfs, secret and configMap as host files bind-mounted read-only, hostPath; new volumes are world-writable)."""
+"""Storage: the PVC provisioner (every claim bound at once; its data a Docker volume per claim that outlives pods,
+by uid: a claim deleted and made again under the same name starts empty, as with a new PersistentVolume) and a
+pod container's volume mounts (persistentVolumeClaim, emptyDir as a per-pod named volume or tmpfs, secret and
+configMap as host files bind-mounted read-only, hostPath; new volumes are world-writable)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ class StorageMixin:
 
     def _bind_pvcs(self) -> None:
         claims = self._items(self.core.list_persistent_volume_claim_for_all_namespaces)
-        self.pvcs = {(c["metadata"]["namespace"], c["metadata"]["name"]) for c in claims}
+        self.pvcs = {(c["metadata"]["namespace"], c["metadata"]["name"]): str(c["metadata"].get("uid", ""))
+                     for c in claims if not _terminating(c)}
         for claim in claims:
             if _terminating(claim) or (claim.get("status") or {}).get("phase") == "Bound":
                 continue
@@ -51,9 +53,10 @@ class StorageMixin:
         return name
 
     def _pvc_volume(self, namespace: str, claim: str, image: str) -> str:
-        name = f"{self.prefix}-pvc-{_sanitise(namespace)}-{_sanitise(claim)}"
-        return self._volume(name, {f"{LABEL}/kind": "pvc", f"{LABEL}/namespace": namespace, f"{LABEL}/claim": claim},
-                            image)
+        uid = self.pvcs[(namespace, claim)]
+        name = f"{self.prefix}-pvc-{_sanitise(namespace)}-{_sanitise(claim)}-{uid[:8]}"
+        return self._volume(name, {f"{LABEL}/kind": "pvc", f"{LABEL}/namespace": namespace, f"{LABEL}/claim": claim,
+                                   f"{LABEL}/claim-uid": uid}, image)
 
     # ------------------------------------------------------------------ volume mounts
 
