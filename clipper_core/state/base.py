@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
-from clipper_core.state.records import Application, ChangeEvent, Feedback, Model, Replica
+from clipper_core.state.records import Application, ChangeEvent, Feedback, LoadFigures, Model, Replica
 
 if TYPE_CHECKING:
     from clipper_core.config import Config
@@ -182,6 +182,18 @@ class StateStore(abc.ABC):
         """The RPC addresses of live query frontends, sorted."""
         now = time.time()
         return sorted(addr for addr, expiry in self._frontends.items() if expiry > now)
+
+    # -- load reports (what each query frontend is doing now; the autoscaler reads them) ------------------
+    @abc.abstractmethod
+    async def put_load(self, frontend: str, figures: LoadFigures, ttl: float = 5.0) -> None:
+        """Replace ``frontend``'s load report with ``figures`` (``"name:version"`` -> figure -> number, see
+        :data:`~clipper_core.state.records.LoadFigures`; JSON numbers only); it expires ``ttl`` seconds after
+        this call. Frontends call this about once a second, so a backend writes it without waiting for the disk
+        where it has that choice; a lost report is replaced a second later."""
+
+    @abc.abstractmethod
+    async def list_load(self) -> dict[str, LoadFigures]:
+        """frontend -> its last report, for every report that has not expired (copies)."""
 
     # -- policy state and feedback --------------------------------------------------------------------
     @abc.abstractmethod

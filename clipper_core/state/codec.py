@@ -23,7 +23,7 @@ __all__ = ["JSON_FIELDS", "decode", "dumps", "encode", "json_default", "loads"]
 R = TypeVar("R", Application, Model, Replica, Feedback)
 
 JSON_FIELDS: dict[type, tuple[str, ...]] = {
-    Application: ("policy_config",), Model: ("labels",), Replica: ("info",), Feedback: ("input", "label")}
+    Application: ("policy_config",), Model: ("labels", "autoscaling"), Replica: ("info",), Feedback: ("input", "label")}
 """The fields of each record that hold JSON values (a column of JSON text in a flat layout)."""
 
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from clipper_core.config import Config
 from clipper_core.errors import AlreadyExists, AppNotFound, ModelVersionNotFound, NotFound, VersionNotFound
 from clipper_core.state.base import StateStore
-from clipper_core.state.records import Application, ChangeEvent, Feedback, Model, ModelKey, Replica
+from clipper_core.state.records import Application, ChangeEvent, Feedback, LoadFigures, Model, ModelKey, Replica
 
 __all__ = ["MemoryStateStore"]
 
@@ -43,6 +43,8 @@ class MemoryStateStore(StateStore):
         self._replica_counters: dict[ModelKey, int] = {}
         self._policy_state: dict[tuple[str, int], bytes] = {}
         self._feedback: dict[str, list[Feedback]] = {}
+        self._load: dict[str, tuple[float, LoadFigures]] = {}
+        """frontend -> (expiry in ``time.time()`` seconds, its last load report)."""
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -194,6 +196,17 @@ class MemoryStateStore(StateStore):
         replica_id = self._replica_counters.get(key, 0)
         self._replica_counters[key] = replica_id + 1
         return replica_id
+
+    # -- load reports ---------------------------------------------------------------------------------
+    async def put_load(self, frontend: str, figures: LoadFigures, ttl: float = 5.0) -> None:
+        now = time.time()
+        for gone in [f for f, (expiry, _) in self._load.items() if expiry <= now]:
+            del self._load[gone]
+        self._load[frontend] = (now + ttl, _copy(figures))
+
+    async def list_load(self) -> dict[str, LoadFigures]:
+        now = time.time()
+        return {f: _copy(figures) for f, (expiry, figures) in sorted(self._load.items()) if expiry > now}
 
     # -- policy state and feedback --------------------------------------------------------------------
     async def get_policy_state(self, app_name: str, uid: int) -> bytes | None:

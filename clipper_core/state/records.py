@@ -9,10 +9,29 @@ from typing import Any
 from clipper_core.inputs import InputType
 from clipper_core.names import NO_CONTAINER
 
-__all__ = ["Application", "ChangeEvent", "Feedback", "Model", "ModelKey", "Replica"]
+__all__ = ["Application", "ChangeEvent", "Feedback", "LoadFigures", "Model", "ModelKey", "Replica", "load_key",
+           "parse_load_key"]
 
 ModelKey = tuple[str, str]
 """(model name, model version)."""
+
+LoadFigures = dict[str, dict[str, float]]
+"""One query frontend's load report (:meth:`~clipper_core.state.StateStore.put_load`): ``"name:version"``
+(:func:`load_key`) -> figure name -> value. The figures are
+:mod:`clipper_core.server.load_report`'s; a store keeps them as given (JSON numbers)."""
+
+
+def load_key(name: str, version: str) -> str:
+    """The key of a model version in a load report: ``"name:version"``. Unambiguous because neither a model name
+    nor a version may hold ':' (:data:`clipper_core.names.NAME_PATTERN`); the same text as a ModelRuntime's label
+    and the Prometheus rows."""
+    return f"{name}:{version}"
+
+
+def parse_load_key(key: str) -> ModelKey:
+    """(name, version) of a :func:`load_key`."""
+    name, _, version = key.partition(":")
+    return name, version
 
 
 @dataclass(frozen=True)
@@ -49,6 +68,10 @@ class Model:
     num_replicas: int = 0
     """Desired replica count, kept so a restarted manager can bring them back."""
     created_at: float = 0.0
+    autoscaling: dict[str, Any] | None = None
+    """The version's autoscaling settings as a plain JSON object (validated by
+    :class:`clipper_core.autoscaling.config.AutoscalingConfig` before it is stored; a store keeps it as given);
+    None: not autoscaled."""
 
     @property
     def key(self) -> ModelKey:

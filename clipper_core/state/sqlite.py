@@ -9,8 +9,13 @@ The store is ``shared`` by the processes of one host that open the same file (``
 change is also appended to a change feed in the same transaction, and every open store follows the feed of the
 others (:mod:`clipper_core.state.sqlite_feed`: ``PRAGMA data_version`` polled on the loop, every 25 ms while changes
 flow and every 250 ms when quiet; rows read only after another connection committed). The registry of live frontends
-is the table ``frontends`` (RPC address, expiry by this host's clock). Queries never read the file: the query path
-follows the feed into memory.
+is the table ``frontends`` (RPC address, expiry by this host's clock), their load reports the table ``load_reports``
+(frontend, the figures as JSON text, expiry). Queries never read the file: the query path follows the feed into
+memory.
+
+Schema versions (``PRAGMA user_version``; opening an older file migrates it in one transaction, keeping its data):
+1 the records; 2 the change feed and the frontend registry; 3 ``models.autoscaling`` (JSON text, ``'null'`` when
+off; rows of an older file get ``'null'``) and the table ``load_reports``.
 """
 
 from __future__ import annotations
@@ -36,11 +41,11 @@ from clipper_core.errors import (
 )
 from clipper_core.state import codec, sqlite_feed
 from clipper_core.state.base import StateStore
-from clipper_core.state.records import Application, ChangeEvent, Feedback, Model, Replica
+from clipper_core.state.records import Application, ChangeEvent, Feedback, LoadFigures, Model, Replica
 
 __all__ = ["SCHEMA_VERSION", "SqliteStateStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the schema changes."""
 
 _SCHEMA_V1 = """
@@ -71,19 +76,28 @@ CREATE TABLE frontends (rpc_addr TEXT PRIMARY KEY, expiry REAL NOT NULL);
 """
 """Version 2 (the store became shared): the change feed and the registry of live frontends."""
 
-_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
+_SCHEMA_V3 = """
+ALTER TABLE models ADD COLUMN autoscaling TEXT NOT NULL DEFAULT 'null';
+CREATE TABLE load_reports (frontend TEXT PRIMARY KEY, figures TEXT NOT NULL, expiry REAL NOT NULL);
+"""
+"""Version 3 (autoscaling): a model version's autoscaling settings (JSON text, ``'null'`` = off) and the load
+reports of the query frontends (expiry by this host's clock, like ``frontends``)."""
+
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3}
 """from-version -> the script that brings the schema to from-version + 1."""
 
 _APP_COLS = ("name", "input_type", "default_output", "latency_slo_micros", "policy", "policy_config",
              "cache_enabled")
 _MODEL_COLS = ("name", "version", "input_type", "labels", "container_name", "model_data_path", "batch_size",
-               "batch_wait_timeout_micros", "num_replicas", "created_at")
+               "batch_wait_timeout_micros", "num_replicas", "created_at", "autoscaling")
 _REPLICA_COLS = ("model_name", "model_version", "replica_id", "input_type", "frontend", "info")
 _FEEDBACK_COLS = ("app_name", "uid", "input", "label", "query_id", "received_at", "seq")
 """Each table has a column per record field, of the same name; the JSON-valued ones hold JSON text (the codec's
 ``flat`` layout)."""
 _APPS, _MODELS = ", ".join(_APP_COLS), ", ".join(_MODEL_COLS)
 _REPLICAS, _FEEDBACK = ", ".join(_REPLICA_COLS), ", ".join(_FEEDBACK_COLS)
+_MODEL_UPDATE = ", ".join(f"{c} = ?" for c in _MODEL_COLS[2:])
+"""The SET list of an update: every column but the key (name, version)."""
 
 
 def _qs(n: int) -> str:
@@ -263,7 +277,8 @@ class SqliteStateStore(StateStore):
         events = [ChangeEvent("model", model.name, model.version)]
         with self._tx(events) as db:
             try:
-                db.execute(f"INSERT INTO models ({_MODELS}) VALUES ({_qs(10)})", _row(model, _MODEL_COLS))
+                db.execute(f"INSERT INTO models ({_MODELS}) VALUES ({_qs(len(_MODEL_COLS))})",
+                           _row(model, _MODEL_COLS))
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"model with name '{model.name}' and version '{model.version}' "
                                     "already exists") from None
@@ -274,9 +289,8 @@ class SqliteStateStore(StateStore):
     async def update_model(self, model: Model) -> None:
         with self._tx([ChangeEvent("model", model.name, model.version)]) as db:
             _require_model(db, model.name, model.version)
-            db.execute("UPDATE models SET input_type = ?, labels = ?, container_name = ?, model_data_path = ?, "
-                       "batch_size = ?, batch_wait_timeout_micros = ?, num_replicas = ?, created_at = ? "
-                       "WHERE name = ? AND version = ?", (*_row(model, _MODEL_COLS[2:]), *model.key))
+            db.execute(f"UPDATE models SET {_MODEL_UPDATE} WHERE name = ? AND version = ?",
+                       (*_row(model, _MODEL_COLS[2:]), *model.key))
 
     async def delete_model(self, name: str, version: str) -> None:
         events = [ChangeEvent("model", name, version)]
@@ -392,12 +406,19 @@ class SqliteStateStore(StateStore):
         ``ttl`` seconds needs no fsync, and every frontend refreshes its own each second on its event loop
         (163 µs with the fsync, 18 µs without, measured here)."""
         now = time.time()
+        with self._unsynced_tx() as db:
+            db.execute("DELETE FROM frontends WHERE expiry <= ?", (now,))
+            db.execute("REPLACE INTO frontends (rpc_addr, expiry) VALUES (?, ?)", (rpc_addr, now + ttl))
+
+    @contextmanager
+    def _unsynced_tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that announces nothing, committed without waiting for the disk
+        (``synchronous=OFF`` for it alone): for what lives a few seconds and is rewritten each second."""
         conn = self._conn
         conn.execute("PRAGMA synchronous=OFF")
         try:
             with self._tx() as db:
-                db.execute("DELETE FROM frontends WHERE expiry <= ?", (now,))
-                db.execute("REPLACE INTO frontends (rpc_addr, expiry) VALUES (?, ?)", (rpc_addr, now + ttl))
+                yield db
         finally:
             conn.execute("PRAGMA synchronous=FULL")
 
@@ -408,6 +429,21 @@ class SqliteStateStore(StateStore):
     async def list_frontends(self) -> list[str]:
         rows = self._conn.execute("SELECT rpc_addr FROM frontends WHERE expiry > ? ORDER BY rpc_addr", (time.time(),))
         return [r[0] for r in rows]
+
+    # -- load reports ---------------------------------------------------------------------------------
+    async def put_load(self, frontend: str, figures: LoadFigures, ttl: float = 5.0) -> None:
+        """Replace ``frontend``'s report (expired ones are deleted), without an fsync, as a registry refresh."""
+        text = codec.dumps(figures)  # fail before taking the write lock
+        now = time.time()
+        with self._unsynced_tx() as db:
+            db.execute("DELETE FROM load_reports WHERE expiry <= ?", (now,))
+            db.execute("REPLACE INTO load_reports (frontend, figures, expiry) VALUES (?, ?, ?)",
+                       (frontend, text, now + ttl))
+
+    async def list_load(self) -> dict[str, LoadFigures]:
+        rows = self._conn.execute("SELECT frontend, figures FROM load_reports WHERE expiry > ? ORDER BY frontend",
+                                  (time.time(),))
+        return {frontend: codec.loads(figures) for frontend, figures in rows}
 
     # -- policy state and feedback --------------------------------------------------------------------
     async def get_policy_state(self, app_name: str, uid: int) -> bytes | None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -214,6 +215,42 @@ class StateStoreContract:
         assert [m.version for m in await store.list_models("b")] == ["2", "1", "10"]
         assert await store.list_models("zzz") == []
 
+    async def test_model_autoscaling_roundtrip(self, store: StateStore) -> None:
+        settings = {"min_replicas": 0, "max_replicas": 4, "target_inflight_per_replica": 2.5,
+                    "scale_down_delay_s": 30, "extra": {"nested": [1, "a", None, True]}}
+        await store.add_model(_model(autoscaling=settings))
+        await store.add_model(_model(version="2"))
+        got = await store.get_model("m", "1")
+        assert got is not None and got.autoscaling == settings
+        assert (await store.get_model("m", "2")) == _model(version="2")  # None: not autoscaled
+        assert [m.autoscaling for m in await store.list_models("m")] == [settings, None]
+        got.autoscaling["max_replicas"] = 99  # reads are copies
+        again = await store.get_model("m", "1")
+        assert again is not None and again.autoscaling == settings
+
+    async def test_update_model_autoscaling(self, store: StateStore) -> None:
+        await store.add_model(_model(num_replicas=1))
+        events: list[ChangeEvent] = []
+        store.subscribe(events.append)
+        model = await store.get_model("m", "1")
+        assert model is not None
+        await store.update_model(model.replace(autoscaling={"max_replicas": 3}))
+        assert await store.get_model("m", "1") == _model(num_replicas=1, autoscaling={"max_replicas": 3})
+        await store.update_model(model.replace(autoscaling={"max_replicas": 5, "min_replicas": 1}))
+        got = await store.get_model("m", "1")
+        assert got is not None and got.autoscaling == {"max_replicas": 5, "min_replicas": 1}
+        await store.update_model(model.replace(autoscaling=None))  # off again
+        assert await store.get_model("m", "1") == _model(num_replicas=1)
+        assert events == [_ev("model", "m", "1")] * 3  # what any update announces: frontends re-read the version
+
+    async def test_model_autoscaling_survives_reopen(self, store: StateStore) -> None:
+        await store.add_model(_model(autoscaling={"max_replicas": 2, "target_latency_fraction": 0.5}))
+        await store.add_model(_model(version="2"), make_current=False)
+        await store.update_model(_model(version="2", autoscaling={"min_replicas": 1}))
+        store = await self._reopened(store)
+        assert [m.autoscaling for m in await store.list_models()] == [
+            {"max_replicas": 2, "target_latency_fraction": 0.5}, {"min_replicas": 1}]
+
     # -- links ----------------------------------------------------------------------------------------
     async def test_links_order_and_idempotence(self, store: StateStore) -> None:
         await store.add_app(_app())
@@ -275,6 +312,45 @@ class StateStoreContract:
         assert await store.next_replica_id("m", "1") == 0
         store = await self._reopened(store)
         assert await store.next_replica_id("m", "1") == 1
+
+    # -- load reports ---------------------------------------------------------------------------------
+    async def test_load_two_frontends_and_overwrite(self, store: StateStore) -> None:
+        assert await store.list_load() == {}
+        one = {"m:1": {"queued": 3.0, "inflight": 2.0, "arrivals": 10.5, "at": 1.7e9}, "n:a.b": {"queued": 0.0}}
+        await store.put_load("tcp://10.0.0.1:7000", one)
+        await store.put_load("tcp://10.0.0.2:7000", {"m:1": {"queued": 1.0}})
+        assert await store.list_load() == {"tcp://10.0.0.1:7000": one, "tcp://10.0.0.2:7000": {"m:1": {"queued": 1.0}}}
+        await store.put_load("tcp://10.0.0.1:7000", {})  # a report replaces the frontend's last one
+        await store.put_load("tcp://10.0.0.2:7000", {"m:2": {"queued": 4.0}})
+        assert await store.list_load() == {"tcp://10.0.0.1:7000": {}, "tcp://10.0.0.2:7000": {"m:2": {"queued": 4.0}}}
+
+    async def test_load_reads_are_copies(self, store: StateStore) -> None:
+        figures = {"m:1": {"queued": 1.0}}
+        await store.put_load("fe", figures)
+        figures["m:1"]["queued"] = 2.0
+        listed = await store.list_load()
+        assert listed == {"fe": {"m:1": {"queued": 1.0}}}
+        listed["fe"]["m:1"]["queued"] = 3.0
+        assert await store.list_load() == {"fe": {"m:1": {"queued": 1.0}}}
+
+    async def test_load_expires(self, store: StateStore) -> None:
+        await store.put_load("short", {"m:1": {"queued": 1.0}}, ttl=0.2)
+        await store.put_load("long", {"m:1": {"queued": 2.0}}, ttl=30)
+        assert set(await store.list_load()) == {"short", "long"}
+        deadline = time.monotonic() + 5.0
+        while "short" in await store.list_load():
+            assert time.monotonic() < deadline, "a load report outlived its ttl by 5 s"
+            await asyncio.sleep(0.05)
+        assert await store.list_load() == {"long": {"m:1": {"queued": 2.0}}}
+        await store.put_load("short", {"m:1": {"queued": 5.0}}, ttl=30)  # a new report brings it back
+        assert await store.list_load() == {"long": {"m:1": {"queued": 2.0}}, "short": {"m:1": {"queued": 5.0}}}
+
+    async def test_load_reports_announce_nothing(self, store: StateStore) -> None:
+        events: list[ChangeEvent] = []
+        store.subscribe(events.append)
+        await store.put_load("fe", {"m:1": {"queued": 1.0}})
+        await store.list_load()
+        assert events == []
 
     # -- policy state and feedback --------------------------------------------------------------------
     async def test_policy_state(self, store: StateStore) -> None:

@@ -14,6 +14,7 @@ from clipper_core.state import Application, Feedback, Model, Replica, codec
 RECORDS: list[Any] = [
     Application("a", InputType.BYTES, "x", 5, "exp3", {"k": [1, 2]}, cache_enabled=False),
     Model("m", "1", InputType.STRINGS, ("l1", "l2"), "img", "/d", 4, 9, 2, 12.5),
+    Model("m", "2", InputType.INTS, autoscaling={"max_replicas": 4, "target_latency_fraction": 0.5, "x": [None]}),
     Replica("m", "1", 3, InputType.FLOATS, "fe", {"addr": "tcp://x"}),
     Feedback("a", 7, [1.5, 2.0], {"y": 1}, 5, 99.0, 3),
 ]
@@ -42,3 +43,12 @@ def test_a_flat_row_reads_sqlite_types_back() -> None:
     assert codec.decode(Application, fields, flat=True).cache_enabled is False
     model = codec.decode(Model, codec.encode(RECORDS[1], flat=True), flat=True)
     assert isinstance(model.labels, tuple) and model.input_type is InputType.STRINGS
+
+
+def test_a_model_stored_before_autoscaling_reads_back_without_it() -> None:
+    """A Redis record written by an older clipper has no "autoscaling" field: the model is not autoscaled."""
+    old = codec.encode(RECORDS[1])
+    del old["autoscaling"]
+    assert codec.decode(Model, codec.loads(codec.dumps(old))) == RECORDS[1]
+    assert RECORDS[1].autoscaling is None
+    assert codec.encode(RECORDS[1], flat=True)["autoscaling"] == "null"

@@ -84,11 +84,13 @@ async def test_second_store_on_the_same_file_sees_committed_data(opened: SqliteS
 async def test_schema_version_and_pragmas(opened: SqliteStateStore) -> None:
     db = sqlite3.connect(opened.path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"apps", "models", "current_versions", "links", "replicas", "replica_counters", "policy_state",
-                "feedback", "changes", "frontends"} <= tables
+                "feedback", "changes", "frontends", "load_reports"} <= tables
+        columns = [r[1] for r in db.execute("PRAGMA table_info(models)")]
+        assert columns[-1] == "autoscaling"
     finally:
         db.close()
 
@@ -131,6 +133,66 @@ async def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
         db.close()
 
 
+async def test_a_version_2_file_is_migrated(tmp_path: Path) -> None:
+    """A file written before autoscaling opens: its models get ``autoscaling`` None (the column is added with
+    'null'), the load table is added, and the data is kept; the migrated file opens again as version 3."""
+    from clipper_core.state import sqlite as sqlite_module
+    from clipper_core.state.records import Model
+
+    path = tmp_path / "clipper.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(sqlite_module._SCHEMA_V1 + sqlite_module._SCHEMA_V2)
+    db.execute("INSERT INTO models (name, version, input_type, labels, container_name, model_data_path, batch_size, "
+               "batch_wait_timeout_micros, num_replicas, created_at) "
+               "VALUES ('old', '1', 'doubles', '[\"a\"]', 'img', '/d', -1, 0, 2, 12.5)")
+    db.execute("INSERT INTO current_versions VALUES ('old', '1')")
+    db.execute("PRAGMA user_version = 2")
+    db.close()
+    old = Model("old", "1", InputType.DOUBLES, ("a",), "img", "/d", -1, 0, 2, 12.5)
+    store = SqliteStateStore(path)
+    await store.open()
+    try:
+        assert await store.list_models() == [old] and old.autoscaling is None
+        assert await store.current_versions() == {"old": "1"}
+        await store.update_model(old.replace(autoscaling={"max_replicas": 3}))
+        await store.add_model(Model("new", "1", InputType.INTS, autoscaling={"min_replicas": 1}))
+        await store.put_load("fe", {"old:1": {"queued": 1.0}})
+        assert await store.list_load() == {"fe": {"old:1": {"queued": 1.0}}}
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    finally:
+        db.close()
+    store = SqliteStateStore(path)
+    await store.open()
+    try:
+        assert [m.autoscaling for m in await store.list_models()] == [{"min_replicas": 1}, {"max_replicas": 3}]
+    finally:
+        await store.close()
+
+
+async def test_a_version_1_file_is_migrated_to_the_last_version(tmp_path: Path) -> None:
+    from clipper_core.state import sqlite as sqlite_module
+
+    path = tmp_path / "clipper.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(sqlite_module._SCHEMA_V1)
+    db.execute("INSERT INTO models (name, version, input_type, labels, container_name, model_data_path, batch_size, "
+               "batch_wait_timeout_micros, num_replicas, created_at) "
+               "VALUES ('old', '1', 'integers', '[]', 'NO_CONTAINER', 'x', 4, 0, 0, 0.0)")
+    db.execute("PRAGMA user_version = 1")
+    db.close()
+    store = SqliteStateStore(path)
+    await store.open()
+    try:
+        (model,) = await store.list_models()
+        assert (model.name, model.batch_size, model.autoscaling) == ("old", 4, None)
+    finally:
+        await store.close()
+
+
 async def test_open_twice_and_close_twice(opened: SqliteStateStore) -> None:
     await opened.open()
     await opened.close()
@@ -162,5 +224,7 @@ async def test_a_frontend_registry_refresh_leaves_the_store_durable(tmp_path: Pa
         await store.register_frontend("tcp://127.0.0.1:7000", ttl=5)
         assert await store.list_frontends() == ["tcp://127.0.0.1:7000"]
         assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again for what must last
+        await store.put_load("tcp://127.0.0.1:7000", {"m:1": {"queued": 0.0}})
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
     finally:
         await store.close()

@@ -9,24 +9,25 @@ from typing import Any
 
 from clipper_core.state.redis.layout import FRONTENDS, text
 
-__all__ = ["live", "register"]
+__all__ = ["live", "register", "server_time"]
 
 
-async def _server_time(client: Any) -> float:
+async def server_time(client: Any) -> float:
+    """Redis's clock (TIME), in unix seconds."""
     seconds, micros = await client.time()
     return float(seconds) + micros / 1e6
 
 
 async def register(client: Any, rpc_addr: str, ttl: float) -> None:
     """Announce or refresh ``rpc_addr`` until ``ttl`` seconds from now."""
-    expiry = await _server_time(client) + ttl
+    expiry = await server_time(client) + ttl
     await client.hset(FRONTENDS, rpc_addr, repr(expiry))
 
 
 async def live(pipe: Any) -> list[str]:
     """The live frontends, sorted, reading through ``pipe`` (FRONTENDS WATCHed); expired registrations are
     deleted, so only if nobody refreshed them meanwhile."""
-    now = await _server_time(pipe)
+    now = await server_time(pipe)
     entries = {text(k): float(v) for k, v in (await pipe.hgetall(FRONTENDS)).items()}
     expired = [addr for addr, expiry in entries.items() if expiry <= now]
     if expired:

@@ -14,6 +14,8 @@ the parts of a composite hash field::
                                       kept when the app is deleted)
     clipper:feedback_seq      hash    app name -> last feedback seq (= the list's length)
     clipper:frontends         hash    query frontend RPC address -> expiry (Redis server clock, unix seconds)
+    clipper:load              hash    query frontend -> JSON {"expiry": Redis server clock, "figures": its load
+                                      report}, see :mod:`clipper_core.state.redis.load`
     clipper:changes           channel change announcements (PUBLISH), see :mod:`clipper_core.state.redis.feed`
 
 A JSON record is :mod:`clipper_core.state.codec`'s object of the record's fields (:func:`dump`), a model's
@@ -27,7 +29,7 @@ from typing import Any
 from clipper_core.state import codec
 from clipper_core.state.records import Application, Feedback, Model, Replica
 
-__all__ = ["APPS", "CHANNEL", "CURRENT", "FEEDBACK_SEQ", "FRONTENDS", "LINKS", "MODELS", "MODEL_SEQ", "PREFIX",
+__all__ = ["APPS", "CHANNEL", "CURRENT", "FEEDBACK_SEQ", "FRONTENDS", "LINKS", "LOAD", "MODELS", "MODEL_SEQ", "PREFIX",
            "REPLICAS", "REPLICA_IDS", "SEP", "dump", "dump_feedback", "feedback_key", "model_field", "policy_key",
            "read_app", "read_feedback", "read_model", "read_replica", "replica_field", "text"]
 
@@ -35,6 +37,7 @@ PREFIX = "clipper:"
 APPS, LINKS, MODELS, MODEL_SEQ = PREFIX + "apps", PREFIX + "links", PREFIX + "models", PREFIX + "model_seq"
 CURRENT, REPLICAS, REPLICA_IDS = PREFIX + "current", PREFIX + "replicas", PREFIX + "replica_ids"
 FEEDBACK_SEQ, FRONTENDS, CHANNEL = PREFIX + "feedback_seq", PREFIX + "frontends", PREFIX + "changes"
+LOAD = PREFIX + "load"
 SEP = "\0"
 
 

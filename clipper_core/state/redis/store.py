@@ -28,8 +28,8 @@ import redis.asyncio as aioredis
 from clipper_core.config import Config
 from clipper_core.errors import AlreadyExists, AppNotFound, ModelVersionNotFound, NotFound, VersionNotFound
 from clipper_core.state.base import StateStore
-from clipper_core.state.records import Application, ChangeEvent, Feedback, Model, Replica
-from clipper_core.state.redis import connection, frontends, layout
+from clipper_core.state.records import Application, ChangeEvent, Feedback, LoadFigures, Model, Replica
+from clipper_core.state.redis import connection, frontends, layout, load
 from clipper_core.state.redis.connection import RedisUnavailable, redact
 from clipper_core.state.redis.feed import ChangeFeed
 from clipper_core.state.redis.layout import (
@@ -38,6 +38,7 @@ from clipper_core.state.redis.layout import (
     FEEDBACK_SEQ,
     FRONTENDS,
     LINKS,
+    LOAD,
     MODEL_SEQ,
     MODELS,
     REPLICA_IDS,
@@ -359,6 +360,14 @@ class RedisStateStore(StateStore):
     async def list_frontends(self) -> list[str]:
         """Live frontends, sorted; expired registrations are deleted (only if nobody refreshed them meanwhile)."""
         return await self._transaction(frontends.live, FRONTENDS)
+
+    # -- load reports ---------------------------------------------------------------------------------
+    async def put_load(self, frontend: str, figures: LoadFigures, ttl: float = 5.0) -> None:
+        await self._call(load.put, self._r, frontend, figures, ttl)
+
+    async def list_load(self) -> dict[str, LoadFigures]:
+        """Current reports by frontend; expired ones are deleted (only if nobody replaced them meanwhile)."""
+        return await self._transaction(load.live, LOAD)
 
     # -- policy state and feedback --------------------------------------------------------------------
     async def get_policy_state(self, app_name: str, uid: int) -> bytes | None:
