@@ -15,7 +15,7 @@ CORE = Path(clipper_core.__file__).parent
 
 LAYERS: list[set[str]] = [
     {"errors", "version"},                                               # what everything may raise or say
-    {"config", "names", "inputs", "metrics", "processes"},               # foundation
+    {"config", "names", "inputs", "metrics", "processes", "autoscaling"},  # foundation
     {"state"},                                                           # records and stores
     {"interfaces"},                                                      # one ABC per plugin kind
     {"hookspecs", "policies", "rpc", "http_api", "openapi"},             # hooks and shared plumbing
