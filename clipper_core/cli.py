@@ -161,6 +161,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     runtime["apps"] = len(conn.get_all_apps())
     runtime["models"] = len(conn.get_all_models())
     runtime["replicas"] = len(conn.get_all_model_replicas())
+    for model in conn.get_all_models(verbose=True):
+        if model.get("autoscaling"):
+            status = conn.get_autoscaling(model["model_name"], model["model_version"]).get("status") or {}
+            label = f"autoscaling {model['model_name']}:{model['model_version']}"
+            runtime[label] = status.get("reason", "no decision yet")
     _print(args, runtime)
     return 0
 
@@ -253,6 +258,26 @@ def cmd_scale(args: argparse.Namespace) -> int:
     conn = _connect(args)
     conn.set_num_replicas(args.model, args.replicas, args.version)
     print(f"{args.model}: {args.replicas} replica(s)")
+    return 0
+
+
+def cmd_autoscale(args: argparse.Namespace) -> int:
+    conn = _connect(args)
+    if args.show:
+        _print(args, conn.get_autoscaling(args.model, args.version))
+        return 0
+    settings = conn.set_autoscaling(args.model, args.version, min_replicas=args.min, max_replicas=args.max,
+                                    target_inflight_per_replica=args.target_inflight,
+                                    target_latency_fraction=args.target_latency, upscale_delay_s=args.upscale_delay,
+                                    downscale_delay_s=args.downscale_delay, smoothing_window_s=args.window,
+                                    off=args.off)
+    if settings is None:
+        print(f"{args.model}: autoscaling off")
+    else:
+        target = (f"{settings['target_inflight_per_replica']:g} outstanding inputs per replica"
+                  if settings.get("target_inflight_per_replica") is not None
+                  else f"p99 at {settings['target_latency_fraction']:g} of the SLO")
+        print(f"{args.model}: autoscaling {settings['min_replicas']}..{settings['max_replicas']} replicas, {target}")
     return 0
 
 
@@ -351,6 +376,20 @@ def _add_client_commands(add: Add) -> None:
     scale.add_argument("model")
     scale.add_argument("replicas", type=int)
     scale.add_argument("--version", default=None, help="default: the current version")
+    autoscale = add("autoscale", cmd_autoscale, "autoscale a model version (or --off, or --show)", json_flag=True)
+    autoscale.add_argument("model")
+    autoscale.add_argument("--version", default=None, help="default: the current version")
+    autoscale.add_argument("--min", type=int, default=1, help="fewest replicas; 0 scales to zero when idle (1)")
+    autoscale.add_argument("--max", type=int, default=4, help="most replicas (4)")
+    autoscale.add_argument("--target-inflight", type=float, default=None,
+                           help="outstanding inputs per replica to aim for (the default target: 4)")
+    autoscale.add_argument("--target-latency", type=float, default=None,
+                           help="or: p99 latency to aim for, as a fraction of the smallest linked SLO")
+    autoscale.add_argument("--upscale-delay", type=float, default=3.0, help="seconds (3)")
+    autoscale.add_argument("--downscale-delay", type=float, default=30.0, help="seconds (30)")
+    autoscale.add_argument("--window", type=float, default=5.0, help="smoothing window, seconds (5)")
+    autoscale.add_argument("--off", action="store_true", help="turn autoscaling off")
+    autoscale.add_argument("--show", action="store_true", help="print the settings and the last decision")
     logs = add("logs", cmd_logs, "copy every log into DIR")
     logs.add_argument("dir", nargs="?", default="clipper_logs")
     stop = add("stop", cmd_stop, "stop clipper and its replicas")

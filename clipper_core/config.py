@@ -47,6 +47,7 @@ ENV: dict[str, tuple[str, str]] = {
                                    "predictions remembered to join feedback with (100000)"),
     "CLIPPER_POLICY_STATES_PER_APP": ("policy_states_per_app",
                                       "per-user policy states cached in memory per app (10000)"),
+    "CLIPPER_AUTOSCALE_INTERVAL": ("autoscale_interval", "seconds between two looks of the autoscaler (0.5)"),
 }
 
 
@@ -79,6 +80,7 @@ class Config:
     slo_budget_fraction: float = 0.5
     recent_predictions: int = 100_000
     policy_states_per_app: int = 10_000
+    autoscale_interval: float = 0.5
     manage_replicas: bool = True
     """Run the local replica supervisor in this process (embedded mode)."""
     write_runtime: bool = True
@@ -114,6 +116,8 @@ class Config:
             raise ConfigError("recent_predictions must be >= 0 (0 remembers none)")
         if self.policy_states_per_app < 1:
             raise ConfigError("policy_states_per_app must be at least 1")
+        if not 0.05 <= self.autoscale_interval <= 60:
+            raise ConfigError("autoscale_interval must be between 0.05 and 60 seconds")
 
     @property
     def state_path(self) -> Path:

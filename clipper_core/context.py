@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from clipper_core.config import Config
 from clipper_core.plugins import PluginRegistry
 from clipper_core.serving.query_path import QueryPath
 from clipper_core.state import Model, StateStore
 
-__all__ = ["ReplicaSupervisor", "ServerContext"]
+__all__ = ["AutoscalerView", "ReplicaSupervisor", "ServerContext"]
 
 
 class ReplicaSupervisor(Protocol):
@@ -29,6 +29,16 @@ class ReplicaSupervisor(Protocol):
     def log_files(self) -> list[Path]: ...
 
 
+class AutoscalerView(Protocol):
+    """What the management API reads of the autoscaler running in this process."""
+
+    def status(self, name: str, version: str) -> dict[str, Any] | None:
+        """The last decision for a model version (desired count, reason, figures, when), or None."""
+
+    def metric_rows(self) -> list[tuple[str, str, str, dict[str, str], Any]]:
+        """Its Prometheus rows (:class:`clipper_core.metrics.MetricsCollector`)."""
+
+
 @dataclass
 class ServerContext:
     config: Config
@@ -39,6 +49,8 @@ class ServerContext:
     """The query path, when this process runs a query frontend."""
     rpc_addr: str = ""
     """Where model containers connect (tcp://host:port), once bound."""
+    autoscaler: AutoscalerView | None = None
+    """The autoscaler, when this process runs the management API and one was started."""
     request_shutdown: Callable[[], None] | None = None
     """Ask the server process to stop gracefully (set by the server)."""
     extra: dict[str, object] = field(default_factory=dict)

@@ -146,10 +146,44 @@ class ClipperConnection:
         self.cm.deploy_model(name, version, input_type, image, num_replicas)
 
     def register_model(self, name: str, version: Any, input_type: str, image: str | None = None,
-                       labels: list[str] | None = None, batch_size: int = -1) -> None:
-        self._post("add_model", {"model_name": name, "model_version": str(version), "labels": labels or [],
-                                 "input_type": input_type, "container_name": image or CONTAINERLESS_MODEL_IMAGE,
-                                 "model_data_path": "DEPRECATED", "batch_size": batch_size})
+                       labels: list[str] | None = None, batch_size: int = -1,
+                       autoscaling: dict[str, Any] | None = None) -> None:
+        """Register a model version; ``autoscaling``: its settings (see :meth:`set_autoscaling`), or None."""
+        body = {"model_name": name, "model_version": str(version), "labels": labels or [],
+                "input_type": input_type, "container_name": image or CONTAINERLESS_MODEL_IMAGE,
+                "model_data_path": "DEPRECATED", "batch_size": batch_size}
+        if autoscaling is not None:
+            body["autoscaling"] = autoscaling
+        self._post("add_model", body)
+
+    def set_autoscaling(self, name: str, version: Any = None, *, min_replicas: int = 1, max_replicas: int = 4,
+                        target_inflight_per_replica: float | None = None,
+                        target_latency_fraction: float | None = None, upscale_delay_s: float = 3.0,
+                        downscale_delay_s: float = 30.0, smoothing_window_s: float = 5.0,
+                        off: bool = False) -> dict[str, Any] | None:
+        """Let the management server's autoscaler size a model version (default: the current one) between
+        ``min_replicas`` (0: scale to zero when idle, and back from zero on the first query) and
+        ``max_replicas``, aiming at ``target_inflight_per_replica`` outstanding inputs per replica (the
+        default target, 4) or at a p99 latency of ``target_latency_fraction`` of the smallest linked SLO.
+        ``off=True`` turns it off. Returns the settings now in force (None when off)."""
+        model = self._model(name, version)
+        settings: dict[str, Any] | None = None
+        if not off:
+            settings = {"min_replicas": min_replicas, "max_replicas": max_replicas, "upscale_delay_s": upscale_delay_s,
+                        "downscale_delay_s": downscale_delay_s, "smoothing_window_s": smoothing_window_s}
+            if target_latency_fraction is not None:
+                settings["target_latency_fraction"] = target_latency_fraction
+                settings["target_inflight_per_replica"] = target_inflight_per_replica
+            elif target_inflight_per_replica is not None:
+                settings["target_inflight_per_replica"] = target_inflight_per_replica
+        answer = self._post("set_autoscaling", {"model_name": name, "model_version": model["model_version"],
+                                                "autoscaling": settings})
+        return answer.get("autoscaling")
+
+    def get_autoscaling(self, name: str, version: Any = None) -> dict[str, Any]:
+        """``{"autoscaling": settings or None, "status": the autoscaler's last decision or None, ...}``."""
+        model = self._model(name, version)
+        return dict(self._post("get_autoscaling", {"model_name": name, "model_version": model["model_version"]}))
 
     def get_current_model_version(self, name: str) -> str:
         for model in self.get_all_models(verbose=True):

@@ -26,6 +26,8 @@ def create_query_app(ctx: ServerContext) -> web.Application:
     app[QUERY_PATH] = query_path
     registry = CollectorRegistry(auto_describe=True)
     registry.register(MetricsCollector(lambda: query_path_rows(query_path)))
+    # the autoscaler of this process's management API, when it runs one (looked up at scrape time)
+    registry.register(MetricsCollector(lambda: ctx.autoscaler.metric_rows() if ctx.autoscaler is not None else []))
     app[METRICS] = registry
     setup_routes(app)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clipper_core.autoscaling.config import AutoscalingConfig
 from clipper_core.errors import InvalidInput
 from clipper_core.inputs import INT64_MAX, INT64_MIN, InputType, json_kind, parse_input_type
 from clipper_core.names import check_name
@@ -101,6 +102,17 @@ class Body:
         if value < 0:
             raise InvalidInput(f"'{key}' is {value}; expected microseconds >= 0")
         return value
+
+    def autoscaling(self, key: str = "autoscaling", required: bool = False) -> dict[str, Any] | None:
+        """Autoscaling settings (validated, defaults filled in), or None: ``null`` turns autoscaling off, and an
+        absent key is None unless ``required``."""
+        if key not in self.data:
+            if required:
+                raise InvalidInput(f"JSON object does not have required key: {key} (an object of settings, or null "
+                                   "to turn autoscaling off)")
+            return None
+        value = self.data[key]
+        return None if value is None else AutoscalingConfig.from_dict(value).to_dict()
 
     def replica_count(self, key: str = "num_replicas") -> int:
         value: int = self.integer(key)

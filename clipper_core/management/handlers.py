@@ -20,7 +20,14 @@ from clipper_core.http_api import json_response, read_json_object
 from clipper_core.management.fields import Body
 from clipper_core.management.openapi import admin_openapi
 from clipper_core.management.operations import ManagementOperations
-from clipper_core.management.render import app_json, model_json, model_label, replica_json, replica_label
+from clipper_core.management.render import (
+    app_json,
+    autoscaling_json,
+    model_json,
+    model_label,
+    replica_json,
+    replica_label,
+)
 from clipper_core.names import NO_CONTAINER
 from clipper_core.state import Application, Model
 
@@ -126,7 +133,7 @@ async def add_model(request: web.Request) -> web.Response:
     model = Model(name=name, version=version, input_type=input_type, batch_size=batch_size,
                   batch_wait_timeout_micros=wait, labels=body.labels(),
                   container_name=body.text("container_name", NO_CONTAINER),
-                  model_data_path=body.text("model_data_path", "DEPRECATED"))
+                  model_data_path=body.text("model_data_path", "DEPRECATED"), autoscaling=body.autoscaling())
     await ops.register_model(model)
     return _text(f"Successfully added model with name '{model.name}' and input type '{model.input_type.value}'")
 
@@ -181,6 +188,21 @@ async def set_num_replicas(request: web.Request) -> web.Response:
     model = await ops.resize(model, body.replica_count())  # Clipper's order: the model before the count
     return json_response({"model_name": model.name, "model_version": model.version,
                           "num_replicas": model.num_replicas})
+
+
+async def set_autoscaling(request: web.Request) -> web.Response:
+    body = await _body(request)
+    name, version = body.name("model_name"), body.version("model_version")
+    model = await _ops(request).set_autoscaling(name, version, body.autoscaling(required=True))
+    return json_response(autoscaling_json(model, None))
+
+
+async def get_autoscaling(request: web.Request) -> web.Response:
+    body = await _body(request)
+    name, version = body.name("model_name"), body.version("model_version")
+    model = await _ops(request).registered_model(name, version)
+    autoscaler = _ctx(request).autoscaler
+    return json_response(autoscaling_json(model, autoscaler.status(name, version) if autoscaler else None))
 
 
 async def get_num_replicas(request: web.Request) -> web.Response:
@@ -246,6 +268,8 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/admin/get_container", get_container),
     ("POST", "/admin/set_num_replicas", set_num_replicas),
     ("POST", "/admin/get_num_replicas", get_num_replicas),
+    ("POST", "/admin/set_autoscaling", set_autoscaling),
+    ("POST", "/admin/get_autoscaling", get_autoscaling),
     ("POST", "/admin/get_logs", get_logs),
     ("POST", "/admin/shutdown", shutdown),
 ]

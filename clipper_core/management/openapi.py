@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from clipper_core.autoscaling.config import MAX_AUTOSCALE_REPLICAS
 from clipper_core.management.fields import MAX_REPLICAS, MAX_SLO_MICROS
 from clipper_core.openapi import (
     ERROR,
@@ -90,6 +91,24 @@ def _get(summary: str, ok: dict[str, Any]) -> dict[str, Any]:
 
 # -- the records reads answer with -----------------------------------------------------------------
 
+AUTOSCALING = obj([], min_replicas={"type": "integer", "minimum": 0, "maximum": MAX_AUTOSCALE_REPLICAS},
+                  max_replicas={"type": "integer", "minimum": 1, "maximum": MAX_AUTOSCALE_REPLICAS},
+                  target_inflight_per_replica={"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                                               "nullable": True},
+                  target_latency_fraction={"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1,
+                                           "nullable": True},
+                  upscale_delay_s={"type": "number", "minimum": 0, "maximum": 3600},
+                  downscale_delay_s={"type": "number", "minimum": 0, "maximum": 3600},
+                  smoothing_window_s={"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 600})
+AUTOSCALING["additionalProperties"] = False
+AUTOSCALING["description"] = ("min_replicas <= max_replicas; exactly one target (target_inflight_per_replica, the "
+                              "default 4, or target_latency_fraction)")
+"""A model version's autoscaling settings (clipper_core.autoscaling.config.AutoscalingConfig)."""
+AUTOSCALING_REPLY = obj(["model_name", "model_version", "autoscaling", "status"], model_name={"type": "string"},
+                        model_version={"type": "string"}, autoscaling={**AUTOSCALING, "nullable": True},
+                        status={"type": "object", "nullable": True})
+
+
 def _record_schemas() -> dict[str, Any]:
     """What :mod:`clipper_core.management.render` writes for an application, a model version and a replica."""
     app = obj(["name", "input_type", "default_output", "latency_slo_micros", "linked_models", "policy",
@@ -98,11 +117,12 @@ def _record_schemas() -> dict[str, Any]:
               latency_slo_micros={"type": "integer"}, linked_models={"type": "array", "items": {"type": "string"}},
               policy={"type": "string"}, policy_config={"type": "object"}, cache_enabled={"type": "boolean"})
     model = obj(["model_name", "model_version", "input_type", "labels", "container_name", "model_data_path",
-                 "is_current_version", "batch_size", "num_replicas"],
+                 "is_current_version", "batch_size", "num_replicas", "autoscaling"],
                 model_name={"type": "string"}, model_version={"type": "string"}, input_type={"type": "string"},
                 labels={"type": "array", "items": {"type": "string"}}, container_name={"type": "string"},
                 model_data_path={"type": "string"}, is_current_version={"type": "boolean"},
-                batch_size={"type": "integer"}, num_replicas={"type": "integer"})
+                batch_size={"type": "integer"}, num_replicas={"type": "integer"},
+                autoscaling={**AUTOSCALING, "nullable": True})
     replica = obj(["model_id", "model_name", "model_version", "model_replica_id", "input_type", "pid"],
                   model_id={"type": "string"}, model_name={"type": "string"}, model_version={"type": "string"},
                   model_replica_id={"type": "integer"}, input_type={"type": "string"},
@@ -176,7 +196,8 @@ def _model_paths() -> dict[str, Any]:
                 model_data_path={"type": "string"},
                 batch_size={**INT64, "minimum": -1, "not": {"enum": [0]},
                             "description": "a fixed batch size, or -1 for adaptive batching"},
-                batch_wait_timeout_micros={**INT64, "minimum": 0}),
+                batch_wait_timeout_micros={**INT64, "minimum": 0},
+                autoscaling={**AUTOSCALING, "nullable": True}),
             TEXT, (400,), {**SUM_MODEL, "input_type": "doubles", "batch_size": -1}),
         "/admin/set_model_version": _post("Make a version current", MODEL_REF, TEXT, (400, 404), SUM_MODEL),
         "/admin/delete_versioned_model": _post("Delete a model version (and stop its replicas)", MODEL_REF, TEXT,
@@ -206,6 +227,14 @@ def _replica_paths() -> dict[str, Any]:
             json_reply(obj(["model_name", "model_version", "num_replicas"], model_name={"type": "string"},
                            model_version={"type": "string"}, num_replicas={"type": "integer"})),
             (400, 404), {**SUM_MODEL, "num_replicas": 1}),
+        "/admin/set_autoscaling": _post(
+            "Turn autoscaling of a model version on (settings; omitted ones take their defaults) or off (null)",
+            obj(["model_name", "model_version", "autoscaling"], model_name=NAME, model_version=VERSION_NAME,
+                autoscaling={**AUTOSCALING, "nullable": True}),
+            json_reply(AUTOSCALING_REPLY), (400, 404),
+            {**SUM_MODEL, "autoscaling": {"min_replicas": 0, "max_replicas": 4, "target_inflight_per_replica": 4}}),
+        "/admin/get_autoscaling": _post("A model version's autoscaling settings and the autoscaler's last decision",
+                                        MODEL_REF, json_reply(AUTOSCALING_REPLY), (400, 404), SUM_MODEL),
         "/admin/get_num_replicas": _post(
             "Replicas wanted, running and connected", MODEL_REF,
             json_reply(obj(["num_replicas", "running", "connected"], num_replicas={"type": "integer"},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from clipper_core.config import Config
 from clipper_core.context import ReplicaSupervisor, ServerContext
@@ -254,6 +254,22 @@ class ManagementOperations:
         updated = model.replace(num_replicas=num_replicas)
         await self.store.update_model(updated)
         await supervisor.set_replicas(model, num_replicas)
+        return updated
+
+    async def registered_model(self, name: str, version: str) -> Model:
+        model = await self.store.get_model(name, version)
+        if model is None:
+            raise ModelVersionNotFound(name, version)
+        return model
+
+    async def set_autoscaling(self, name: str, version: str, settings: dict[str, Any] | None) -> Model:
+        """Turn autoscaling of a model version on (``settings``: validated by ``AutoscalingConfig``) or off
+        (None). Only a version with something to start (a model directory or an image) can be scaled."""
+        model = await self.registered_model(name, version)
+        if settings is not None and model.container_name == NO_CONTAINER:
+            raise Conflict(f"Cannot autoscale the containerless model {name}:{version}: nothing to start")
+        updated = model.replace(autoscaling=settings)
+        await self.store.update_model(updated)
         return updated
 
     async def replica_counts(self, name: str, version: str) -> ReplicaCounts:

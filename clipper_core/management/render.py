@@ -10,7 +10,7 @@ from typing import Any
 from clipper_core.management.operations import AppInfo, ModelInfo
 from clipper_core.state import Model, Replica
 
-__all__ = ["app_json", "model_json", "model_label", "replica_json", "replica_label"]
+__all__ = ["app_json", "autoscaling_json", "model_json", "model_label", "replica_json", "replica_label"]
 
 
 def app_json(info: AppInfo) -> dict[str, Any]:
@@ -25,7 +25,13 @@ def model_json(info: ModelInfo) -> dict[str, Any]:
     return {"model_name": model.name, "model_version": model.version, "input_type": model.input_type.value,
             "labels": list(model.labels), "container_name": model.container_name,
             "model_data_path": model.model_data_path, "is_current_version": info.is_current,
-            "batch_size": model.batch_size, "num_replicas": model.num_replicas}
+            "batch_size": model.batch_size, "num_replicas": model.num_replicas, "autoscaling": model.autoscaling}
+
+
+def autoscaling_json(model: Model, status: dict[str, Any] | None) -> dict[str, Any]:
+    """A model version's autoscaling settings (null: off) and the autoscaler's last decision (null: none yet)."""
+    return {"model_name": model.name, "model_version": model.version, "autoscaling": model.autoscaling,
+            "status": status}
 
 
 def model_label(model: Model) -> str:

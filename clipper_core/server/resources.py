@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -18,11 +18,13 @@ from clipper_core.interfaces import PredictionCache
 from clipper_core.plugins import PluginRegistry
 from clipper_core.rpc import ReplicaConnection, RpcServer
 from clipper_core.server.frontend_registry import REFRESH_INTERVAL, sync_frontends
+from clipper_core.server.load_report import LOAD_REPORTER, LoadReporter
 from clipper_core.server.local_replicas import LocalReplicaSupervisor
 from clipper_core.server.runtime_file import previous_rpc_port, remove_if_ours, write_runtime
+from clipper_core.serving.model_runtime import ModelRuntime
 from clipper_core.serving.query_path import QueryPath
 from clipper_core.serving.snapshot import Snapshot
-from clipper_core.state import Replica
+from clipper_core.state import Model, Replica
 
 if TYPE_CHECKING:
     from clipper_core.server.assembly import RunningServer
@@ -126,6 +128,31 @@ async def supervisor(server: RunningServer) -> AsyncIterator[None]:
     await local.stop_all()
 
 
+async def autoscaler(server: RunningServer) -> AsyncIterator[None]:
+    """The autoscaler of the management API, acting through this server's local replica supervisor (it records
+    each new count in the model's record, as ``set_num_replicas`` does)."""
+    from clipper_core.management.autoscaler import Autoscaler
+    from clipper_core.management.operations import ManagementOperations
+
+    ctx = server.ctx
+    ops = ManagementOperations.of(ctx)
+
+    async def scale(model: Model, num_replicas: int) -> None:
+        current = await ctx.store.get_model(model.name, model.version)
+        if current is not None and current.autoscaling:
+            await ops.resize(current, num_replicas)
+
+    scaler = Autoscaler(ctx.store, scale, interval=ctx.config.autoscale_interval)
+    ctx.autoscaler = scaler
+    task = asyncio.get_running_loop().create_task(scaler.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await scaler.close()
+    ctx.autoscaler = None
+
+
 async def restored_replicas(server: RunningServer) -> AsyncIterator[None]:
     """The replicas every registered model version asks for, brought back after a restart (adopting those that
     outlived a killed server); once the frontend registry told the supervisor every frontend. They stop with
@@ -156,24 +183,66 @@ async def web_sites(server: RunningServer) -> AsyncIterator[None]:
 
 async def frontend_registry(server: RunningServer) -> AsyncIterator[None]:
     """This frontend's entry in the registry of live frontends, refreshed while the store is shared (a store
-    that is not shared has one process: nothing to follow)."""
+    that is not shared has one process: nothing to follow), and its load report (:mod:`.load_report`), published
+    by the same task, whatever the store, while this process serves queries."""
     ctx = server.ctx
     await sync_frontends(ctx, server.rpc)
-    task = asyncio.get_running_loop().create_task(_refresh(server)) if ctx.store.shared else None
+    reporter = _load_reporter(server)
+    if reporter is not None:
+        await reporter.publish(ctx.store, _frontend_id(server), _runtimes(server))
+    periodic = ctx.store.shared or reporter is not None
+    task = asyncio.get_running_loop().create_task(_refresh(server, reporter)) if periodic else None
     yield
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    if server.rpc is not None:
-        with contextlib.suppress(Exception):  # the entry expires by itself if the store is unreachable
+    with contextlib.suppress(Exception):  # both expire by themselves if the store is unreachable
+        if reporter is not None:
+            await ctx.store.put_load(_frontend_id(server), {}, ttl=0.0)  # withdrawn: expired at once
+        if server.rpc is not None:
             await ctx.store.unregister_frontend(ctx.rpc_addr)
 
 
-async def _refresh(server: RunningServer) -> None:
+def _load_reporter(server: RunningServer) -> LoadReporter | None:
+    """A reporter for this process's query frontend (none without one), in ``ctx.extra``; the query path wakes it
+    (``QueryPath.cold_demand``) when it queues work for a version with no replica."""
+    path = server.ctx.query_path
+    if path is None:
+        return None
+    reporter = LoadReporter()
+    server.ctx.extra[LOAD_REPORTER] = reporter
+    path.cold_demand = reporter.wake
+    return reporter
+
+
+def _frontend_id(server: RunningServer) -> str:
+    """Who a load report is of: the frontend's RPC address, as in the registry of live frontends."""
+    return server.ctx.rpc_addr or server.query_addr
+
+
+def _runtimes(server: RunningServer) -> Iterable[ModelRuntime]:
+    path = server.ctx.query_path
+    return path.models.values() if path is not None else ()
+
+
+async def _refresh(server: RunningServer, reporter: LoadReporter | None) -> None:
+    """Every second: the registry refresh (TTL 5 s; shared stores only) and the load report; and the load report
+    at once when the reporter is woken."""
+    ctx = server.ctx
+    loop = asyncio.get_running_loop()
+    next_tick = loop.time() + REFRESH_INTERVAL
     while True:
-        await asyncio.sleep(REFRESH_INTERVAL)  # periodic registry refresh (TTL 5 s)
-        await sync_frontends(server.ctx, server.rpc)
+        if reporter is None:
+            await asyncio.sleep(next_tick - loop.time())
+        else:
+            await reporter.sleep(next_tick - loop.time())
+        if loop.time() >= next_tick:
+            next_tick = loop.time() + REFRESH_INTERVAL
+            if ctx.store.shared:
+                await sync_frontends(ctx, server.rpc)
+        if reporter is not None:
+            await reporter.publish(ctx.store, _frontend_id(server), _runtimes(server))
 
 
 async def drain(server: RunningServer) -> AsyncIterator[None]:

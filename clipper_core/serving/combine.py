@@ -9,7 +9,7 @@ from typing import Any
 from clipper_core.interfaces import Query
 from clipper_core.serving.app_runtime import AppRuntime, as_json_value
 from clipper_core.serving.model_runtime import ItemFailed, ModelFailed
-from clipper_core.serving.prediction import NO_MODELS, SLO_MISSED, Prediction
+from clipper_core.serving.prediction import NO_MODELS, SLO_MISSED, Prediction, ScalingFromZero
 from clipper_core.serving.queue import DeadlineExpired
 from clipper_core.serving.recent import RecentPredictions
 
@@ -31,6 +31,8 @@ def arrived(plan: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
                 predictions[name] = value.result()
             elif isinstance(exc, (ModelFailed, ItemFailed)):
                 failures.append(f"model '{name}' failed: {exc}")
+            elif isinstance(exc, ScalingFromZero):
+                failures.append(str(exc))
             elif not isinstance(exc, DeadlineExpired):
                 failures.append(f"model '{name}' failed: {type(exc).__name__}: {exc}")
         else:

@@ -71,6 +71,9 @@ class ModelRuntime:
         self.compute_latency = FastHistogram()
         self.queue_time = FastHistogram()
         self.predictions = 0
+        self.enqueued = 0
+        """Inputs (tasks) the query path put in this version's queue, re-queued ones not again: it adds
+        ``len(tasks)`` where it calls ``queue.put_many(tasks)``. The load report's arrival rate."""
         self.errors = 0
         self.cache_hits = 0
         self.cache_misses = 0

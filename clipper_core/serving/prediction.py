@@ -8,9 +8,14 @@ from typing import Any
 
 from clipper_core.policies.combine import NO_MODELS
 
-__all__ = ["NO_MODELS", "SLO_MISSED", "FeedbackReceipt", "Prediction"]
+__all__ = ["NO_MODELS", "SLO_MISSED", "FeedbackReceipt", "Prediction", "ScalingFromZero"]
 
 SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO"
+
+
+class ScalingFromZero(Exception):
+    """A model version scaled to zero could not start a replica within the query's SLO; the message is the
+    default output's explanation ("scaling model 'm' from zero")."""
 
 
 @dataclass(slots=True)

@@ -27,8 +27,8 @@ from clipper_core.serving.cache_keys import item_key
 from clipper_core.serving.combine import combine
 from clipper_core.serving.learning import Learner
 from clipper_core.serving.model_runtime import ModelRuntime
-from clipper_core.serving.prediction import FeedbackReceipt, Prediction
-from clipper_core.serving.queue import Task
+from clipper_core.serving.prediction import FeedbackReceipt, Prediction, ScalingFromZero
+from clipper_core.serving.queue import DeadlineExpired, Task
 from clipper_core.serving.snapshot import Snapshot
 from clipper_core.serving.waiting import wait_all, wait_one
 from clipper_core.state import Feedback, ModelKey, StateStore
@@ -66,6 +66,9 @@ class QueryPath:
         self._group_ids = itertools.count(1)
         self._single_flight: dict[CacheKey, Task] = {}
         """Cache key -> the task of the identical query on its way to a replica, while that query waits."""
+        self.cold_demand: Callable[[], None] | None = None
+        """Called when a query is queued for a model version that has no replica and scales from zero (the
+        server points it at the load reporter, which tells the autoscaler at once)."""
 
     # -- admission to the path -------------------------------------------------------------------------
     def _refuse_while_draining(self, what: str) -> None:
@@ -151,6 +154,8 @@ class QueryPath:
         waiting: list[asyncio.Future[Any]] = []
         leading: list[tuple[CacheKey, Task]] = []
         """The single-flight entries this query made: they end when it stops waiting."""
+        cold: list[tuple[Plan, str, asyncio.Future[Any]]] | None = None
+        """(plan, model name, future) of tasks queued for a version scaled to zero (None: none, the usual case)."""
         for query, key, chosen in routes:
             plan: Plan = {}
             for name, mr in chosen:
@@ -179,8 +184,14 @@ class QueryPath:
                         plan[name] = joined
                         continue
                 if not mr.replicas:
-                    continue
-                fut = loop.create_future()
+                    if not _scales_from_zero(mr):
+                        continue
+                    if cold is None:  # queued for the replica the autoscaler starts (it sees the queue)
+                        cold = []
+                    fut = loop.create_future()
+                    cold.append((plan, name, fut))
+                else:
+                    fut = loop.create_future()
                 task = Task(query.input, key, deadline, fut, group, now)
                 if key is not None:
                     self._single_flight[ckey] = task
@@ -198,12 +209,23 @@ class QueryPath:
                         fut.cancel()
                     raise
                 for mr, tasks in enqueued.items():
+                    mr.enqueued += len(tasks)
                     mr.queue.put_many(tasks)
+                if cold is not None and self.cold_demand is not None:
+                    self.cold_demand()  # tell the autoscaler now, not at the next load report
             if len(waiting) == 1:
                 await wait_one(loop, waiting[0], deadline - self.clock())
             elif waiting:
                 await wait_all(loop, waiting, deadline - self.clock())
         finally:
+            if cold is not None:
+                for plan, name, fut in cold:
+                    if fut.done() and (fut.cancelled() or not isinstance(fut.exception(), DeadlineExpired)):
+                        continue  # answered (or failed) by a replica that came up in time
+                    failed = loop.create_future()  # no replica in time: combine explains why
+                    failed.set_exception(ScalingFromZero(f"scaling model '{name}' from zero"))
+                    failed.exception()
+                    plan[name] = failed
             if leading:
                 single_flight = self._single_flight
                 for ckey, task in leading:
@@ -269,3 +291,9 @@ class QueryPath:
     @property
     def models(self) -> dict[ModelKey, ModelRuntime]:
         return self.snapshot.models
+
+
+def _scales_from_zero(mr: ModelRuntime) -> bool:
+    """Whether queries for ``mr``, which has no replica, wait for one (its autoscaling may scale it to zero)."""
+    settings = mr.model.autoscaling if mr.model is not None else None
+    return bool(settings) and settings.get("min_replicas") == 0  # type: ignore[union-attr]

@@ -43,10 +43,16 @@ def app_json(name: str, input_type: str, default_output: str, slo: int, links: l
 
 def model_json(name: str, version: str, current: bool, *, input_type: str = "doubles", labels: list[str] | None = None,
                container: str = "NO_CONTAINER", data_path: str = "DEPRECATED", batch_size: int = -1,
-               replicas: int = 0) -> dict[str, Any]:
+               replicas: int = 0, autoscaling: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"model_name": name, "model_version": version, "input_type": input_type, "labels": labels or [],
             "container_name": container, "model_data_path": data_path, "is_current_version": current,
-            "batch_size": batch_size, "num_replicas": replicas}
+            "batch_size": batch_size, "num_replicas": replicas, "autoscaling": autoscaling}
+
+
+AUTOSCALED = {"min_replicas": 2, "max_replicas": 6, "target_inflight_per_replica": 4.0,
+              "target_latency_fraction": None, "upscale_delay_s": 3.0, "downscale_delay_s": 30.0,
+              "smoothing_window_s": 5.0}
+"""The settings set_autoscaling stores for {"min_replicas": 2, "max_replicas": 6} (the rest are defaults)."""
 
 
 def dm_json(admin: Admin, replicas: int = 2) -> dict[str, Any]:
@@ -153,6 +159,16 @@ OK: list[Ok] = [
        {"model_name": "m", "model_version": "1", "num_replicas": 0}),
     Ok("get_num_replicas", "POST", "/admin/get_num_replicas", {"model_name": "dm", "model_version": "1"},
        {"num_replicas": 2, "running": 2, "connected": 2}),
+    Ok("set_autoscaling", "POST", "/admin/set_autoscaling",
+       {"model_name": "dm", "model_version": "1", "autoscaling": {"min_replicas": 2, "max_replicas": 6}},
+       {"model_name": "dm", "model_version": "1", "autoscaling": AUTOSCALED, "status": None},
+       ("get_model", {"model_name": "dm", "model_version": "1"},
+        lambda a: {**dm_json(a), "autoscaling": AUTOSCALED})),
+    Ok("set_autoscaling off", "POST", "/admin/set_autoscaling",
+       {"model_name": "dm", "model_version": "1", "autoscaling": None},
+       {"model_name": "dm", "model_version": "1", "autoscaling": None, "status": None}),
+    Ok("get_autoscaling", "POST", "/admin/get_autoscaling", {"model_name": "dm", "model_version": "1"},
+       {"model_name": "dm", "model_version": "1", "autoscaling": None, "status": None}),
     Ok("get_logs", "POST", "/admin/get_logs", {}, lambda a: {"files": sorted(
         str(a.ctx.config.logs_dir / n) for n in ("clipper.log", "dm_1_0.log", "dm_1_1.log"))}),
     Ok("shutdown", "POST", "/admin/shutdown", {}, {"stopping": True}),

@@ -1,0 +1,137 @@
+"""The management server's autoscaler over a real (in-memory) store, with a fake scaler and a fake clock: it sums
+every frontend's load report, decides with the decision function, acts once per change (and not while a change is
+under way), keeps the status and metrics, and forgets versions whose autoscaling was turned off."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from clipper_core.autoscaling.config import AutoscalingConfig
+from clipper_core.inputs import InputType
+from clipper_core.management.autoscaler import Autoscaler, sum_figures
+from clipper_core.state import Application, Model
+from clipper_core.state.memory import MemoryStateStore
+from clipper_core.state.records import load_key
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _model(autoscaling: dict[str, Any] | None, replicas: int = 1) -> Model:
+    return Model("m", "1", InputType.DOUBLES, container_name="/models/m", num_replicas=replicas,
+                 autoscaling=autoscaling)
+
+
+def _figures(queued: float = 0, inflight: float = 0, arrivals: float = 0, ready: int = 1,
+             cold: float = 0) -> dict[str, float]:
+    return {"queued": queued, "inflight": inflight, "arrivals": arrivals, "answered": arrivals,
+            "item_seconds": 0.01, "ready_replicas": ready, "cold_waiting": cold, "at": 1.0}
+
+
+async def _store(settings: dict[str, Any], replicas: int = 1) -> MemoryStateStore:
+    store = MemoryStateStore()
+    await store.open()
+    await store.add_app(Application("a", InputType.DOUBLES, "-1", 500_000))
+    await store.add_model(_model(settings, replicas))
+    await store.add_links("a", ["m"])
+    return store
+
+
+def test_figures_add_up_over_frontends_and_replicas_are_the_most_any_frontend_sees() -> None:
+    key = load_key("m", "1")
+    reports = [{key: {**_figures(queued=3, inflight=2, arrivals=50, ready=2), "p99_latency_s": 0.2}},
+               {key: {**_figures(queued=1, inflight=4, arrivals=30, ready=2), "p99_latency_s": 0.4}},
+               {"other:1": _figures(queued=99)}]
+    figures = sum_figures(reports, key, 0.5, now=5.0)
+    assert (figures.queued, figures.inflight, figures.arrival_rate, figures.ready_replicas) == (4, 6, 80.0, 2)
+    assert figures.p99_latency_s == 0.4 and figures.slo_s == 0.5 and figures.item_seconds == 0.01
+
+
+async def test_it_scales_up_after_the_delay_through_the_scaler_and_records_why() -> None:
+    settings = AutoscalingConfig(min_replicas=1, max_replicas=4, target_inflight_per_replica=2,
+                                 upscale_delay_s=2, downscale_delay_s=30, smoothing_window_s=1).to_dict()
+    store = await _store(settings)
+    scaled: list[int] = []
+    gate = asyncio.Event()
+
+    async def scale(model: Model, n: int) -> None:
+        scaled.append(n)
+        await gate.wait()  # a change under way: no new decision for this version until it is done
+        await store.update_model(model.replace(num_replicas=n))
+
+    clock = Clock()
+    autoscaler = Autoscaler(store, scale, clock=clock)
+    await store.put_load("fe1", {load_key("m", "1"): _figures(queued=4, inflight=2, arrivals=200)})
+    await store.put_load("fe2", {load_key("m", "1"): _figures(queued=1, inflight=1, arrivals=100)})
+    assert [d.changed for d in await autoscaler.tick()] == [False]  # wanted, not yet for the delay
+    clock.now += 2.5
+    await store.put_load("fe1", {load_key("m", "1"): _figures(queued=4, inflight=2, arrivals=200)})
+    decisions = await autoscaler.tick()
+    assert decisions[0].changed and decisions[0].desired == 4
+    await asyncio.sleep(0)
+    assert scaled == [4]
+    clock.now += 5
+    assert await autoscaler.tick() == []  # acting: skipped
+    gate.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    status = autoscaler.status("m", "1")
+    assert status is not None and status["desired"] == 4 and "4" in status["reason"]
+    rows = {(name, tuple(labels.items())): value for _, name, _, labels, value in autoscaler.metric_rows()}
+    assert rows[("clipper_autoscaler_desired_replicas", (("model", "m"), ("version", "1")))] == 4
+    assert rows[("clipper_autoscaler_changes", (("model", "m"), ("version", "1"), ("action", "up")))] == 1
+    await autoscaler.close()
+
+
+async def test_a_version_scaled_to_zero_is_started_at_once_when_queries_wait() -> None:
+    settings = AutoscalingConfig(min_replicas=0, max_replicas=3, upscale_delay_s=30).to_dict()
+    store = await _store(settings, replicas=0)
+    scaled: list[int] = []
+
+    async def scale(model: Model, n: int) -> None:
+        scaled.append(n)
+
+    autoscaler = Autoscaler(store, scale, clock=Clock())
+    await store.put_load("fe1", {load_key("m", "1"): _figures(queued=1, ready=0, cold=1)})
+    decisions = await autoscaler.tick()
+    await asyncio.sleep(0)
+    assert decisions[0].action == "from_zero" and scaled == [1]
+    await autoscaler.close()
+
+
+async def test_versions_without_autoscaling_are_left_alone_and_forgotten() -> None:
+    store = await _store(AutoscalingConfig().to_dict())
+
+    async def scale(model: Model, n: int) -> None:
+        raise AssertionError("nothing to scale")
+
+    autoscaler = Autoscaler(store, scale, clock=Clock())
+    await autoscaler.tick()
+    assert autoscaler.status("m", "1") is not None
+    model = await store.get_model("m", "1")
+    assert model is not None
+    await store.update_model(model.replace(autoscaling=None))
+    assert await autoscaler.tick() == [] and autoscaler.status("m", "1") is None
+
+
+async def test_a_failing_scaler_is_logged_and_decided_afresh() -> None:
+    settings = AutoscalingConfig(min_replicas=2, max_replicas=4).to_dict()
+    store = await _store(settings, replicas=1)  # below min: raised at once
+
+    async def scale(model: Model, n: int) -> None:
+        raise RuntimeError("the engine is away")
+
+    autoscaler = Autoscaler(store, scale, clock=Clock())
+    assert (await autoscaler.tick())[0].desired == 2
+    for _ in range(5):
+        await asyncio.sleep(0)
+    status = autoscaler.status("m", "1")
+    assert status is not None and status["error"] == "the engine is away"
+    assert (await autoscaler.tick())[0].desired == 2  # tried again
+    await autoscaler.close()
