@@ -303,6 +303,9 @@ def _latency_need(fraction: float, figures: Figures, load: _Load) -> _Need | Non
     p99, ready, target = load.p99_latency_s, figures.ready_replicas, fraction * figures.slo_s
     if p99 is None or ready <= 0 or target <= 0:
         return None
+    if p99 > target and load.outstanding <= ready:
+        # Nothing waits for a replica: the latency is the model's own, which more replicas cannot shorten.
+        return None
     return _Need(_ceil(ready * p99 / target),
                  f"p99 {_ms(p99)} over {_replicas(ready)} (target {_ms(target)} = {fraction:g} × SLO "
                  f"{_ms(figures.slo_s)})")

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 Scale = Callable[[Model, int], Awaitable[None]]
 """Bring a model version to a replica count (the scaler the autoscaler acts through)."""
 _SUMMED = ("queued", "inflight", "arrivals", "answered", "cold_waiting")
+MAX_BACKOFF = 30.0
+"""Most seconds between two tries of a change that keeps failing (doubling from the tick interval)."""
 
 
 def sum_figures(reports: Iterable[LoadFigures], key: str, slo_s: float, now: float) -> Figures:
@@ -83,6 +85,10 @@ class Autoscaler:
         """(model, version, action) -> decisions that changed the count (a metric)."""
         self.failures = 0
         self._slos: dict[str, float] = {}
+        self._failed: dict[tuple[str, str], int] = {}
+        """Consecutive failed changes per version."""
+        self._backoff: dict[tuple[str, str], float] = {}
+        """Version -> (clock) time before which no new change is tried after a failure."""
 
     # -- the loop -------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -129,6 +135,12 @@ class Autoscaler:
         for model in models:
             if model.key in self._acting:
                 continue  # a change is under way: decide again once it is done
+            if self._backoff.get(model.key, 0.0) > now:
+                continue  # its last change failed: try again later
+            state = self._states.get(model.key)
+            if state is not None and state.desired != model.num_replicas:
+                # The count was changed by someone else (set_num_replicas by hand): start from what is there.
+                self._states[model.key] = ScalerState.initial(model.num_replicas)
             decision = self._decide(model, reports, slos.get(model.name, 1.0), now)
             made.append(decision)
             if decision.changed:
@@ -148,15 +160,23 @@ class Autoscaler:
     def _act(self, model: Model, decision: Decision) -> None:
         log.info("autoscaling %s:%s: %s", model.name, model.version, decision.reason)
         counter = (model.name, model.version, decision.action)
-        self.decisions[counter] = self.decisions.get(counter, 0) + 1
 
         async def change() -> None:
             try:
                 await self.scale(model, decision.desired)
             except Exception as exc:
-                log.error("autoscaling %s:%s to %d failed: %s", model.name, model.version, decision.desired, exc)
+                failures = self._failed.get(model.key, 0) + 1
+                self._failed[model.key] = failures
+                delay = min(MAX_BACKOFF, self.interval * 2 ** failures)
+                self._backoff[model.key] = self.clock() + delay
+                log.error("autoscaling %s:%s to %d failed (trying again in %.1f s): %s", model.name, model.version,
+                          decision.desired, delay, exc)
                 self._states[model.key] = ScalerState.initial(model.num_replicas)  # decide afresh from the record
                 self._status.setdefault(model.key, {})["error"] = str(exc)
+            else:
+                self._failed.pop(model.key, None)
+                self._backoff.pop(model.key, None)
+                self.decisions[counter] = self.decisions.get(counter, 0) + 1
             finally:
                 self._acting.pop(model.key, None)
 

@@ -134,6 +134,8 @@ async def add_model(request: web.Request) -> web.Response:
                   batch_wait_timeout_micros=wait, labels=body.labels(),
                   container_name=body.text("container_name", NO_CONTAINER),
                   model_data_path=body.text("model_data_path", "DEPRECATED"), autoscaling=body.autoscaling())
+    if model.autoscaling is not None and model.container_name == NO_CONTAINER:
+        raise Conflict(f"Cannot autoscale the containerless model {name}:{version}: nothing to start")
     await ops.register_model(model)
     return _text(f"Successfully added model with name '{model.name}' and input type '{model.input_type.value}'")
 

@@ -71,6 +71,11 @@ LOAD_REPORTER = "load_reporter"
 """The key of a query frontend's :class:`LoadReporter` in :attr:`ServerContext.extra`."""
 
 
+class ReportedQueue(Sized, Protocol):
+    def prune(self) -> int:
+        """Drop the tasks nobody waits for any more (:meth:`~clipper_core.serving.queue.ModelQueue.prune`)."""
+
+
 class ReportedRuntime(Protocol):
     """What a report reads of a model version's runtime (:class:`~clipper_core.serving.model_runtime.ModelRuntime`
     has it; tests pass fakes)."""
@@ -82,7 +87,7 @@ class ReportedRuntime(Protocol):
     def version(self) -> str: ...
 
     @property
-    def queue(self) -> Sized:
+    def queue(self) -> ReportedQueue:
         """The version's queue; its length is the inputs waiting."""
 
     @property
@@ -180,8 +185,10 @@ class LoadReporter:
             before = self._seen.get(key)
             if before is None or before.runtime is not mr:
                 before = _Seen.zero(mr)
-            queued = len(mr.queue)
             replicas = mr.num_replicas
+            if replicas == 0:
+                mr.queue.prune()  # no replica takes work: expired tasks would count as waiting forever
+            queued = len(mr.queue)
             version: dict[str, float] = {
                 "queued": float(queued),
                 "inflight": float(mr.inflight_items),

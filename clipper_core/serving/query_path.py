@@ -188,6 +188,7 @@ class QueryPath:
                         continue
                     if cold is None:  # queued for the replica the autoscaler starts (it sees the queue)
                         cold = []
+                        mr.queue.prune()  # what earlier queries left: nobody takes work from it now
                     fut = loop.create_future()
                     cold.append((plan, name, fut))
                 else:

@@ -96,6 +96,22 @@ class ModelQueue:
     def __len__(self) -> int:
         return len(self._heap)
 
+    def prune(self) -> int:
+        """Drop the tasks nobody can wait for any more (expired, or their queries gone), failing the expired
+        ones; return how many were dropped. Batching does this as it takes work; a version with no replica
+        takes none, so its queue is pruned when it is reported or gets new work."""
+        now = self.clock()
+        kept = [t for t in self._heap if t.expires > now and t.wanted()]
+        dropped = len(self._heap) - len(kept)
+        if dropped:
+            for task in self._heap:
+                if task.expires <= now:
+                    self.dropped += 1
+                    task.fail(DeadlineExpired())
+            heapq.heapify(kept)
+            self._heap = kept
+        return dropped
+
     def put(self, task: Task) -> None:
         self.put_many([task])
 

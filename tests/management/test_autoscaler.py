@@ -127,11 +127,35 @@ async def test_a_failing_scaler_is_logged_and_decided_afresh() -> None:
     async def scale(model: Model, n: int) -> None:
         raise RuntimeError("the engine is away")
 
-    autoscaler = Autoscaler(store, scale, clock=Clock())
+    clock = Clock()
+    autoscaler = Autoscaler(store, scale, clock=clock)
     assert (await autoscaler.tick())[0].desired == 2
     for _ in range(5):
         await asyncio.sleep(0)
     status = autoscaler.status("m", "1")
     assert status is not None and status["error"] == "the engine is away"
+    assert await autoscaler.tick() == []  # backing off
+    clock.now += 1.5
     assert (await autoscaler.tick())[0].desired == 2  # tried again
+    assert not autoscaler.decisions  # only changes that happened are counted
+    await autoscaler.close()
+
+
+async def test_a_count_changed_by_hand_is_taken_as_the_new_start() -> None:
+    settings = AutoscalingConfig(min_replicas=1, max_replicas=4, target_inflight_per_replica=2).to_dict()
+    store = await _store(settings, replicas=1)
+    scaled: list[int] = []
+
+    async def scale(model: Model, n: int) -> None:
+        scaled.append(n)
+
+    clock = Clock()
+    autoscaler = Autoscaler(store, scale, clock=clock)
+    await store.put_load("fe1", {load_key("m", "1"): _figures(queued=0, inflight=1, arrivals=1, ready=1)})
+    assert (await autoscaler.tick())[0].desired == 1
+    model = await store.get_model("m", "1")
+    assert model is not None
+    await store.update_model(model.replace(num_replicas=3))  # an operator's set_num_replicas
+    decision = (await autoscaler.tick())[0]
+    assert decision.previous == 3 and not decision.changed  # held at 3, to come down after the downscale delay
     await autoscaler.close()

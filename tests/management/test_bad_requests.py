@@ -225,6 +225,8 @@ BAD: list[Bad] = [
         "model with name 'ghost' and version '1' does not exist"),
     Bad("add_model with bad autoscaling", "add_model", with_(MODEL, autoscaling={"min_replicas": -1}), 400,
         "'min_replicas' is -1; expected 0 to 256"),
+    Bad("add_model containerless with autoscaling", "add_model", with_(MODEL, autoscaling={}), 400,
+        "Cannot autoscale the containerless model"),
     Bad("resize containerless", "set_num_replicas", {**REF, "num_replicas": 1}, 400,
         "Cannot resize the containerless model m:1"),
     Bad("resize unknown model", "set_num_replicas", {"model_name": "ghost", "model_version": "1",

@@ -24,13 +24,20 @@ from clipper_core.testing import ServerThread, wait_until
 T = TypeVar("T")
 
 
+class FakeQueue(list[object]):
+    """Tasks as plain objects; none expires (pruning drops nothing)."""
+
+    def prune(self) -> int:
+        return 0
+
+
 @dataclass
 class FakeRuntime:
     """The fields of a ModelRuntime a report reads."""
 
     name: str = "m"
     version: str = "1"
-    queue: list[object] = field(default_factory=list)
+    queue: FakeQueue = field(default_factory=FakeQueue)
     inflight_items: int = 0
     item_seconds: float = 0.0
     num_replicas: int = 1
@@ -56,7 +63,8 @@ def reporter(clock: FakeClock) -> LoadReporter:
 def test_rates_are_over_the_interval_since_the_previous_report() -> None:
     clock = FakeClock()
     lr = reporter(clock)
-    mr = FakeRuntime(queue=[1, 2, 3], inflight_items=4, item_seconds=0.002, num_replicas=2, enqueued=10, predictions=4)
+    mr = FakeRuntime(queue=FakeQueue([1, 2, 3]), inflight_items=4, item_seconds=0.002, num_replicas=2, enqueued=10,
+                     predictions=4)
     clock.now += 2.0
     first = lr.report([mr])
     assert first == {"m:1": {"queued": 3.0, "inflight": 4.0, "arrivals": 5.0, "answered": 2.0, "item_seconds": 0.002,
@@ -109,7 +117,7 @@ def test_p99_comes_from_the_bucket_deltas_of_queue_wait_and_round_trip() -> None
 def test_cold_waiting_is_what_waits_for_a_version_without_replicas() -> None:
     clock = FakeClock()
     lr = reporter(clock)
-    cold = FakeRuntime(queue=[1, 2, 3], num_replicas=0, enqueued=3)
+    cold = FakeRuntime(queue=FakeQueue([1, 2, 3]), num_replicas=0, enqueued=3)
     clock.now += 0.25
     figures = lr.report([cold])["m:1"]
     assert (figures["cold_waiting"], figures["queued"], figures["ready_replicas"], figures["arrivals"]) == \
@@ -169,7 +177,7 @@ async def test_publish_stores_the_report_and_survives_a_store_outage() -> None:
     clock = FakeClock()
     lr = reporter(clock)
     clock.now += 1
-    published = await lr.publish(store, "tcp://fe:7000", [FakeRuntime(queue=[1])])
+    published = await lr.publish(store, "tcp://fe:7000", [FakeRuntime(queue=FakeQueue([1]))])
     assert published is not None and await store.list_load() == {"tcp://fe:7000": published}
     assert published["m:1"]["queued"] == 1.0
     assert await lr.publish(BrokenStore(), "tcp://fe:7000", [FakeRuntime()]) is None
