@@ -182,6 +182,10 @@ class QueryPath:
                             shared.joined.append(joined)
                         waiting.append(joined)
                         plan[name] = joined
+                        if not mr.replicas and _scales_from_zero(mr):  # it waits for a version scaled to zero too
+                            if cold is None:
+                                cold = []
+                            cold.append((plan, name, joined))
                         continue
                 if not mr.replicas:
                     if not _scales_from_zero(mr):

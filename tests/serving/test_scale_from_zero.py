@@ -51,6 +51,18 @@ async def test_without_a_replica_in_time_the_default_says_it_is_scaling_from_zer
     assert (await later)[0].explanation == "scaling model 'm' from zero"
 
 
+async def test_an_identical_query_that_joined_the_cold_task_is_told_the_same(serving: ServingHarness) -> None:
+    await _autoscaled(serving, 0)
+    first = serving.predict_soon("app", [doubles(1.0)])
+    queue = serving.runtime().queue
+    await run_until(lambda: len(queue) == 1)
+    second = serving.predict_soon("app", [doubles(1.0)])  # the same input: it joins the first one's task
+    await run_until(lambda: serving.path._single_flight and next(iter(
+        serving.path._single_flight.values())).joined is not None)
+    serving.clock.advance(0.101)
+    assert [(await q)[0].explanation for q in (first, second)] == ["scaling model 'm' from zero"] * 2
+
+
 async def test_a_version_that_does_not_scale_to_zero_is_skipped_as_before(serving: ServingHarness) -> None:
     await _autoscaled(serving, 1)
     [prediction] = await serving.path.predict("app", [doubles(1.0)])
