@@ -21,7 +21,7 @@ from clipper_core.cli import main
 from clipper_core.default_plugins.local_manager import LocalContainerManager
 from clipper_core.interfaces import ContainerManager
 from clipper_core.plugins import PluginRegistry
-from clipper_core.testing import ServerThread, http_json
+from clipper_core.testing import ServerThread, http_json, wait_until
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -111,6 +111,34 @@ def test_deploy_link_scale_and_logs(clipper_server: ServerThread, clipper_home: 
     copied = ok(cli("logs", str(logs), *home)).split()
     assert {Path(p).name for p in copied} >= {"twice_1_0.log", "twice_1_1.log"}
     assert sorted(copied) == sorted(str(p) for p in logs.iterdir())
+
+
+def test_autoscale_sets_shows_and_turns_off_autoscaling(clipper_server: ServerThread, clipper_home: Path,
+                                                         tmp_path: Path, cli: Run) -> None:
+    home = ["--home", str(clipper_home)]
+    model_file = tmp_path / "my_model.py"
+    model_file.write_text(MODEL_SOURCE)
+    ok(cli("register", "doubler", *home, "--input-type", "doubles"))
+    ok(cli("deploy", f"{model_file}:predict", *home, "--name", "twice", "--version", "1", "--input-type", "doubles",
+           "--app", "doubler"))
+    assert ok(cli("autoscale", "twice", *home, "--min", "1", "--max", "3", "--downscale-delay", "60")) == (
+        "twice: autoscaling 1..3 replicas, 4 outstanding inputs per replica\n")
+    assert ok(cli("autoscale", "twice", *home, "--target-latency", "0.5")) == (
+        "twice: autoscaling 1..4 replicas, p99 at 0.5 of the SLO\n")
+
+    def decided() -> bool:
+        shown = json.loads(ok(cli("autoscale", "twice", *home, "--show", "--json")))
+        return shown["status"] is not None and shown["autoscaling"]["target_latency_fraction"] == 0.5
+
+    wait_until(decided, 30, what="the autoscaler's first decision")
+    status = json.loads(ok(cli("status", *home, "--json")))
+    assert "replica" in status["autoscaling twice:1"], status
+    code, out, err = cli("autoscale", "twice", *home, "--min", "5", "--max", "2")
+    assert (code, out) == (1, "") and err == (
+        "clipper: error: POST /admin/set_autoscaling failed with 400: 'min_replicas' (5) is above 'max_replicas' "
+        "(2); expected min <= max\n"), err
+    assert ok(cli("autoscale", "twice", *home, "--off")) == "twice: autoscaling off\n"
+    assert "autoscaling twice:1" not in json.loads(ok(cli("status", *home, "--json")))
 
 
 def test_plugins_lists_name_distribution_version_and_hooks(clipper_server: ServerThread, clipper_home: Path,
