@@ -48,6 +48,10 @@ ENV: dict[str, tuple[str, str]] = {
     "CLIPPER_POLICY_STATES_PER_APP": ("policy_states_per_app",
                                       "per-user policy states cached in memory per app (10000)"),
     "CLIPPER_AUTOSCALE_INTERVAL": ("autoscale_interval", "seconds between two looks of the autoscaler (0.5)"),
+    "CLIPPER_AUTOSCALE_MANAGER": ("autoscale_manager",
+                                  "container manager the autoscaler acts through where replicas are not local"),
+    "CLIPPER_AUTOSCALE_MANAGER_OPTIONS": ("autoscale_manager_options",
+                                          "that manager's constructor arguments, as a JSON object"),
 }
 
 
@@ -81,6 +85,11 @@ class Config:
     recent_predictions: int = 100_000
     policy_states_per_app: int = 10_000
     autoscale_interval: float = 0.5
+    autoscale_manager: str = ""
+    """A container manager (e.g. ``docker``) the management server's autoscaler acts through when this process
+    runs no local replica supervisor; empty: no autoscaler there."""
+    autoscale_manager_options: str = ""
+    """Its constructor arguments as a JSON object (e.g. the cluster name)."""
     manage_replicas: bool = True
     """Run the local replica supervisor in this process (embedded mode)."""
     write_runtime: bool = True

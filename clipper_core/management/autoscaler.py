@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,10 +23,12 @@ from typing import Any
 
 from clipper_core.autoscaling.config import AutoscalingConfig
 from clipper_core.autoscaling.decision import Decision, Figures, ScalerState, decide
+from clipper_core.config import Config, ConfigError
+from clipper_core.plugins import PluginRegistry
 from clipper_core.state import Model, StateStore
 from clipper_core.state.records import ChangeEvent, LoadFigures, load_key
 
-__all__ = ["Autoscaler", "Scale", "sum_figures"]
+__all__ = ["Autoscaler", "Scale", "manager_scaler", "sum_figures"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,29 @@ Scale = Callable[[Model, int], Awaitable[None]]
 _SUMMED = ("queued", "inflight", "arrivals", "answered", "cold_waiting")
 MAX_BACKOFF = 30.0
 """Most seconds between two tries of a change that keeps failing (doubling from the tick interval)."""
+
+
+def manager_scaler(store: StateStore, registry: PluginRegistry, config: Config) -> Scale:
+    """A scaler acting through the container manager ``config.autoscale_manager`` names, made with the JSON
+    constructor arguments of ``config.autoscale_manager_options``: its (blocking) ``set_num_replicas`` runs in a
+    thread, and the new count is recorded in the model's record."""
+    try:
+        options = json.loads(config.autoscale_manager_options or "{}")
+    except ValueError as exc:
+        raise ConfigError(f"CLIPPER_AUTOSCALE_MANAGER_OPTIONS is not JSON: {exc}") from None
+    if not isinstance(options, dict):
+        raise ConfigError("CLIPPER_AUTOSCALE_MANAGER_OPTIONS must be a JSON object of constructor arguments")
+    manager = registry.container_managers.get(config.autoscale_manager)(**options)
+
+    async def scale(model: Model, num_replicas: int) -> None:
+        current = await store.get_model(model.name, model.version)
+        if current is None or not current.autoscaling:
+            return  # gone, or autoscaling turned off meanwhile
+        await asyncio.to_thread(manager.set_num_replicas, model.name, model.version, model.input_type.value,
+                                model.container_name, num_replicas)
+        await store.update_model(current.replace(num_replicas=num_replicas))
+
+    return scale
 
 
 def sum_figures(reports: Iterable[LoadFigures], key: str, slo_s: float, now: float) -> Figures:

@@ -130,7 +130,7 @@ async def _start(server: RunningServer, roles: Roles) -> None:
     ctx.extra.update(query_addr=server.query_addr, admin_addr=server.admin_addr, metrics_addr=server.query_addr)
     await start("frontend registry", resources.frontend_registry(server))
     await start("restored replicas", resources.restored_replicas(server))
-    if "admin" in roles and config.manage_replicas:
+    if "admin" in roles and (config.manage_replicas or config.autoscale_manager):
         await start("autoscaler", resources.autoscaler(server))
     await start("drain", resources.drain(server))
     if config.write_runtime:

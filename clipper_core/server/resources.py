@@ -129,19 +129,21 @@ async def supervisor(server: RunningServer) -> AsyncIterator[None]:
 
 
 async def autoscaler(server: RunningServer) -> AsyncIterator[None]:
-    """The autoscaler of the management API, acting through this server's local replica supervisor (it records
-    each new count in the model's record, as ``set_num_replicas`` does)."""
-    from clipper_core.management.autoscaler import Autoscaler
+    """The autoscaler of the management API, acting through this server's local replica supervisor or, without
+    one, through the container manager ``CLIPPER_AUTOSCALE_MANAGER`` names (Docker's management container runs it
+    so); either way each new count is recorded in the model's record, as ``set_num_replicas`` does."""
+    from clipper_core.management.autoscaler import Autoscaler, manager_scaler
     from clipper_core.management.operations import ManagementOperations
 
     ctx = server.ctx
     ops = ManagementOperations.of(ctx)
 
-    async def scale(model: Model, num_replicas: int) -> None:
+    async def local(model: Model, num_replicas: int) -> None:
         current = await ctx.store.get_model(model.name, model.version)
         if current is not None and current.autoscaling:
             await ops.resize(current, num_replicas)
 
+    scale = local if ctx.supervisor is not None else manager_scaler(ctx.store, ctx.registry, ctx.config)
     scaler = Autoscaler(ctx.store, scale, interval=ctx.config.autoscale_interval)
     ctx.autoscaler = scaler
     task = asyncio.get_running_loop().create_task(scaler.run())

@@ -7,9 +7,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from clipper_core.autoscaling.config import AutoscalingConfig
+from clipper_core.config import Config, ConfigError
 from clipper_core.inputs import InputType
-from clipper_core.management.autoscaler import Autoscaler, sum_figures
+from clipper_core.management.autoscaler import Autoscaler, manager_scaler, sum_figures
+from clipper_core.plugins import PluginRegistry, make_plugin_manager
 from clipper_core.state import Application, Model
 from clipper_core.state.memory import MemoryStateStore
 from clipper_core.state.records import load_key
@@ -159,3 +163,13 @@ async def test_a_count_changed_by_hand_is_taken_as_the_new_start() -> None:
     decision = (await autoscaler.tick())[0]
     assert decision.previous == 3 and not decision.changed  # held at 3, to come down after the downscale delay
     await autoscaler.close()
+
+
+def test_a_container_manager_scaler_is_configured_clearly() -> None:
+    registry = PluginRegistry.create(make_plugin_manager(load_entry_points=False))
+    store = MemoryStateStore()
+    with pytest.raises(ConfigError, match="CLIPPER_AUTOSCALE_MANAGER_OPTIONS is not JSON"):
+        manager_scaler(store, registry, Config(autoscale_manager="local", autoscale_manager_options="{"))
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        manager_scaler(store, registry, Config(autoscale_manager="local", autoscale_manager_options="[1]"))
+    assert callable(manager_scaler(store, registry, Config(autoscale_manager="local")))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -271,4 +272,54 @@ def test_two_query_frontends_share_the_replicas(make_manager: Make) -> None:
     assert len(set(addrs)) == 2
     for addr in addrs:
         wait_for_output(addr, "app", {"input": [1.0, 2.0]}, 3.0)
+    conn.stop_all()
+
+
+def slow_sum(xs):  # type: ignore[no-untyped-def]
+    import time as t
+
+    t.sleep(0.02 * len(xs))  # 50 inputs/s per replica, however they are batched
+    return [str(sum(x)) for x in xs]
+
+
+def test_the_management_containers_autoscaler_adds_replicas_under_load(make_manager: Make,
+                                                                       docker_client: docker.DockerClient) -> None:
+    """The autoscaler of the management container acts through a DockerContainerManager of the cluster (the
+    engine's socket mounted, the cluster's Redis): load beyond one replica starts a second replica container."""
+    manager = make_manager("autoscale")
+    conn = ClipperConnection(manager)
+    conn.start_clipper()
+    conn.register_application("app", "doubles", "-1.0", 5_000_000)
+    python_deployer.deploy_python_closure(conn, "slow", 1, "doubles", slow_sum, num_replicas=1)
+    conn.link_model_to_app("app", "slow")
+    wait_for_output(manager, "app", {"input": [1.0, 2.0]}, 3.0)
+    conn.set_autoscaling("slow", min_replicas=1, max_replicas=2, target_inflight_per_replica=2,
+                         upscale_delay_s=0.5, downscale_delay_s=600, smoothing_window_s=1.0)
+    stop = threading.Event()
+    answers: list[tuple[int, object]] = []
+    counter = iter(range(10**9))
+
+    def client() -> None:
+        deadline = time.monotonic() + 90
+        while not stop.is_set() and time.monotonic() < deadline:
+            answers.append(predict(manager, "app", {"input": [1.0, float(next(counter))]}, timeout=10))
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        def two_replicas() -> bool:
+            """two running replica containers of slow"""
+            return len([c for c in cluster_containers(docker_client, manager.cluster, "model", "slow")
+                        if c.status == "running"]) == 2
+
+        eventually(two_replicas, timeout=90)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=15)
+    assert answers and all(status == 200 for status, _ in answers)
+    status = conn.get_autoscaling("slow")["status"]
+    assert status is not None and status["desired"] == 2, status
+    assert conn.get_num_replicas("slow") == 2
     conn.stop_all()

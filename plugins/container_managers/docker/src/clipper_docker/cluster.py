@@ -38,6 +38,14 @@ def internal_redis_url(cluster: str, redis_ip: str | None, redis_port: int, pass
     return f"redis://{auth}{names.container_name(cluster, Role.REDIS)}:{names.REDIS_PORT}/0"
 
 
+def _socket_path(docker_socket: str | None) -> str:
+    """The engine's socket on the host, to mount into the containers that drive the engine."""
+    if docker_socket is not None:
+        return docker_socket
+    host = os.environ.get("DOCKER_HOST", "")
+    return host[len("unix://"):] if host.startswith("unix://") else "/var/run/docker.sock"
+
+
 def _nth(port: int, i: int) -> int:
     return port + i if port else 0
 
@@ -87,14 +95,26 @@ class ClusterContainers:
         self.run(Role.REDIS, None, image, {"REDIS_PASSWORD": password}, command,
                  {names.REDIS_PORT: host_port}, {}, volumes={volume: {"bind": "/data", "mode": "rw"}})
 
-    def start_management(self, image: str, store: str, admin_token: str | None, host_port: int) -> None:
-        env = {"CLIPPER_STATE_STORE": store}
+    def start_management(self, image: str, store: str, admin_token: str | None, host_port: int,
+                         docker_socket: str | None = None) -> None:
+        """The management frontend. Its autoscaler acts through a DockerContainerManager of this cluster inside
+        the container, over the engine's socket (mounted, as the supervisor's) and the cluster's Redis."""
+        env = {"CLIPPER_STATE_STORE": store, "DOCKER_HOST": "unix:///var/run/docker.sock",
+               "CLIPPER_AUTOSCALE_MANAGER": "docker"}
+        options: dict[str, Any] = {"cluster_name": self.cluster, "docker_network": self.network, "state_url": store,
+                                   "supervise": False}
+        try:
+            env["CLIPPER_AUTOSCALE_MANAGER_OPTIONS"] = json.dumps({**options, "extra_container_kwargs": self.extra})
+        except TypeError:
+            log.warning("extra_container_kwargs are not JSON: replicas the autoscaler starts will not get them")
+            env["CLIPPER_AUTOSCALE_MANAGER_OPTIONS"] = json.dumps(options)
         if admin_token:
             env["CLIPPER_ADMIN_TOKEN"] = admin_token
         self.run(Role.MANAGEMENT, None, image, env,
                  ["clipper", "admin-server", "--admin-host", "0.0.0.0", "--admin-port", str(names.MANAGEMENT_PORT),
                   "--no-replicas"], {names.MANAGEMENT_PORT: host_port},
-                 {names.MANAGEMENT_LABEL: "true"})
+                 {names.MANAGEMENT_LABEL: "true"}, user="0",
+                 volumes={_socket_path(docker_socket): {"bind": "/var/run/docker.sock", "mode": "rw"}})
 
     def start_query_frontends(self, image: str, store: str, count: int, cache_size: int | None,
                               query_port: int, rpc_port: int) -> None:
@@ -111,10 +131,7 @@ class ClusterContainers:
                       names.RPC_PORT: _nth(rpc_port, i)}, {names.QUERY_FRONTEND_LABEL: str(i)})
 
     def start_supervisor(self, image: str, store: str, docker_socket: str | None) -> None:
-        socket = docker_socket
-        if socket is None:
-            host = os.environ.get("DOCKER_HOST", "")
-            socket = host[len("unix://"):] if host.startswith("unix://") else "/var/run/docker.sock"
+        socket = _socket_path(docker_socket)
         env = {"CLIPPER_DOCKER_REDIS_URL": store, "DOCKER_HOST": "unix:///var/run/docker.sock",
                "CLIPPER_DOCKER_NETWORK": self.network}
         try:

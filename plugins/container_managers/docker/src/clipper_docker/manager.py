@@ -63,6 +63,8 @@ class DockerContainerManager(ContainerManager):
     :param supervise: run the supervisor container, which replaces replicas that die (it mounts the Docker
         socket: ``docker_socket``, default the engine's own unix socket, else ``/var/run/docker.sock``)
     :param build_offline: ``pkgs_to_install`` are installed from wheels downloaded on this machine
+    :param state_url: the cluster's Redis as this process reaches it, instead of discovering it (the management
+        container's autoscaler makes its manager so: it runs on the cluster's network)
     """
 
     name: ClassVar[str] = "docker"
@@ -77,7 +79,7 @@ class DockerContainerManager(ContainerManager):
                  redis_image: str = names.DEFAULT_REDIS_IMAGE, model_base_image: str = names.DEFAULT_MODEL_BASE_IMAGE,
                  supervise: bool = True, docker_client: docker.DockerClient | None = None,
                  docker_socket: str | None = None, startup_timeout: float = 120.0, deploy_timeout: float = 180.0,
-                 drain_timeout: float = 10.0, build_offline: bool = True) -> None:
+                 drain_timeout: float = 10.0, build_offline: bool = True, state_url: str | None = None) -> None:
         if use_centralized_log:
             raise ClipperException("centralized logging (fluentd) is not supported; get_logs() collects every "
                                    "container's log")
@@ -99,8 +101,9 @@ class DockerContainerManager(ContainerManager):
         self.build_offline = build_offline
         self._client = docker_client
         self._redis: redis.Redis | None = None
-        self.redis_url = ""
-        """The state store as this process reaches it (the containers use the network-internal name)."""
+        self.redis_url = state_url or ""
+        """The state store as this process reaches it (the containers use the network-internal name); given
+        (``state_url``) inside the cluster's own management container, where its autoscaler uses this manager."""
         self.ports: dict[str, Any] = {}
         _ = (fluentd_port, prometheus_port)  # Clipper's; no fluentd or Prometheus containers here
 
@@ -168,7 +171,7 @@ class DockerContainerManager(ContainerManager):
                 password = secrets.token_hex(16)
                 own.start_redis(self.redis_image, password, self.wanted["redis"])
             store = internal_redis_url(self.cluster, self.redis_ip, self.redis_port, password)
-            own.start_management(admin_image, store, self.admin_token, self.wanted["admin"])
+            own.start_management(admin_image, store, self.admin_token, self.wanted["admin"], self.docker_socket)
             own.start_query_frontends(frontend_image, store, num_frontend_replicas, cache_size,
                                       self.wanted["query"], self.wanted["rpc"])
             if self.supervise:
