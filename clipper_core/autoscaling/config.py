@@ -75,10 +75,6 @@ class AutoscalingConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @property
-    def scales_to_zero(self) -> bool:
-        return self.min_replicas == 0
-
 
 def _integer(key: str, value: Any, low: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):

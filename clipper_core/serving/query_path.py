@@ -301,4 +301,4 @@ class QueryPath:
 def _scales_from_zero(mr: ModelRuntime) -> bool:
     """Whether queries for ``mr``, which has no replica, wait for one (its autoscaling may scale it to zero)."""
     settings = mr.model.autoscaling if mr.model is not None else None
-    return bool(settings) and settings.get("min_replicas") == 0  # type: ignore[union-attr]
+    return settings is not None and settings.get("min_replicas") == 0

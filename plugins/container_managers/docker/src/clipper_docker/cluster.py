@@ -103,11 +103,10 @@ class ClusterContainers:
                "CLIPPER_AUTOSCALE_MANAGER": "docker"}
         options: dict[str, Any] = {"cluster_name": self.cluster, "docker_network": self.network, "state_url": store,
                                    "supervise": False}
-        try:
-            env["CLIPPER_AUTOSCALE_MANAGER_OPTIONS"] = json.dumps({**options, "extra_container_kwargs": self.extra})
-        except TypeError:
-            log.warning("extra_container_kwargs are not JSON: replicas the autoscaler starts will not get them")
-            env["CLIPPER_AUTOSCALE_MANAGER_OPTIONS"] = json.dumps(options)
+        extra = self._extra_json("the autoscaler")
+        if extra is not None:
+            options["extra_container_kwargs"] = self.extra
+        env["CLIPPER_AUTOSCALE_MANAGER_OPTIONS"] = json.dumps(options)
         if admin_token:
             env["CLIPPER_ADMIN_TOKEN"] = admin_token
         self.run(Role.MANAGEMENT, None, image, env,
@@ -134,13 +133,21 @@ class ClusterContainers:
         socket = _socket_path(docker_socket)
         env = {"CLIPPER_DOCKER_REDIS_URL": store, "DOCKER_HOST": "unix:///var/run/docker.sock",
                "CLIPPER_DOCKER_NETWORK": self.network}
-        try:
-            env["CLIPPER_DOCKER_CONTAINER_KWARGS"] = json.dumps(self.extra)
-        except TypeError:
-            log.warning("extra_container_kwargs are not JSON: replicas the supervisor starts will not get them")
+        extra = self._extra_json("the supervisor")
+        if extra is not None:
+            env["CLIPPER_DOCKER_CONTAINER_KWARGS"] = extra
         self.run(Role.SUPERVISOR, None, image, env,
                  ["python", "-m", "clipper_docker.supervisor", "--cluster", self.cluster], {}, {},
                  user="0", volumes={socket: {"bind": "/var/run/docker.sock", "mode": "rw"}})
+
+    def _extra_json(self, who: str) -> str | None:
+        """``extra_container_kwargs`` as JSON for a container that starts replicas itself; None (with a warning)
+        when they are not JSON, so ``who`` starts replicas without them."""
+        try:
+            return json.dumps(self.extra)
+        except TypeError:
+            log.warning("extra_container_kwargs are not JSON: replicas %s starts will not get them", who)
+            return None
 
     def run(self, role: str, index: int | None, image: str, environment: dict[str, str], command: list[str],
             ports: dict[int, int], labels: dict[str, str], **kwargs: Any) -> Container:

@@ -222,8 +222,10 @@ class KubeApi:
         except KubeNotFound:
             return False
         except ClipperException as exc:
-            if exc.status in (404, 403):
-                return exc.status == 403
+            if exc.status == 403:
+                return True
+            if exc.status == 404:  # the "namespace ... not found" answer _explain words for users
+                return False
             raise
 
     def create_namespace(self, namespace: dict[str, Any]) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 from typing import Any
 
@@ -27,7 +26,7 @@ from clipper_kubernetes.manifests import (
     ClusterSpec,
     ModelSpec,
     cluster_objects,
-    exposes_management,
+    cluster_secrets,
     model_deployment,
     namespace_object,
 )
@@ -113,15 +112,7 @@ def _run_render(args: argparse.Namespace) -> int:
                        cache_size=args.cache_size, image_pull_policy=args.image_pull_policy,
                        has_redis_password=args.redis_ip is None or bool(args.redis_password),
                        drain_seconds=args.drain_timeout)
-    made: list[str] = []
-    password = args.redis_password
-    if password is None and spec.managed_redis:
-        password = secrets.token_hex(16)
-        made.append("a Redis password")
-    token = args.admin_token
-    if token is None and exposes_management(spec):
-        token = secrets.token_urlsafe(24)
-        made.append("an admin token")
+    password, token, made = cluster_secrets(spec, args.redis_password, args.admin_token)
     spec = spec.replace(has_admin_token=bool(token))
     if made:
         print(f"clipper kubernetes render: generated {' and '.join(made)} (in the Secrets); pass them "

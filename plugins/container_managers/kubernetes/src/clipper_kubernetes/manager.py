@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,7 +32,7 @@ from clipper_kubernetes.manifests import (
     ClusterSpec,
     ModelSpec,
     cluster_objects,
-    exposes_management,
+    cluster_secrets,
     model_deployment,
     namespace_object,
 )
@@ -146,10 +145,13 @@ class KubernetesContainerManager(ContainerManager):
             raise ClipperException(f"cluster {self.cluster!r} already runs in namespace {self.namespace!r} "
                                    f"({', '.join(d['metadata']['name'] for d in existing[:4])}); use connect() or "
                                    "stop_all()")
-        if self.admin_token is None and exposes_management(self.spec) and not self.proxy:
-            # A management API reachable from outside the cluster is never left open: a token is made (kept in
-            # its Secret, where connect() finds it; this manager's admin_token holds it).
-            self.admin_token = secrets.token_urlsafe(24)
+        # A managed Redis gets a fresh password at every start (a given redis_password is an external one's); a
+        # management API reachable from outside the cluster is never left open: a token is made (kept in its
+        # Secret, where connect() finds it; this manager's admin_token holds it).
+        given = None if self.spec.managed_redis else self.redis_password
+        password, self.admin_token, made = cluster_secrets(self.spec, given, self.admin_token,
+                                                           proxied=bool(self.proxy))
+        if "an admin token" in made:
             log.info("cluster %s: the management API is exposed; it requires the admin token this manager made",
                      self.cluster)
         self._check_proxy_token()
@@ -159,7 +161,6 @@ class KubernetesContainerManager(ContainerManager):
                                  has_admin_token=bool(self.admin_token))
         if not self.proxy and "NodePort" in (spec.service_types["management"], spec.service_types["query"]):
             node_address(self.api, self.use_internal_ip)  # before anything is made: a 403 on nodes, no nodes
-        password = secrets.token_hex(16) if spec.managed_redis else self.redis_password
         try:
             for obj in cluster_objects(spec, redis_password=password, admin_token=self.admin_token):
                 self._create(obj)

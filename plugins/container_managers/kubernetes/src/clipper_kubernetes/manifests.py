@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from clipper_kubernetes import names
 from clipper_kubernetes.names import Role
 
 __all__ = ["DEFAULT_SERVICE_TYPES", "PORTS", "SERVICE_TYPE_KEYS", "ClusterSpec", "ModelSpec", "cluster_objects",
+           "cluster_secrets",
            "exposes_management", "model_deployment", "namespace_object", "store_url"]
 
 PORTS = {"query": 1337, "management": 1338, "rpc": 7000, "redis": 6379}
@@ -303,6 +305,22 @@ def namespace_object(namespace: str) -> dict[str, Any]:
 def exposes_management(spec: ClusterSpec) -> bool:
     """Whether the management API can be reached from outside the cluster (then it always wants a token)."""
     return spec.service_types["management"] != "ClusterIP"
+
+
+def cluster_secrets(spec: ClusterSpec, redis_password: str | None, admin_token: str | None, *,
+                    proxied: bool = False) -> tuple[str | None, str | None, list[str]]:
+    """The Redis password and admin token the cluster's Secrets hold: those given, else made where one is
+    wanted (a managed Redis always has a password; a management API reachable from outside the cluster, and not
+    through a proxy, which a token cannot cross, always a token); and what was made. One rule for the manager and
+    ``clipper kubernetes render``."""
+    made: list[str] = []
+    if redis_password is None and spec.managed_redis:
+        redis_password = secrets.token_hex(16)
+        made.append("a Redis password")
+    if admin_token is None and exposes_management(spec) and not proxied:
+        admin_token = secrets.token_urlsafe(24)
+        made.append("an admin token")
+    return redis_password, admin_token, made
 
 
 def cluster_objects(spec: ClusterSpec, *, redis_password: str | None, admin_token: str | None) -> list[dict[str, Any]]:
