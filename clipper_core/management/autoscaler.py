@@ -32,8 +32,9 @@ __all__ = ["Autoscaler", "Scale", "manager_scaler", "sum_figures"]
 
 log = logging.getLogger(__name__)
 
-Scale = Callable[[Model, int], Awaitable[None]]
-"""Bring a model version to a replica count (the scaler the autoscaler acts through)."""
+Scale = Callable[[Model, int], Awaitable[object]]
+"""Bring a model version to a replica count (the scaler the autoscaler acts through); given the version's record
+as it is now (re-read: a version deleted or no longer autoscaled since the decision is not scaled)."""
 _SUMMED = ("queued", "inflight", "arrivals", "answered", "cold_waiting")
 MAX_BACKOFF = 30.0
 """Most seconds between two tries of a change that keeps failing (doubling from the tick interval)."""
@@ -52,12 +53,9 @@ def manager_scaler(store: StateStore, registry: PluginRegistry, config: Config) 
     manager = registry.container_managers.get(config.autoscale_manager)(**options)
 
     async def scale(model: Model, num_replicas: int) -> None:
-        current = await store.get_model(model.name, model.version)
-        if current is None or not current.autoscaling:
-            return  # gone, or autoscaling turned off meanwhile
         await asyncio.to_thread(manager.set_num_replicas, model.name, model.version, model.input_type.value,
                                 model.container_name, num_replicas)
-        await store.update_model(current.replace(num_replicas=num_replicas))
+        await store.update_model(model.replace(num_replicas=num_replicas))
 
     return scale
 
@@ -189,7 +187,10 @@ class Autoscaler:
 
         async def change() -> None:
             try:
-                await self.scale(model, decision.desired)
+                current = await self.store.get_model(model.name, model.version)
+                if current is None or not current.autoscaling:
+                    return  # gone, or autoscaling turned off, since the decision
+                await self.scale(current, decision.desired)
             except Exception as exc:
                 failures = self._failed.get(model.key, 0) + 1
                 self._failed[model.key] = failures

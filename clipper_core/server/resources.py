@@ -24,7 +24,7 @@ from clipper_core.server.runtime_file import previous_rpc_port, remove_if_ours, 
 from clipper_core.serving.model_runtime import ModelRuntime
 from clipper_core.serving.query_path import QueryPath
 from clipper_core.serving.snapshot import Snapshot
-from clipper_core.state import Model, Replica
+from clipper_core.state import Replica
 
 if TYPE_CHECKING:
     from clipper_core.server.assembly import RunningServer
@@ -138,12 +138,7 @@ async def autoscaler(server: RunningServer) -> AsyncIterator[None]:
     ctx = server.ctx
     ops = ManagementOperations.of(ctx)
 
-    async def local(model: Model, num_replicas: int) -> None:
-        current = await ctx.store.get_model(model.name, model.version)
-        if current is not None and current.autoscaling:
-            await ops.resize(current, num_replicas)
-
-    scale = local if ctx.supervisor is not None else manager_scaler(ctx.store, ctx.registry, ctx.config)
+    scale = ops.resize if ctx.supervisor is not None else manager_scaler(ctx.store, ctx.registry, ctx.config)
     scaler = Autoscaler(ctx.store, scale, interval=ctx.config.autoscale_interval)
     ctx.autoscaler = scaler
     task = asyncio.get_running_loop().create_task(scaler.run())
