@@ -77,6 +77,45 @@ def test_kill_9_mid_batch_requeues_to_the_other_replica(clipper_server: ServerTh
     assert time.monotonic() - started < 6
 
 
+def test_sigterm_drains_a_replica_it_answers_what_it_holds_and_gets_nothing_new(
+        clipper_server: ServerThread, deploy: Deploy, caplog: pytest.LogCaptureFixture) -> None:
+    import os
+    import signal
+    import threading
+
+    caplog.set_level(logging.INFO, logger="clipper_core")
+    deploy.app("drained", slo_micros=10_000_000)
+    deploy("slowpoke", 1, models.slow_model, app="drained", replicas=2)
+    query_path = clipper_server.server.ctx.query_path
+    rpc = clipper_server.server.rpc
+    assert rpc is not None
+
+    def busy() -> tuple[int, bytes] | None:
+        mr = query_path.models[("slowpoke", "1")]
+        held = [r for r in mr.replicas.values() if r.pending]
+        return (int(held[0].info["pid"]), held[0].identity) if held else None
+
+    results: list[tuple[int, object]] = []
+    first = threading.Thread(target=lambda: results.append(clipper_server.predict("drained", {"input": [1.0]})))
+    first.start()
+    wait_until(lambda: clipper_server.call(busy) is not None, 5, what="a batch in flight")
+    found = clipper_server.call(busy)
+    assert found is not None
+    pid, identity = found
+    os.kill(pid, signal.SIGTERM)
+    # DRAINING: no longer dispatched to, still connected (its batch's RESULT is to come)
+    wait_until(lambda: clipper_server.call(lambda: identity not in query_path.models[("slowpoke", "1")].replicas),
+               5, what="the replica draining")
+    assert clipper_server.call(lambda: identity in rpc.replicas and rpc.replicas[identity].pending)
+    second = clipper_server.predict("drained", {"input": [2.0]})  # served by the other replica meanwhile
+    first.join(15)
+    assert results and results[0][0] == 200 and results[0][1]["default"] is False  # type: ignore[index]
+    assert second[0] == 200 and second[1]["default"] is False, second
+    wait_until(lambda: clipper_server.call(lambda: identity not in rpc.replicas), 10, what="the replica's GOODBYE")
+    # answered by the replica that held it, not re-queued to the other after GOODBYE
+    assert not [r for r in caplog.records if "re-queued" in r.getMessage()], caplog.text[-2000:]
+
+
 def test_a_stuck_replica_is_restarted_when_configured(tmp_path: Path) -> None:
     with ServerThread(tmp_path / "home", stuck_batch_seconds=1.0) as server:
         deploy = Deploy(server, tmp_path)

@@ -35,7 +35,7 @@ class BatchFailed(Exception):
 class ReplicaConnection:
     """One connected container: its identity on the ROUTER and its in-flight batches."""
 
-    __slots__ = ("_server", "alive", "identity", "info", "input_type", "last_seen", "model_name",
+    __slots__ = ("_server", "alive", "draining", "identity", "info", "input_type", "last_seen", "model_name",
                  "model_version", "pending", "replica_id", "sent_at", "stuck_reported", "via")
 
     def __init__(self, server: RpcServer, identity: bytes, model_name: str, model_version: str,
@@ -52,6 +52,9 @@ class ReplicaConnection:
         self.sent_at: dict[int, float] = {}
         self.stuck_reported = False
         self.alive = True
+        self.draining = False
+        """The container said DRAINING: it takes no new batch (it is no longer dispatched to) and answers those
+        it holds, then says GOODBYE."""
         self.via = str(info.get("via") or "")
         """The address the container dialled (HELLO's ``frontend``; empty from containers that do not say)."""
 
@@ -87,7 +90,11 @@ ReplicaCallback = Callable[[ReplicaConnection], Awaitable[None]]
 
 class RpcServer:
     """Accepts containers (HELLO → WELCOME), routes RESULTs to futures, answers heartbeats, and declares a
-    replica dead after ``3 × heartbeat_interval + 1.5 s`` of silence."""
+    replica dead after ``3 × heartbeat_interval + 1.5 s`` of silence.
+
+    ``on_ready`` is called once a replica is welcomed; ``on_gone`` once it stops serving: at DRAINING (its
+    session stays, so the RESULTs of the batches it holds still arrive), else when it is dropped (GOODBYE,
+    silence)."""
 
     def __init__(self, host: str, port: int, *, heartbeat_interval: float = 0.5,
                  assign_replica_id: Callable[[str, str], Awaitable[int]],
@@ -258,6 +265,12 @@ class RpcServer:
             elif identity not in self._greeting:
                 self._greeting.add(identity)
                 self._spawn(self._hello(identity, header))
+        elif kind == MsgType.DRAINING:
+            if replica is not None and not replica.draining:
+                replica.draining = True
+                log.info("replica %s of %s:%s is draining: no new batches, answering the %d it holds",
+                         replica.replica_id, replica.model_name, replica.model_version, len(replica.pending))
+                self._spawn(self._stopped_serving(replica))
         elif kind == MsgType.GOODBYE:
             if replica is not None:
                 self._spawn(self._drop(replica, "the container said goodbye"))
@@ -311,6 +324,9 @@ class RpcServer:
         for identity, replica in list(self.replicas.items()):
             self.send(identity, [here if replica.via.startswith("ipc://") else remote])
 
+    async def _stopped_serving(self, replica: ReplicaConnection) -> None:
+        await self._on_gone(replica)
+
     async def _drop(self, replica: ReplicaConnection, reason: str) -> None:
         if self.replicas.get(replica.identity) is not replica:
             return
@@ -319,7 +335,8 @@ class RpcServer:
         log.info("replica %s of %s:%s removed: %s", replica.replica_id, replica.model_name,
                  replica.model_version, reason)
         replica.fail_pending(reason)
-        await self._on_gone(replica)
+        if not replica.draining:  # a draining replica was reported gone when it said DRAINING
+            await self._on_gone(replica)
 
     async def _liveness_loop(self) -> None:
         interval = min(0.5, self.heartbeat_interval)

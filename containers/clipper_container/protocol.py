@@ -38,6 +38,7 @@ class MsgType(IntEnum):
     GOODBYE = 5  # container -> frontend: I am stopping, send me nothing more
     REJECT = 6  # frontend -> container: your HELLO was refused (reason inside)
     PEERS = 7  # frontend -> container: every live query frontend's RPC address; connect to all of them
+    DRAINING = 8  # container -> frontend: I am stopping; send no new batch, I answer every one I hold
 
 
 class ProtocolError(ValueError):

@@ -8,7 +8,8 @@ like death. The frontends given at start are kept forever: after ``3 * heartbeat
 the socket is thrown away and a new one connects (a restarted frontend is rejoined without help). Frontends
 announced in WELCOME/PEERS are joined too, and forgotten when they fall silent or leave the announced set, so a
 frontend joining or leaving is picked up without restarting the container. SIGTERM/SIGINT stop it gracefully:
-the batch in hand finishes, its RESULT goes out, then GOODBYE to every frontend, exit status 0. A REJECT gives
+DRAINING to every frontend (no new batch comes), the batches it holds finish and their RESULTs go out, then
+GOODBYE to every frontend, exit status 0. A REJECT gives
 exit status 3.
 """
 
@@ -21,7 +22,6 @@ import logging
 import math
 import os
 import platform
-import queue
 import secrets
 import signal
 import socket
@@ -118,9 +118,9 @@ class ContainerRuntime:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._stop_requested:
-            log.info("%s again: still finishing the batch in hand", signal.Signals(signum).name)
+            log.info("%s again: still finishing the batches held", signal.Signals(signum).name)
         else:
-            log.info("%s: finishing the batch in hand, then GOODBYE", signal.Signals(signum).name)
+            log.info("%s: DRAINING, finishing the batches held, then GOODBYE", signal.Signals(signum).name)
         self.request_stop()
 
     @property
@@ -222,16 +222,14 @@ class ContainerRuntime:
                         self._close(session)
 
     def _begin_stop(self, worker: Worker) -> None:
+        """DRAINING to every frontend (they send no new batch), then the worker finishes every batch it holds
+        (the one in hand and those queued behind it) before it stops."""
         self._stopping = True
-        dropped = 0
-        while True:
-            try:
-                if worker.jobs.get_nowait() is not None:
-                    dropped += 1
-            except queue.Empty:
-                break
-        if dropped:
-            log.info("dropping %d queued batches; the frontends re-queue them after GOODBYE", dropped)
+        for session in self._sessions.values():
+            self._send(session, {"t": int(MsgType.DRAINING)})
+        held = worker.jobs.qsize()
+        if held:
+            log.info("finishing %d queued batches besides the one in hand", held)
         worker.jobs.put(None)
 
     def _drain_wakeups(self) -> None:

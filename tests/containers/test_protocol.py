@@ -25,7 +25,7 @@ def test_message_types_and_version_match_the_spec() -> None:
     assert PROTOCOL_VERSION == 1
     assert [(m.name, int(m)) for m in MsgType] == [
         ("HELLO", 0), ("WELCOME", 1), ("HEARTBEAT", 2), ("PREDICT", 3), ("RESULT", 4), ("GOODBYE", 5), ("REJECT", 6),
-        ("PEERS", 7)]
+        ("PEERS", 7), ("DRAINING", 8)]
 
 
 def test_header_roundtrip() -> None:

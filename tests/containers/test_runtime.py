@@ -222,21 +222,27 @@ def test_hello_reaches_a_frontend_that_starts_later(ctx: zmq.Context[Any], model
 
 # -- stopping ---------------------------------------------------------------------------------------------------
 
-def test_sigterm_finishes_the_batch_in_hand_then_goodbye(frontend: FakeFrontend, model_dir: Callable[..., Path],
-                                                         container: Callable[..., subprocess.Popen[bytes]],
-                                                         tmp_path: Path) -> None:
+def test_sigterm_drains_finishes_the_batches_held_then_goodbye(frontend: FakeFrontend,
+                                                               model_dir: Callable[..., Path],
+                                                               container: Callable[..., subprocess.Popen[bytes]],
+                                                               tmp_path: Path) -> None:
     marker = tmp_path / "started"
     proc = container(model_dir(make_slow_model(4 * HB, marker)), frontend.port)
     ident = frontend.handshake()
     frontend.predict(ident, 1, [[1, 2]])
-    frontend.predict(ident, 2, [[3, 4]])  # queued behind batch 1: not taken once stopping
+    frontend.predict(ident, 2, [[3, 4]])  # queued behind batch 1: held, so finished too
     frontend.pump(marker.exists)
     proc.send_signal(signal.SIGTERM)
+    frontend.expect(MsgType.DRAINING)  # at once, before batch 1 is done
+    assert not [m for m in frontend.seen if m["t"] == MsgType.RESULT]
+    frontend.predict(ident, 3, [[5, 6]])  # after DRAINING: not taken (the frontend re-queues it after GOODBYE)
     _, result = frontend.expect(MsgType.RESULT)
     assert result["id"] == 1 and result["out"] == ["3.0"]
+    _, result = frontend.expect(MsgType.RESULT)
+    assert result["id"] == 2 and result["out"] == ["7.0"]
     frontend.expect(MsgType.GOODBYE)
     assert proc.wait(timeout=10) == 0
-    assert [m["id"] for m in frontend.seen if m["t"] == MsgType.RESULT] == [1]
+    assert [m["id"] for m in frontend.seen if m["t"] == MsgType.RESULT] == [1, 2]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
