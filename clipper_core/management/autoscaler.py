@@ -55,7 +55,11 @@ def manager_scaler(store: StateStore, registry: PluginRegistry, config: Config) 
     async def scale(model: Model, num_replicas: int) -> None:
         await asyncio.to_thread(manager.set_num_replicas, model.name, model.version, model.input_type.value,
                                 model.container_name, num_replicas)
-        await store.update_model(model.replace(num_replicas=num_replicas))
+        # Re-read: the scale may have taken a while (replicas waited for), and a set_autoscaling meanwhile must
+        # not be overwritten with the settings this change was decided under.
+        current = await store.get_model(model.name, model.version)
+        if current is not None:
+            await store.update_model(current.replace(num_replicas=num_replicas))
 
     return scale
 

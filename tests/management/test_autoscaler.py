@@ -5,10 +5,12 @@ under way), keeps the status and metrics, and forgets versions whose autoscaling
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
 
+from clipper_core import LocalContainerManager
 from clipper_core.autoscaling.config import AutoscalingConfig
 from clipper_core.config import Config, ConfigError
 from clipper_core.inputs import InputType
@@ -163,6 +165,40 @@ async def test_a_count_changed_by_hand_is_taken_as_the_new_start() -> None:
     decision = (await autoscaler.tick())[0]
     assert decision.previous == 3 and not decision.changed  # held at 3, to come down after the downscale delay
     await autoscaler.close()
+
+
+class _GatedManager(LocalContainerManager):
+    """The local manager, but its ``set_num_replicas`` blocks until released (a scale that waits for replicas)."""
+
+    name = "gated"
+    entered = threading.Event()
+    release = threading.Event()
+    calls: list[tuple[str, str, int]] = []
+
+    def set_num_replicas(self, name: str, version: str, input_type: str, image: str, num_replicas: int) -> None:
+        self.calls.append((name, version, num_replicas))
+        self.entered.set()
+        assert self.release.wait(10)
+
+
+async def test_a_manager_scaler_records_the_count_without_undoing_a_setting_changed_meanwhile() -> None:
+    registry = PluginRegistry.create(make_plugin_manager(load_entry_points=False))
+    registry.container_managers.add(_GatedManager, "tests")
+    store = await _store({"min_replicas": 1, "max_replicas": 3})
+    scale = manager_scaler(store, registry, Config(autoscale_manager="gated"))
+    model = await store.get_model("m", "1")
+    assert model is not None
+    change = asyncio.ensure_future(scale(model, 3))
+    assert await asyncio.to_thread(_GatedManager.entered.wait, 10)
+    # set_autoscaling while the manager waits for the new replicas
+    await store.update_model(model.replace(autoscaling={"min_replicas": 1, "max_replicas": 5}))
+    _GatedManager.release.set()
+    await asyncio.wait_for(change, 10)
+    after = await store.get_model("m", "1")
+    assert after is not None and after.num_replicas == 3 and after.autoscaling == {"min_replicas": 1,
+                                                                                  "max_replicas": 5}
+    assert _GatedManager.calls == [("m", "1", 3)]
+    await store.close()
 
 
 def test_a_container_manager_scaler_is_configured_clearly() -> None:
