@@ -191,12 +191,12 @@ def test_apps_discovery_and_groups(client: ApiClient) -> None:
     assert resources["deployments"].kind == "Deployment"
     assert (resources["deployments/scale"].kind, resources["deployments/scale"].group) == ("Scale", "autoscaling")
     groups = kubernetes.client.ApisApi(client).get_api_versions().groups
-    assert [g.name for g in groups] == ["apps"]
+    assert [g.name for g in groups] == ["apps", "rbac.authorization.k8s.io"]
 
 
 @pytest.mark.parametrize("path", ["/apis/extensions/v1beta1/namespaces/default/deployments",
                                   "/apis/rbac.authorization.k8s.io/v1beta1/clusterroles",
-                                  "/apis/extensions/v1beta1", "/apis/rbac.authorization.k8s.io", "/api/v1/widgets"])
+                                  "/apis/extensions/v1beta1", "/apis/batch", "/api/v1/widgets"])
 def test_unknown_group_version_or_resource_is_404(api: ApiServerHandle, path: str) -> None:
     status, _, body = raw(api, "GET", path)
     assert status == 404 and json.loads(body)["reason"] == "NotFound"

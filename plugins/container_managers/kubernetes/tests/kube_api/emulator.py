@@ -1,8 +1,9 @@
 """:class:`KubeApiEmulator`, kmock's KubernetesEmulator made to behave like a kube-apiserver 1.37: the HTTP entry
-point, authentication, the RBAC deny list and error injection, routing, storage with resourceVersions and
-watch events, garbage collection, server-side fields and defaults, clusterIP/nodePort allocation,
-create/replace/patch/delete, the status and scale subresources, lists and watches, pod logs, the service
-proxy, and discovery.
+point with its audit record, authentication (the admin token, service-account tokens), authorization (RBAC for
+service accounts, the deny list for the admin) and error injection, routing, storage with resourceVersions and
+watch events, garbage collection, the default ServiceAccount of every namespace and the ServiceAccount admission of
+pods, server-side fields and defaults, clusterIP/nodePort allocation, create/replace/patch/delete, the status and
+scale subresources, lists and watches, pod logs, the service proxy, and discovery.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import contextvars
 import copy
+import dataclasses
 import ipaddress
 import json
 import math
@@ -32,6 +35,7 @@ from kmock._internal import parsing as kmock_parsing
 from kmock._internal.aiobus import Bus, BusMark
 from kmock._internal.apps import KMockError
 
+from .auth import AuditEvent, TokenIssuer, UserInfo
 from .defaults import default_deployment, default_namespace, default_pod_spec, default_secret
 from .errors import (
     FieldError,
@@ -47,6 +51,7 @@ from .errors import (
 )
 from .patches import apply_patch
 from .proxy import HOP_BY_HOP, PROXY_TAIL, _is_ready_endpoint, _resolve_target_port, split_proxy_name
+from .rbac import BOOTSTRAP_POLICY, RequestAttributes, default_subjects, forbidden, rbac_allows
 from .resources import (
     COLLECTION_DELETABLE,
     DEFAULT_USER,
@@ -75,6 +80,13 @@ from .validation import check_type_meta, validate_object
 LogSource = Callable[[str, str, "str | None", "int | None", bool], "str | None"]
 """``log_source(namespace, pod_name, container_or_None, tail_lines_or_None, timestamps) -> text or None``."""
 
+_CURRENT_EVENT: contextvars.ContextVar[AuditEvent | None] = contextvars.ContextVar("kube_api_event", default=None)
+"""The audit record of the request being handled (each request is handled in a context of its own)."""
+
+
+def _default_service_account() -> JSON:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
+
 
 @attrs.define(kw_only=True)
 class KubeApiEmulator(kmock.KubernetesEmulator):
@@ -91,6 +103,8 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
     _denials: list[Rule] = attrs.field(factory=list, init=False)
     _failures: list[InjectedFailure] = attrs.field(factory=list, init=False)
     _history: dict[str, collections.deque[tuple[int, JSON]]] = attrs.field(factory=dict, init=False)
+    _tokens: TokenIssuer = attrs.field(factory=TokenIssuer, init=False)
+    _audit: list[AuditEvent] = attrs.field(factory=list, init=False)
     _closing: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     _session: aiohttp.ClientSession | None = attrs.field(default=None, init=False)
     _executor: concurrent.futures.ThreadPoolExecutor = attrs.field(
@@ -112,6 +126,11 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
         namespaces = RESOURCE_TYPES["", "v1", "namespaces"]
         for name in INITIAL_NAMESPACES:
             self._put(namespaces, self._new_object(namespaces, {"metadata": {"name": name}}, None))
+            self._put(self._service_accounts, self._new_object(self._service_accounts, _default_service_account(),
+                                                               name))
+        for plural, body in BOOTSTRAP_POLICY:
+            rt = self._type_by_plural(plural)
+            self._put(rt, self._new_object(rt, body, None))
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
@@ -128,22 +147,39 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
     # ---- public API for tests (thread-safe where noted) ------------------------------------------------------------
 
     def deny(self, verb: str, resource: str, namespace: str | None = None, group: str = "") -> None:
-        """Answer matching requests 403 Forbidden like an RBAC denial; ``resource`` is plural[/sub]. Thread-safe."""
+        """Answer the admin token's matching requests 403 Forbidden like an RBAC denial; ``resource`` is
+        plural[/sub]. Service-account users are authorized by the stored RBAC objects instead. Thread-safe."""
         with self._rules_lock:
             self._denials.append(Rule(verb, resource, namespace, group))
 
     def allow_all(self) -> None:
-        """Clear the deny list. Thread-safe."""
+        """Clear the admin token's deny list (RBAC objects are not touched). Thread-safe."""
         with self._rules_lock:
             self._denials.clear()
 
     def fail_next(self, verb: str, resource: str, *, status: int = 500, reason: str = "InternalError",
                   message: str = "injected failure", count: int = 1, namespace: str | None = None,
-                  group: str = "") -> None:
-        """Answer the next ``count`` matching requests with a Status error (after authn/authz). Thread-safe."""
+                  group: str = "", user: str | None = None) -> None:
+        """Answer the next ``count`` matching requests (of ``user``, or of anyone) with a Status error (after
+        authn/authz). Thread-safe."""
         error = kmock.KubernetesError(status=status, reason=reason, message=message)
         with self._rules_lock:
-            self._failures.append(InjectedFailure(Rule(verb, resource, namespace, group), error, count))
+            self._failures.append(InjectedFailure(Rule(verb, resource, namespace, group), error, count, user))
+
+    def issue_service_account_token(self, namespace: str, name: str) -> str:
+        """A bearer token of the ServiceAccount ``namespace/name`` (404 KubernetesError if there is none): requests
+        with it are the user ``system:serviceaccount:<namespace>:<name>``, authorized by RBAC, until that
+        ServiceAccount is deleted (a new one of the same name has another uid: the token stays invalid). Call on
+        the server loop (:meth:`ApiServerHandle.service_account_token` from any thread)."""
+        sa = self._get(self._service_accounts, namespace, name)
+        if sa is None:
+            raise not_found(self._service_accounts, name)
+        return self._tokens.issue(namespace, name, str(sa["metadata"]["uid"]))
+
+    def audit_events(self, user: str | None = None) -> list[AuditEvent]:
+        """Copies of the records of the requests served so far (of one user, if given), oldest first. Call on the
+        server loop (:meth:`ApiServerHandle.requests_by`)."""
+        return [dataclasses.replace(e) for e in self._audit if user is None or e.user == user]
 
     def get_object(self, plural: str, namespace: str | None, name: str) -> JSON | None:
         """A copy of one stored object, or None. Call on the server loop (ApiServerHandle.call)."""
@@ -165,15 +201,28 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         # Same contract as kmock's RawHandler.__call__, but with a parser that understands every URL we serve.
         await raw_request.read()
+        event: AuditEvent | None = None
         try:
             if self.limit is not None and len(self._requests) >= self.limit:
                 raise KMockError("Too many requests have been served so far.")
             request = await self._parse(raw_request)
             self._requests.append(request)
-            return await self._handle(request)
+            attributes = RequestAttributes.of(request)
+            event = AuditEvent(user="", verb=attributes.verb, resource=attributes.combined_resource,
+                               namespace=attributes.namespace, name=attributes.name, group=attributes.group,
+                               path=attributes.path)
+            self._audit.append(event)
+            _CURRENT_EVENT.set(event)
+            response = await self._handle(request)
+            event.code = event.code or response.status
+            return response
         except kmock.KubernetesError as exc:
+            if event is not None:
+                event.code = exc.status or 500
             return await self._render_error(exc)
         except Exception as exc:
+            if event is not None:
+                event.code = 500
             if not self._errors:
                 raise
             self._errors[-1].append(exc)  # emulator bugs only; API errors above are expected answers
@@ -193,15 +242,21 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         # NB: kmock's KubernetesEmulator._handle (dict-merging writes) is bypassed on purpose.
-        self._authenticate(request)
+        user = self._authenticate(request)
+        event = _CURRENT_EVENT.get()
+        if event is not None:
+            event.user = user.name
+        if not user.admin:
+            self._authorize_rbac(user, RequestAttributes.of(request))
         if request.resource is None:
             return await kmock.RawHandler._handle(self, request)  # /api, /apis, /version, kmock DSL reactions
         if request.resource.plural is None:  # /api/v1, /apis/apps, /apis/apps/v1, with or without a trailing slash
             serve = self._serve_group if request.resource.version is None else self._serve_version
             return _json_response(await serve(request))
         rt = self._resolve_type(request)
-        self._authorize(rt, request)
-        self._inject_failure(rt, request)
+        if user.admin:
+            self._authorize(rt, request)
+        self._inject_failure(rt, request, user)
         self._check_scope(rt, request)
         return await self._route(rt, request)
 
@@ -216,13 +271,32 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
 
     # ---- authentication, authorization, scope ----------------------------------------------------------------------
 
-    def _authenticate(self, request: kmock.Request) -> None:
-        if self.token is None:
-            return
-        header = request.headers.get("Authorization", "")
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(credentials.strip(), self.token):
-            raise kmock.KubernetesError(status=401, reason="Unauthorized", message="Unauthorized")
+    def _authenticate(self, request: kmock.Request) -> UserInfo:
+        """The admin token (or, with ``token=None``, any request) is the admin; a service-account token this server
+        issued is that account while it exists; anything else is 401."""
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        bearer = credentials.strip() if scheme.lower() == "bearer" else None
+        unauthorized = kmock.KubernetesError(status=401, reason="Unauthorized", message="Unauthorized")
+        claims = self._tokens.verify(bearer) if bearer else None
+        if claims is not None:
+            sa = self._get(self._service_accounts, claims.namespace, claims.name)
+            if sa is None or _meta(sa).get("uid") != claims.uid:
+                raise unauthorized  # its ServiceAccount is gone (or was made anew)
+            return UserInfo.service_account(claims.namespace, claims.name)
+        if self.token is not None and (bearer is None or not secrets.compare_digest(bearer, self.token)):
+            raise unauthorized
+        return UserInfo.administrator(self.user)
+
+    def _authorize_rbac(self, user: UserInfo, attributes: RequestAttributes) -> None:
+        """RBAC over the stored Roles/ClusterRoles and their bindings, for every user but the admin."""
+        def get(plural: str, namespace: str | None, name: str) -> JSON | None:
+            return self._get(self._type_by_plural(plural), namespace, name)
+
+        def items(plural: str) -> list[JSON]:
+            return self._all(self._type_by_plural(plural))
+
+        if not rbac_allows(attributes, user, get, items):
+            raise forbidden(attributes, user.name)
 
     @staticmethod
     def _rbac_resource(request: kmock.Request) -> str:
@@ -232,6 +306,7 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
         return plural or ""
 
     def _authorize(self, rt: ResourceType, request: kmock.Request) -> None:
+        """The admin token's deny list."""
         verb, resource = request_verb(request), self._rbac_resource(request)
         with self._rules_lock:
             denied = any(rule.matches(verb, resource, request.namespace, rt.group) for rule in self._denials)
@@ -246,10 +321,12 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
                     f'"{rt.group}" {where}',
             details=_details(rt, name))
 
-    def _inject_failure(self, rt: ResourceType, request: kmock.Request) -> None:
+    def _inject_failure(self, rt: ResourceType, request: kmock.Request, user: UserInfo) -> None:
         verb, resource = request_verb(request), self._rbac_resource(request)
         with self._rules_lock:
             for failure in self._failures:
+                if failure.user not in (None, user.name):
+                    continue
                 if failure.remaining > 0 and failure.rule.matches(verb, resource, request.namespace, rt.group):
                     failure.remaining -= 1
                     raise failure.error
@@ -321,6 +398,10 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
     def _namespaces(self) -> ResourceType:
         return RESOURCE_TYPES["", "v1", "namespaces"]
 
+    @property
+    def _service_accounts(self) -> ResourceType:
+        return RESOURCE_TYPES["", "v1", "serviceaccounts"]
+
     @staticmethod
     def _type_by_plural(plural: str) -> ResourceType:
         for rt in RESOURCES:
@@ -372,7 +453,18 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
         await self._emit(rt, "ADDED" if previous is None else "MODIFIED", obj, previous)
         if self._is_released(rt, obj):
             await self._remove(rt, obj)
+        elif rt.plural == "namespaces" and previous is None:
+            await self._ensure_default_service_account(obj["metadata"]["name"])
         return obj
+
+    async def _ensure_default_service_account(self, namespace: str) -> None:
+        """The ServiceAccount controller's work: every active namespace has a ``default`` ServiceAccount (made at
+        once here, and made again when deleted)."""
+        ns = self._get(self._namespaces, None, namespace)
+        if ns is None or _meta(ns).get("deletionTimestamp") or self._get(self._service_accounts, namespace, "default"):
+            return
+        await self._store(self._service_accounts,
+                          self._new_object(self._service_accounts, _default_service_account(), namespace), None)
 
     async def _remove(self, rt: ResourceType, obj: JSON, orphan: bool = False) -> JSON:
         meta = obj["metadata"]
@@ -387,6 +479,8 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
             await self._collect_dependents(meta.get("uid"), meta.get("namespace"))
         if rt.plural == "namespaces":
             await self._purge_namespace(meta["name"])
+        if rt.plural == "serviceaccounts" and meta["name"] == "default":
+            await self._ensure_default_service_account(meta["namespace"])
         return gone
 
     @staticmethod
@@ -467,6 +561,8 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
             case "namespaces":
                 default_namespace(obj)
                 obj.setdefault("status", {}).setdefault("phase", "Active")
+            case "rolebindings" | "clusterrolebindings":
+                default_subjects(obj)
 
     # ---- services: clusterIP and nodePort allocation ---------------------------------------------------------------
 
@@ -572,12 +668,32 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
             if request.namespace is not None:
                 self._require_namespace(request.namespace)  # again: it may have gone while waiting for the lock
             obj = self._new_object(rt, self._body(request), request.namespace if rt.namespaced else None)
+            if rt.plural == "pods" and request.namespace is not None:
+                self._admit_pod_service_account(obj, request.namespace)
             validate_object(rt, obj)
             name = obj["metadata"]["name"]
             if self._get(rt, request.namespace, name) is not None:
                 raise already_exists(rt, name)
             await self._store(rt, obj, previous=None)
         return _json_response(obj, 201)
+
+    def _admit_pod_service_account(self, pod: JSON, namespace: str) -> None:
+        """The ServiceAccount admission plugin on pod creation: ``spec.serviceAccountName`` defaults to ``default``
+        (and the deprecated ``spec.serviceAccount`` follows it); the account must exist, else 403 Forbidden. (It
+        does not add the projected token volume: the kubelet stand-in mounts the token itself.)"""
+        spec = pod.get("spec")
+        if not isinstance(spec, dict):
+            return
+        account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        if not isinstance(account, str):
+            return  # schema validation answers it
+        spec["serviceAccountName"] = spec["serviceAccount"] = account
+        if self._get(self._service_accounts, namespace, account) is None:
+            name = _meta(pod).get("name")
+            raise kmock.KubernetesError(
+                status=403, reason="Forbidden", details={"name": name, "kind": "pods"},
+                message=f'pods "{name}" is forbidden: error looking up service account {namespace}/{account}: '
+                        f'serviceaccount "{account}" not found')
 
     def _check_identity(self, rt: ResourceType, request: kmock.Request, body: JSON) -> None:
         check_type_meta(rt, body)
@@ -615,6 +731,9 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
         new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         if rt.plural == "deployments":
             self._check_deployment_update(current, new)
+        if rt.plural in ("rolebindings", "clusterrolebindings") and new.get("roleRef") != current.get("roleRef"):
+            raise invalid(rt, name, [FieldError("roleRef", f"Invalid value: {json.dumps(new.get('roleRef'))}: cannot "
+                                                           f"change roleRef")])
         if rt.plural in GENERATION_TRACKED and new.get("spec") != current.get("spec"):
             new["metadata"]["generation"] = int(current["metadata"].get("generation", 0)) + 1
         validate_object(rt, new)
@@ -845,6 +964,9 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
         assert request._raw_request is not None
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request._raw_request)
+        event = _CURRENT_EVENT.get()
+        if event is not None:
+            event.code = response.status
         try:
             with contextlib.suppress(ConnectionError):
                 await self._stream_events(response, bus, marker, initial, selection, timeout)
@@ -977,6 +1099,16 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
         return {"apiVersion": "v1", "kind": "APIResourceList", "groupVersion": f"{group}/{version}".lstrip("/"),
                 "resources": [entry for rt in RESOURCES if (rt.group, rt.version) == (group, version)
                               for entry in _discovery_entries(rt)]}
+
+    async def _serve_apis(self, request: kmock.Request) -> kmock.Payload:
+        groups: dict[str, list[str]] = {}
+        for rt in RESOURCES:  # in the table's order (apps before rbac), as the real server orders them
+            if rt.group and rt.version not in groups.setdefault(rt.group, []):
+                groups[rt.group].append(rt.version)
+        return {"apiVersion": "v1", "kind": "APIGroupList", "groups": [
+            {"name": group, "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+             "preferredVersion": {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]}}
+            for group, versions in groups.items()]}
 
     async def _serve_group(self, request: kmock.Request) -> kmock.Payload:
         assert request.resource is not None

@@ -1,6 +1,7 @@
 """The served API surface: the resource table (:class:`ResourceType`, ``RESOURCES`` and the lookup tables derived
 from it), the server-wide constants (Kubernetes version, initial namespaces, service CIDR, node-port range,
-watch history), which fields each resource can be selected by, and the discovery entries of a resource.
+watch history, the RBAC API group), which fields each resource can be selected by, and the discovery entries of a
+resource.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ INITIAL_NAMESPACES = ("default", "kube-system", "kube-public")
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 NODE_PORT_RANGE = range(30000, 32768)
 WATCH_HISTORY = 2000  # events per resource kept for watches resuming from a resourceVersion
+RBAC_GROUP = "rbac.authorization.k8s.io"
 
 ALL_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 STATUS_VERBS = ("get", "patch", "update")
@@ -76,13 +78,21 @@ RESOURCES: tuple[ResourceType, ...] = (
                  short_names=("pvc",)),
     ResourceType("", "v1", "nodes", "Node", False, subresources=("status",), short_names=("no",)),
     ResourceType("", "v1", "events", "Event", True, short_names=("ev",)),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",)),
     ResourceType("apps", "v1", "deployments", "Deployment", True, subresources=("scale", "status"),
                  short_names=("deploy",)),
+    ResourceType(RBAC_GROUP, "v1", "roles", "Role", True),
+    ResourceType(RBAC_GROUP, "v1", "rolebindings", "RoleBinding", True),
+    ResourceType(RBAC_GROUP, "v1", "clusterroles", "ClusterRole", False),
+    ResourceType(RBAC_GROUP, "v1", "clusterrolebindings", "ClusterRoleBinding", False),
 )
 RESOURCE_TYPES: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}
 GROUP_VERSIONS: frozenset[tuple[str, str]] = frozenset((r.group, r.version) for r in RESOURCES)
 COLLECTION_DELETABLE = frozenset({"deployments", "pods", "services", "secrets", "configmaps", "persistentvolumeclaims",
-                                  "events"})
+                                  "events", "serviceaccounts", "roles", "rolebindings", "clusterroles",
+                                  "clusterrolebindings"})
+RBAC_PLURALS = frozenset({"roles", "rolebindings", "clusterroles", "clusterrolebindings"})
+"""Names of these are path segments (``system:discovery``), not DNS subdomains."""
 RETURNS_DELETED_OBJECT = frozenset({"pods", "services", "persistentvolumeclaims", "namespaces"})
 GENERATION_TRACKED = frozenset({"deployments", "pods"})
 UNDELETABLE_NAMESPACES = frozenset(INITIAL_NAMESPACES)

@@ -1,6 +1,6 @@
-"""The RBAC deny list and one-shot error injection: a :class:`Rule` matching requests by verb, resource,
-namespace and API group, and an :class:`InjectedFailure` answering a number of matching requests with an
-error.
+"""The admin token's deny list and one-shot error injection: a :class:`Rule` matching requests by verb, resource,
+namespace and API group, and an :class:`InjectedFailure` answering a number of matching requests (of one user, or
+of any) with an error.
 """
 
 from __future__ import annotations
@@ -29,3 +29,4 @@ class InjectedFailure:
     rule: Rule
     error: kmock.KubernetesError
     remaining: int
+    user: str | None = None  # None: any user

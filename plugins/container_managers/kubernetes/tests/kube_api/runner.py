@@ -1,6 +1,8 @@
 """The threaded runner: :func:`running_api_server` serves a fresh :class:`KubeApiEmulator` with a kmock.Server on
 127.0.0.1 in a daemon thread with its own event loop, writes a kubeconfig (:func:`write_kubeconfig`) and
-yields an :class:`ApiServerHandle` through which tests reach the server's state from their own thread.
+yields an :class:`ApiServerHandle` through which tests reach the server's state from their own thread: objects,
+requests and who made them (:meth:`ApiServerHandle.requests_by`), service-account tokens, and HTTPS listeners
+of the same server on other addresses (:meth:`ApiServerHandle.serve_https`, for clients inside pods).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any, TypeVar
 import kmock
 import yaml
 
+from .auth import AuditEvent
 from .emulator import KubeApiEmulator, LogSource
 from .resources import JSON
+from .tls import HttpsEndpoint, TlsListeners
 
 T = TypeVar("T")
 
@@ -50,6 +54,7 @@ class _ServerThread:
         self._failure: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.emulator: KubeApiEmulator | None = None
+        self.tls: TlsListeners | None = None
         self.port: int | None = None
         self._stop: asyncio.Event | None = None
 
@@ -88,9 +93,13 @@ class _ServerThread:
         self._stop = asyncio.Event()
         async with KubeApiEmulator(**self._kwargs) as emulator, kmock.Server(emulator, host="127.0.0.1") as server:
             self.loop, self.emulator, self.port = asyncio.get_running_loop(), emulator, server.port
+            self.tls = TlsListeners(emulator)
             self._ready.set()
-            await self._stop.wait()
-            await emulator.close()  # end watches before the HTTP server waits for its handlers
+            try:
+                await self._stop.wait()
+            finally:
+                await emulator.close()  # end watches before the HTTP servers wait for their handlers
+                await self.tls.close()
 
 
 @dataclasses.dataclass
@@ -103,6 +112,7 @@ class ApiServerHandle:
     server: KubeApiEmulator
     loop: asyncio.AbstractEventLoop
     timeout: float = 10.0
+    tls: TlsListeners | None = None
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run a sync callable on the server's loop thread and return its result (or raise its error)."""
@@ -147,6 +157,36 @@ class ApiServerHandle:
         """The requests served so far (kmock's records: method, url, params, headers, data, resource, ...)."""
         return self.call(lambda: list(self.server))
 
+    def requests_by(self, user: str) -> list[AuditEvent]:
+        """What ``user`` (e.g. ``system:serviceaccount:ns:sa``) asked for, oldest first: each an
+        :class:`~kube_api.auth.AuditEvent` with ``verb``, ``resource`` (``plural[/sub]``, ``""`` for a path),
+        ``namespace``, ``name``, ``group``, ``path`` and ``code`` (the HTTP status: 403 when RBAC denied it)."""
+        return self.call(lambda: self.server.audit_events(user))
+
+    def denied_requests(self, user: str) -> list[AuditEvent]:
+        """The requests of ``user`` answered 403 Forbidden."""
+        return [event for event in self.requests_by(user) if event.code == 403]
+
+    def service_account_token(self, namespace: str, name: str) -> str:
+        """A bearer token of the ServiceAccount ``namespace/name`` (it must exist: else a 404
+        ``kmock.KubernetesError``); valid until that ServiceAccount is deleted. Thread-safe."""
+        return self.call(lambda: self.server.issue_service_account_token(namespace, name))
+
+    def serve_https(self, host: str, port: int = 0) -> HttpsEndpoint:
+        """Serve this same server over TLS on ``host`` (an IP address of this machine, never a wildcard) and an
+        ephemeral port (or ``port``); the certificate, from this server's test CA (``HttpsEndpoint.ca_pem``), is
+        valid for ``host`` and ``kubernetes.default.svc[.cluster.local]``. It stops with :meth:`stop_https` or
+        when the server stops. Thread-safe."""
+        tls = self.tls
+        assert tls is not None, "this handle has no TLS listeners (made by running_api_server)"
+        return self.call_async(lambda: tls.start(host, port))
+
+    def stop_https(self, endpoint: HttpsEndpoint) -> None:
+        """Stop one listener made by :meth:`serve_https`. Thread-safe."""
+        tls = self.tls
+        if tls is not None:
+            self.call_async(lambda: tls.stop(endpoint))
+
     def errors(self) -> list[str]:
         """Unexpected exceptions inside the emulator (its bugs), formatted; API errors are not counted."""
         return self.call(lambda: ["".join(traceback.format_exception(e)) for e in self.server.errors])
@@ -168,7 +208,7 @@ def running_api_server(token: str | None = "test-token", *, startup_timeout: flo
         url = f"http://127.0.0.1:{runner.port}"
         kubeconfig = write_kubeconfig(tmpdir / "kubeconfig.yaml", url, token)
         yield ApiServerHandle(url=url, kubeconfig=str(kubeconfig), token=token, server=runner.emulator,
-                              loop=runner.loop)
+                              loop=runner.loop, tls=runner.tls)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
         runner.stop(stop_timeout)

@@ -1,6 +1,6 @@
 """Validation of written objects: the 1.37 JSON schemas via ``kubernetes_validate`` in strict mode, names, labels
 and annotations, and the per-kind rules (Deployment selectors and templates, Service ports, Secret data, pod
-containers), raising 422 Invalid; plus the apiVersion/kind check of request bodies.
+containers, RBAC rules and bindings), raising 422 Invalid; plus the apiVersion/kind check of request bodies.
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ import kubernetes_validate
 
 from .errors import FieldError, bad_request, invalid
 from .names import annotation_errors, dns1035_label_errors, dns_label_errors, dns_subdomain_errors, label_map_errors
-from .resources import JSON, KUBE_VERSION, ResourceType
+from .rbac import (
+    cluster_role_binding_errors,
+    cluster_role_errors,
+    path_segment_name_errors,
+    role_binding_errors,
+    role_errors,
+)
+from .resources import JSON, KUBE_VERSION, RBAC_PLURALS, ResourceType
 from .selectors import Requirement
 from .util import _json_path, _labels, _meta
 
@@ -46,6 +53,8 @@ def _name_errors(rt: ResourceType, obj: JSON) -> list[FieldError]:
         return [FieldError("metadata.name", "Required value: name or generateName is required", "FieldValueRequired")]
     if rt.plural == "services":
         messages = dns1035_label_errors(name)
+    elif rt.plural in RBAC_PLURALS:
+        messages = path_segment_name_errors(name)
     elif rt.plural == "namespaces":
         messages = dns_label_errors(name)
     else:
@@ -155,6 +164,10 @@ KIND_VALIDATORS: dict[str, Callable[[JSON], list[FieldError]]] = {
     "services": _service_errors,
     "secrets": _secret_errors,
     "pods": lambda obj: _container_errors(obj.get("spec"), "spec"),
+    "roles": role_errors,
+    "clusterroles": cluster_role_errors,
+    "rolebindings": role_binding_errors,
+    "clusterrolebindings": cluster_role_binding_errors,
 }
 
 
