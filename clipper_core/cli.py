@@ -166,6 +166,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             status = conn.get_autoscaling(model["model_name"], model["model_version"]).get("status") or {}
             label = f"autoscaling {model['model_name']}:{model['model_version']}"
             runtime[label] = status.get("reason", "no decision yet")
+            if status.get("error"):
+                runtime[label] += f" (its last {status.get('failures', 1)} changes failed: {status['error']})"
     _print(args, runtime)
     return 0
 

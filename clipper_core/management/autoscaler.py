@@ -181,8 +181,12 @@ class Autoscaler:
         state = self._states.get(model.key) or ScalerState.initial(model.num_replicas)
         state, decision = decide(settings, figures, state, now)
         self._states[model.key] = state
-        self._status[model.key] = {**asdict(decision), "ready_replicas": figures.ready_replicas,
-                                   "arrival_rate": figures.arrival_rate, "at": time.time()}
+        status = {**asdict(decision), "ready_replicas": figures.ready_replicas,
+                  "arrival_rate": figures.arrival_rate, "at": time.time()}
+        if self._failed.get(model.key):  # the last change failed: say so until one succeeds
+            status["error"] = self._status.get(model.key, {}).get("error")
+            status["failures"] = self._failed[model.key]
+        self._status[model.key] = status
         return decision
 
     def _act(self, model: Model, decision: Decision) -> None:
@@ -203,7 +207,7 @@ class Autoscaler:
                 log.error("autoscaling %s:%s to %d failed (trying again in %.1f s): %s", model.name, model.version,
                           decision.desired, delay, exc)
                 self._states[model.key] = ScalerState.initial(model.num_replicas)  # decide afresh from the record
-                self._status.setdefault(model.key, {})["error"] = str(exc)
+                self._status.setdefault(model.key, {}).update(error=str(exc), failures=failures)
             else:
                 self._failed.pop(model.key, None)
                 self._backoff.pop(model.key, None)

@@ -143,6 +143,8 @@ async def test_a_failing_scaler_is_logged_and_decided_afresh() -> None:
     assert await autoscaler.tick() == []  # backing off
     clock.now += 1.5
     assert (await autoscaler.tick())[0].desired == 2  # tried again
+    status = autoscaler.status("m", "1")  # a new decision, and still the error until a change succeeds
+    assert status is not None and status["error"] == "the engine is away" and status["failures"] == 1
     assert not autoscaler.decisions  # only changes that happened are counted
     await autoscaler.close()
 
