@@ -3,7 +3,6 @@ server (``kube_api/``)."""
 
 from __future__ import annotations
 
-import os
 import random
 import socket
 import string
@@ -72,26 +71,8 @@ def test_selector_matches() -> None:
 # ---------------------------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def docker_client() -> Iterator[docker.DockerClient]:
-    host = os.environ.get("CLIPPER_TEST_DOCKER_HOST") or "unix:///tmp/clipper-docker/docker.sock"
-    client = docker.DockerClient(base_url=host, timeout=120)
-    try:
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker engine at {host}: {exc}")
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def clipper_images(docker_client: docker.DockerClient) -> dict[str, float]:
-    for image in (REDIS, FRONTEND):
-        try:
-            docker_client.images.get(image)
-        except docker.errors.ImageNotFound:
-            pytest.skip(f"{image} is not built (containers/docker/build.sh)")
-    return {}
+# docker_client and clipper_images are the Docker plugin's session fixtures (clipper_docker.testing): they start the
+# private engine and build the images, and without them the tests skip, except under CI=true, where they fail.
 
 
 @pytest.fixture(scope="module")
@@ -397,7 +378,7 @@ def test_env_expansion_fieldref_and_secret(core: kclient.CoreV1Api, ns: str) -> 
     make_pod(core, ns, "envy", [container("main", FRONTEND, ["sh", "-c", script], args=["$(A)"], env=env,
                                           envFrom=[{"configMapRef": {"name": "conf"}}], workingDir="/tmp")])
     out = wait_for(lambda: "ARG=" in (text := pod_log(core, ns, "envy")) and text, 30, "the pod's log")
-    ip = pod(core, ns, "envy").status.pod_ip
+    ip = wait_for(lambda: pod(core, ns, "envy").status.pod_ip, 20, "the pod IP in its status")  # written after start
     assert f"B=hello-world-$(A)-$(NOPE) IP={ip} POD=envy PW=s3cret MODE=fast OPT=unset" in out
     assert "ARG=hello" in out  # args alone after `sh -c script`: $(A) expanded, it is the script's $0
     tail = core.read_namespaced_pod_log("envy", ns, tail_lines=1, timestamps=True, _request_timeout=RT)

@@ -1,6 +1,7 @@
 """Turning a pod's container spec into a Docker container: command/args → entrypoint/cmd (``$(VAR)``-expanded),
-env, mounts, memory/cpu limits, securityContext user/groups/privileged, the pod IP and aliases on the pod network
-for the first container (the others join its network namespace), labels and name, then create and start it."""
+env, mounts, memory/cpu limits, securityContext user/groups/privileged, the pod IP, aliases and ``/etc/hosts``
+entries for the API server on the pod network for the first container (the others join its network namespace),
+labels and name, then create and start it."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ class ContainersMixin:
         hostname: str | None = (spec.get("hostname") or meta["name"])[:63]
         if c is first:
             host["network_mode"] = self.network_name
+            if extra_hosts := self._api_hosts():
+                host["extra_hosts"] = extra_hosts
             aliases = self._aliases(pod, services)
             networking = self.docker.api.create_networking_config({self.network_name: self.docker.api.
                                                                    create_endpoint_config(ipv4_address=state.ip,

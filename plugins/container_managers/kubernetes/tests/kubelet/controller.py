@@ -1,11 +1,14 @@
 """The control plane's share: the one-node scheduler (binds pods without ``spec.nodeName``) and the Deployment
 controller (``spec.replicas`` pods per Deployment owned by it directly, surge 100% / unavailable 0 rollouts,
-surplus pods deleted not-ready first then newest, garbage collection of pods whose Deployment is gone, and the
-Deployment status written through deployments/status only when it changed)."""
+surplus pods deleted not-ready first then newest, garbage collection of pods whose Deployment is gone, a pod the
+API server refuses to create — e.g. its ServiceAccount is missing — shown as the ``ReplicaFailure`` condition
+(reason FailedCreate, the server's message) until a pass creates what it needs, and the Deployment status written
+through deployments/status only when it changed)."""
 
 from __future__ import annotations
 
 import copy
+import json
 import random
 import string
 from datetime import datetime, timezone
@@ -16,6 +19,14 @@ from kubernetes.client.exceptions import ApiException
 from .util import MERGE, Json, _now, _owner_uid, _terminating, pod_ready, template_hash
 
 MAX_CREATES = 10  # pods created per Deployment per pass (bounded work per loop iteration)
+
+
+def _status_message(exc: ApiException) -> str:
+    """The message of the Status an API error answered (or its HTTP status and reason)."""
+    try:
+        return str(json.loads(exc.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return f"{exc.status} {exc.reason}"
 
 
 class ControllerMixin:
@@ -88,7 +99,16 @@ class ControllerMixin:
             newest = sorted(candidates, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
             return sorted(newest, key=pod_ready)
 
-        created = [self._create_pod(dep, template, h) for _ in range(min(MAX_CREATES, max(0, wanted - len(new))))]
+        created: list[Json] = []
+        failure: str | None = None
+        for _ in range(min(MAX_CREATES, max(0, wanted - len(new)))):
+            try:
+                created.append(self._create_pod(dep, template, h))
+            except ApiException as exc:  # as the ReplicaSet controller: FailedCreate, retried next pass
+                failure = _status_message(exc)
+                self._warn(f"create-{dep['metadata']['uid']}", "deployment %s/%s: cannot create a pod: %s",
+                           dep["metadata"]["namespace"], dep["metadata"]["name"], failure)
+                break
         new += created
         for pod in surplus_order(new)[: max(0, len(new) - wanted)]:
             self._delete_pod(pod)
@@ -99,7 +119,7 @@ class ControllerMixin:
             self._delete_pod(pod)
             old.remove(pod)
         if not _terminating(dep):
-            self._deployment_status(dep, new, old, wanted)
+            self._deployment_status(dep, new, old, wanted, failure)
         return created
 
     def _create_pod(self, dep: Json, template: Json, h: str) -> Json:
@@ -120,7 +140,8 @@ class ControllerMixin:
         created = self._call(self.core.create_namespaced_pod, meta["namespace"], body)
         return created if isinstance(created, dict) else body
 
-    def _deployment_status(self, dep: Json, new: list[Json], old: list[Json], wanted: int) -> None:
+    def _deployment_status(self, dep: Json, new: list[Json], old: list[Json], wanted: int,
+                           failure: str | None = None) -> None:
         spec = dep.get("spec") or {}
         min_ready = float(spec.get("minReadySeconds") or 0)
         pods = new + old
@@ -168,6 +189,8 @@ class ControllerMixin:
             "availableReplicas": n_available, "unavailableReplicas": max(0, wanted - n_available),
             "conditions": [available_c, progressing],
         }
+        if failure is not None:
+            status["conditions"].append(condition("ReplicaFailure", "True", "FailedCreate", failure))
         keys = ("observedGeneration", "replicas", "updatedReplicas", "readyReplicas", "availableReplicas",
                 "unavailableReplicas")
 

@@ -1,6 +1,6 @@
 """A pod container's environment: ``env`` values with ``$(VAR)`` expansion, ``envFrom`` and ``valueFrom``
 (fieldRef, resourceFieldRef, secretKeyRef, configMapKeyRef), reading Secrets and ConfigMaps from the API server
-(missing ones raise :class:`ConfigError` unless optional)."""
+(missing ones raise :class:`ConfigError` unless optional), and the kubernetes Service's variables."""
 
 from __future__ import annotations
 
@@ -48,7 +48,10 @@ class EnvMixin:
         raise ConfigError(f"unsupported fieldRef {path}")
 
     def _env(self, pod: Json, state: _Pod, cs: Json) -> dict[str, str]:
+        """The container's variables, then the kubernetes Service's (``_service_env``) for the names it does not set;
+        those are also seen by ``$(VAR)`` expansion, as the real kubelet does."""
         ns = pod["metadata"]["namespace"]
+        service = self._service_env()
         env: dict[str, str] = {}
         for source in cs.get("envFrom") or []:
             prefix = source.get("prefix", "")
@@ -60,7 +63,7 @@ class EnvMixin:
         for var in cs.get("env") or []:
             name = var["name"]
             if "value" in var or "valueFrom" not in var:
-                env[name] = expand(str(var.get("value", "")), env)
+                env[name] = expand(str(var.get("value", "")), {**service, **env})
                 continue
             vf = var["valueFrom"]
             if "fieldRef" in vf:
@@ -81,7 +84,7 @@ class EnvMixin:
                         continue
                     raise ConfigError(f"couldn't find key {ref['key']} in {kind} {ns}/{ref['name']}")
                 env[name] = data[ref["key"]]
-        return env
+        return {**service, **env}
 
     @staticmethod
     def _resource_field(cs: Json, ref: Json) -> str:

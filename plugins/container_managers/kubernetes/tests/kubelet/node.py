@@ -1,7 +1,8 @@
-"""class :class:`Kubelet`, the one emulated node: construction (API clients, thread pool), start/stop and the
-cleanup of every Docker object it made, the loop and its per-step error handling (rate-limited warnings), the raw
-JSON API helpers, Node registration and status, periodic housekeeping, and the look-ups used by tests and the API
-server (a pod's Docker container, its logs, every Docker object made). The work itself is in the mixins."""
+"""class :class:`Kubelet`, the one emulated node: construction (API clients, thread pool), start/stop (with the
+in-cluster API endpoint) and the cleanup of every Docker object it made, the loop and its per-step error handling
+(rate-limited warnings), the raw JSON API helpers, Node registration and status, periodic housekeeping, and the
+look-ups used by tests and the API server (a pod's Docker container, its logs, every Docker object made). The work
+itself is in the mixins."""
 
 from __future__ import annotations
 
@@ -30,13 +31,14 @@ from .nodeports import NodePortsMixin, _NodePorts
 from .pods import PodsMixin
 from .probes import ProbesMixin
 from .runtime import RuntimeMixin
+from .serviceaccounts import ServiceAccountsMixin
 from .state import _Pod
 from .storage import StorageMixin
 from .util import LABEL, MERGE, Json, _now, _sanitise, log
 
 
 class Kubelet(PodsMixin, RuntimeMixin, ContainersMixin, EnvMixin, StorageMixin, ProbesMixin, NetworkMixin,
-              ControllerMixin, NodePortsMixin):
+              ControllerMixin, NodePortsMixin, ServiceAccountsMixin):
     """One emulated node: kubelet + scheduler + Deployment controller + PVC binder + NodePort proxy (see package)."""
 
     def __init__(self, kubeconfig: str, docker_client: docker.DockerClient, *, name_prefix: str,
@@ -62,6 +64,9 @@ class Kubelet(PodsMixin, RuntimeMixin, ContainersMixin, EnvMixin, StorageMixin, 
         self.network_id: str | None = None
         self.subnet: ipaddress.IPv4Network | None = None
         self.gateway: str | None = None
+        self.api_endpoint: Any = None
+        """The in-cluster API endpoint on the gateway (``kube_api.HttpsEndpoint``: host, port, ca_pem, url), or None
+        without an ``api_handle``."""
         self.used_ips: set[str] = set()
         self.pods: dict[str, _Pod] = {}
         self.pvcs: dict[tuple[str, str], str] = {}
@@ -89,6 +94,7 @@ class Kubelet(PodsMixin, RuntimeMixin, ContainersMixin, EnvMixin, StorageMixin, 
             return
         self._remove_docker_objects()
         self._make_network()
+        self._start_api_endpoint()
         self.nodeports = _NodePorts(self.node_address)
         self._ensure_node()
         if self.api_handle is not None:
@@ -109,6 +115,7 @@ class Kubelet(PodsMixin, RuntimeMixin, ContainersMixin, EnvMixin, StorageMixin, 
         if self.nodeports is not None:
             self.nodeports.stop()
             self.nodeports = None
+        self._stop_api_endpoint()
         self._remove_docker_objects()
         for pod in self.pods.values():
             for path in pod.tmpdirs:

@@ -1,6 +1,6 @@
-"""The kubelet's in-memory bookkeeping: per pod (:class:`_Pod`: IP, conditions, last status written, teardown),
-per container (:class:`_Container`: Docker id, run/restart/back-off, image pull and probe state) and per probe
-(:class:`_Probe`: next run, success/failure counts, the running check)."""
+"""The kubelet's in-memory bookkeeping: per pod (:class:`_Pod`: IP, conditions, last status written, teardown,
+service-account token directory), per container (:class:`_Container`: Docker id, run/restart/back-off, image pull
+and probe state) and per probe (:class:`_Probe`: next run, success/failure counts, the running check)."""
 
 from __future__ import annotations
 
@@ -64,3 +64,5 @@ class _Pod:
     finalise_retry_at: float = 0.0
     tmpdirs: list[str] = field(default_factory=list)
     grace: int = 30  # spec.terminationGracePeriodSeconds
+    sa_checked: bool = False  # whether the service-account token mount was decided (sa_dir: its host directory)
+    sa_dir: str | None = None

@@ -1,7 +1,8 @@
 """Storage: the PVC provisioner (every claim bound at once; its data a Docker volume per claim that outlives pods,
 by uid: a claim deleted and made again under the same name starts empty, as with a new PersistentVolume) and a
 pod container's volume mounts (persistentVolumeClaim, emptyDir as a per-pod named volume or tmpfs, secret and
-configMap as host files bind-mounted read-only, hostPath; new volumes are world-writable)."""
+configMap as host files bind-mounted read-only, hostPath; new volumes are world-writable; plus the service-account
+token of ``serviceaccounts.py``)."""
 
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ class StorageMixin:
                                                  read_only=ro))
             else:
                 raise ConfigError(f'volume "{vm["name"]}": unsupported volume type {sorted(set(vol) - {"name"})}')
-        return mounts
+        return mounts + self._service_account_mounts(pod, state, cs)
 
     @staticmethod
     def _volume_mount(target: str, source: str, ro: bool, sub: str) -> docker.types.Mount:
