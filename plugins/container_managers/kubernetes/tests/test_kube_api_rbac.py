@@ -375,6 +375,16 @@ def test_the_admin_token_is_not_subject_to_rbac_but_to_the_deny_list(api: ApiSer
     assert api.requests_by("system:serviceaccount:default:clipper")[-1].code == 200  # the admin's user name
 
 
+def test_a_denial_of_the_admin_names_an_object_with_colons_whole(api: ApiServerHandle,
+                                                                  rbac: RbacAuthorizationV1Api) -> None:
+    api.deny("get", "clusterroles", group=RBAC)
+    body = api_error(lambda: rbac.read_cluster_role("system:public-info-viewer"), 403)
+    assert body["message"] == ('clusterroles.rbac.authorization.k8s.io "system:public-info-viewer" is forbidden: '
+                               'User "system:serviceaccount:default:clipper" cannot get resource "clusterroles" in API '
+                               'group "rbac.authorization.k8s.io" at the cluster scope')
+    assert api_error(lambda: rbac.read_cluster_role("a:b:c"), 403)["reason"] == "Forbidden"
+
+
 def test_fail_next_for_one_user(api: ApiServerHandle, core: CoreV1Api, rbac: RbacAuthorizationV1Api, as_sa: Any,
                                 team: str) -> None:
     grant(rbac, [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}])

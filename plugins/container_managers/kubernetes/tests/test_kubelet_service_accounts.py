@@ -183,8 +183,8 @@ def pod_log(core: kclient.CoreV1Api, ns: str, name: str, container: str | None =
 
 
 def log_when(core: kclient.CoreV1Api, ns: str, name: str, marker: str, container: str | None = None) -> str:
-    return wait_for(lambda: marker in (text := pod_log(core, ns, name, container)) and text, 60,
-                    f"{marker!r} in the log of {ns}/{name}")
+    return str(wait_for(lambda: marker in (text := pod_log(core, ns, name, container)) and text, 60,
+                        f"{marker!r} in the log of {ns}/{name}"))
 
 
 def lines(text: str, end: str | None = None) -> dict[str, str]:
@@ -306,10 +306,11 @@ def test_automount_false_on_the_pod_or_on_its_service_account(core: kclient.Core
               'echo "host=$KUBERNETES_SERVICE_HOST own=$KUBERNETES_SERVICE_PORT_HTTPS api=$API"')
     env = [{"name": "API", "value": "$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"},
            {"name": "KUBERNETES_SERVICE_PORT_HTTPS", "value": "mine"}]
-    cases = {"pod-false": {"automountServiceAccountToken": False},
-             "sa-false": {"serviceAccountName": "quiet"},
-             "pod-true-sa-false": {"serviceAccountName": "quiet", "automountServiceAccountToken": True},
-             "default": {}}
+    cases: dict[str, dict[str, Any]] = {
+        "pod-false": {"automountServiceAccountToken": False},
+        "sa-false": {"serviceAccountName": "quiet"},
+        "pod-true-sa-false": {"serviceAccountName": "quiet", "automountServiceAccountToken": True},
+        "default": {}}
     for name, spec in cases.items():
         make_pod(core, ns, name, [sleeper(script, env=env)], **spec)
     endpoint = kubelet.api_endpoint

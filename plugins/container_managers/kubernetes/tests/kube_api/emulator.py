@@ -313,7 +313,9 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
         if not denied:
             return
         where = f'in the namespace "{request.namespace}"' if request.namespace else "at the cluster scope"
-        name = split_proxy_name(request.name)[0] if request.name else None
+        name = request.name
+        if name and rt.plural == "services" and (request.subresource or "").split("/")[0] == "proxy":
+            name = split_proxy_name(name)[0]  # services/<name>:<port>/proxy is the service <name>
         subject = f'{rt.group_resource} "{name}"' if name else rt.group_resource
         raise kmock.KubernetesError(
             status=403, reason="Forbidden",

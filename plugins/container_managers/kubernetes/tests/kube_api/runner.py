@@ -139,12 +139,14 @@ class ApiServerHandle:
         return self.call(lambda: self.server.get_object(plural, namespace, name))
 
     def deny(self, verb: str, resource: str, namespace: str | None = None, group: str = "") -> None:
+        """403 the admin token's matching requests (:meth:`KubeApiEmulator.deny`); service accounts have RBAC."""
         self.server.deny(verb, resource, namespace=namespace, group=group)
 
     def allow_all(self) -> None:
         self.server.allow_all()
 
     def fail_next(self, verb: str, resource: str, **kwargs: Any) -> None:
+        """Fail the next matching requests (:meth:`KubeApiEmulator.fail_next`; ``user=`` for one user's only)."""
         self.server.fail_next(verb, resource, **kwargs)
 
     def set_log_source(self, fn: LogSource | None) -> None:
