@@ -112,10 +112,11 @@ local_wheels="$cache/wheels-local"
 src=$(mktemp -d)
 trap 'rm -rf "$src"' EXIT
 (cd "$repo" && git ls-files -co --exclude-standard -- pyproject.toml README.md clipper_core containers \
-   plugins/container_managers/docker plugins/deployers | while IFS= read -r f; do [ -f "$f" ] && echo "$f"; done \
+   plugins/container_managers/docker plugins/container_managers/kubernetes plugins/deployers | while IFS= read -r f; do [ -f "$f" ] && echo "$f"; done \
    | tar -c --no-recursion -T -) | tar -C "$src" -x  # (files deleted but not yet committed are left out)
 rm -rf "$local_wheels" && mkdir -p "$local_wheels"
-for dist in "$src/containers" "$src" "$src/plugins/container_managers/docker"; do
+for dist in "$src/containers" "$src" "$src/plugins/container_managers/docker" \
+            "$src/plugins/container_managers/kubernetes"; do
   # Without build isolation where this Python has setuptools (fast, offline); with it otherwise.
   SOURCE_DATE_EPOCH=315532800 "$py" -m pip wheel -q --no-deps --no-build-isolation -w "$local_wheels" "$dist" \
     >"$cache/pip-wheel.log" 2>&1 \
@@ -156,7 +157,8 @@ download() {  # $1: target dir; stdin: requirements. Skipped when the same set w
 # redis marks async-timeout with python_full_version, which pip download evaluates for the host: ask for it.
 requirements "$repo/containers/pyproject.toml" | download "$cache/wheels-model"
 { requirements "$repo/containers/pyproject.toml" "$repo/pyproject.toml" "$repo/pyproject.toml:redis" \
-    "$repo/plugins/container_managers/docker/pyproject.toml"; echo "async-timeout>=4.0.3"; } \
+    "$repo/plugins/container_managers/docker/pyproject.toml" "$repo/plugins/container_managers/kubernetes/pyproject.toml"
+  echo "async-timeout>=4.0.3"; } \
   | download "$cache/wheels-frontend"
 
 # -- 3. images --------------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """The objects a cluster is made of (plain tests, no API server): every object ``clipper kubernetes render`` prints
-is valid for Kubernetes 1.37 (kubernetes-validate, strict), uses only apps/v1 and v1, carries the recommended and
-clipper's labels, and two clusters select only their own pods."""
+is valid for Kubernetes 1.37 (kubernetes-validate, strict), uses only apps/v1, v1 and rbac.authorization.k8s.io/v1,
+carries the recommended and clipper's labels, and two clusters select only their own pods; only the management pod
+mounts a service-account token, whose Role may only read and scale Deployments and read pods."""
 
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 from typing import Any
@@ -43,7 +45,7 @@ def test_every_rendered_object_is_valid_for_kubernetes(args: list[str]) -> None:
     assert objects
     for obj in objects:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-        assert obj["apiVersion"] in ("v1", "apps/v1"), obj["apiVersion"]
+        assert obj["apiVersion"] in ("v1", "apps/v1", "rbac.authorization.k8s.io/v1"), obj["apiVersion"]
         labels = obj["metadata"]["labels"]
         if obj["kind"] == "Namespace":  # not the cluster's: it may hold several
             assert labels == {"app.kubernetes.io/managed-by": "clipper-kubernetes"}
@@ -61,6 +63,8 @@ def test_the_default_cluster_is_redis_management_and_frontends_behind_two_servic
         by_kind.setdefault(obj["kind"], []).append(obj["metadata"]["name"])
     assert by_kind == {"Secret": ["redis-auth-at-c1", "admin-token-at-c1"],
                        "PersistentVolumeClaim": ["redis-data-at-c1"],
+                       "ServiceAccount": ["autoscaler-at-c1"], "Role": ["autoscaler-at-c1"],
+                       "RoleBinding": ["autoscaler-at-c1"],
                        "Service": ["redis-at-c1", "mgmt-frontend-at-c1", "query-frontend-at-c1",
                                    "query-frontend-rpc-at-c1"],
                        "Deployment": ["redis-at-c1", "mgmt-frontend-at-c1", "query-frontend-at-c1"]}
@@ -203,6 +207,33 @@ def test_every_pod_drops_privileges_and_redis_can_write_a_fresh_volume() -> None
                                                     "capabilities": {"drop": ["ALL"]}}
         if obj["metadata"]["name"].startswith("redis-"):
             assert pod["securityContext"]["fsGroup"] == 1000
+
+
+def test_only_the_management_pod_mounts_a_token_and_its_role_reads_and_scales_deployments() -> None:
+    objects = cluster_objects(ClusterSpec(cluster="c3", namespace="ns", resources={"model": {"limits": {"cpu": "1"}}},
+                                          drain_seconds=20, deploy_seconds=120),
+                              redis_password="x", admin_token="t")
+    pods = {o["metadata"]["name"]: o["spec"]["template"]["spec"] for o in objects if o["kind"] == "Deployment"}
+    pods["model"] = model_deployment(ClusterSpec(cluster="c3"), ModelSpec("m", "1", "doubles", "img", 1))[
+        "spec"]["template"]["spec"]
+    mounting = {name for name, pod in pods.items() if pod["automountServiceAccountToken"]}
+    assert mounting == {"mgmt-frontend-at-c3"}
+    assert pods["mgmt-frontend-at-c3"]["serviceAccountName"] == "autoscaler-at-c3"
+    assert all("serviceAccountName" not in pod for name, pod in pods.items() if name != "mgmt-frontend-at-c3")
+    role = next(o for o in objects if o["kind"] == "Role")
+    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    assert granted == {("apps", "deployments", v) for v in ("get", "list", "create", "update")} | {
+        ("apps", "deployments/scale", v) for v in ("get", "patch", "update")} | {
+        ("", "pods", "get"), ("", "pods", "list"), ("", "pods/log", "get")}
+    binding = next(o for o in objects if o["kind"] == "RoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "autoscaler-at-c3"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "autoscaler-at-c3", "namespace": "ns"}]
+    env = {e["name"]: e.get("value") for e in pods["mgmt-frontend-at-c3"]["containers"][0]["env"]}
+    assert env["CLIPPER_AUTOSCALE_MANAGER"] == "kubernetes"
+    assert json.loads(env["CLIPPER_AUTOSCALE_MANAGER_OPTIONS"]) == {
+        "cluster_name": "c3", "namespace": "ns", "image_pull_policy": "IfNotPresent", "drain_timeout": 20,
+        "deploy_timeout": 120, "resources": {"model": {"limits": {"cpu": "1"}}}}
 
 
 def test_render_refuses_bad_options_with_a_clear_error() -> None:

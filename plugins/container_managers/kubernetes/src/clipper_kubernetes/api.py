@@ -42,7 +42,9 @@ class KubeConflict(ClipperException):
 # kind -> (API attribute, the client's method suffix)
 _KINDS = {"Deployment": ("apps", "namespaced_deployment"), "Service": ("core", "namespaced_service"),
           "Secret": ("core", "namespaced_secret"), "ConfigMap": ("core", "namespaced_config_map"),
-          "PersistentVolumeClaim": ("core", "namespaced_persistent_volume_claim"), "Pod": ("core", "namespaced_pod")}
+          "PersistentVolumeClaim": ("core", "namespaced_persistent_volume_claim"), "Pod": ("core", "namespaced_pod"),
+          "ServiceAccount": ("core", "namespaced_service_account"), "Role": ("rbac", "namespaced_role"),
+          "RoleBinding": ("rbac", "namespaced_role_binding")}
 KINDS = tuple(_KINDS)
 
 
@@ -89,6 +91,7 @@ class KubeApi:
         self.host = str(self.client.configuration.host)
         self.core = k8s.CoreV1Api(self.client)
         self.apps = k8s.AppsV1Api(self.client)
+        self.rbac = k8s.RbacAuthorizationV1Api(self.client)
         self.version_api = k8s.VersionApi(self.client)
 
     def close(self) -> None:

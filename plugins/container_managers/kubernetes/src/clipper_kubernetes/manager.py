@@ -50,7 +50,7 @@ from clipper_kubernetes.waits import (
 __all__ = ["KubernetesContainerManager"]
 
 log = logging.getLogger(__name__)
-_CLUSTER_KINDS = ("Deployment", "Service", "Secret", "ConfigMap")
+_CLUSTER_KINDS = ("Deployment", "Service", "Secret", "ConfigMap", "RoleBinding", "Role", "ServiceAccount")
 """What ``stop_all`` deletes by the cluster's label (and the volume claim with ``remove_volumes``)."""
 
 
@@ -91,7 +91,7 @@ class KubernetesContainerManager(ContainerManager):
                                 service_types=dict(service_types or {}), resources=dict(resources or {}),
                                 image_pull_policy=image_pull_policy,
                                 has_redis_password=redis_ip is None or bool(redis_password),
-                                drain_seconds=drain_timeout)
+                                drain_seconds=drain_timeout, deploy_seconds=deploy_timeout)
         self.cluster, self.namespace = cluster_name, namespace
         self.proxy = kubernetes_proxy_addr
         self.use_internal_ip = useInternalIP

@@ -1,4 +1,5 @@
-"""The Kubernetes objects of a clipper cluster, as plain dictionaries (``apps/v1`` and ``v1`` only).
+"""The Kubernetes objects of a clipper cluster, as plain dictionaries (``apps/v1``, ``v1`` and
+``rbac.authorization.k8s.io/v1`` only).
 
 One function makes each object; :func:`cluster_objects` lists them in the order they are applied (Secrets and
 the volume claim first, Services before the Deployments whose pods resolve them) and :func:`model_deployment`
@@ -9,12 +10,18 @@ The query frontends are **one** Deployment of N replicas behind one REST Service
 their RPC port: a model replica dials the headless name, the frontend that answers announces every live
 frontend's pod address (WELCOME/PEERS, ``docs/rpc.md``), and the replica joins them all. So every replica serves
 every frontend, where Clipper ran one Deployment per frontend and pinned each model pod to one of them.
+
+The management frontend runs the autoscaler, which scales model Deployments from inside its pod: it alone mounts a
+service-account token, that of the ServiceAccount ``autoscaler-at-<cluster>``, bound to a Role that may only read
+and scale (and, for a version whose Deployment is gone, recreate) Deployments and read pods in the namespace.
+Every other pod runs with ``automountServiceAccountToken: false``.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -99,6 +106,8 @@ class ClusterSpec:
     has_admin_token: bool = False
     drain_seconds: int = 10
     """How long a stopping replica may finish its batch (its pods' termination grace, plus 5 s)."""
+    deploy_seconds: float = 300.0
+    """How long the autoscaler waits for a version's replicas to be ready after it scales them."""
 
     def __post_init__(self) -> None:
         names.check_cluster_name(self.cluster)
@@ -191,6 +200,42 @@ def _container(spec: ClusterSpec, role: str, name: str, image: str, *, command: 
     return container
 
 
+AUTOSCALER_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "create", "update"]},
+    {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch", "update"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+]
+"""What the autoscaler's ``set_num_replicas`` calls: read and scale a version's Deployment, wait on its pods (and
+read a crashing one's log); create it or roll it back (update) when a version has none or another image."""
+
+
+def autoscaler_options(spec: ClusterSpec) -> dict[str, Any]:
+    """The constructor arguments of the ``KubernetesContainerManager`` the management pod's autoscaler makes
+    (``CLIPPER_AUTOSCALE_MANAGER_OPTIONS``): this cluster, in the pod's own namespace (reached with the pod's
+    service account), making model Deployments as this one does."""
+    options: dict[str, Any] = {"cluster_name": spec.cluster, "namespace": spec.namespace,
+                               "image_pull_policy": spec.image_pull_policy, "drain_timeout": spec.drain_seconds,
+                               "deploy_timeout": spec.deploy_seconds}
+    if spec.resources:
+        options["resources"] = {role: dict(value) for role, value in spec.resources.items()}
+    return options
+
+
+def autoscaler_objects(spec: ClusterSpec) -> list[dict[str, Any]]:
+    """The management pod's ServiceAccount, its Role (:data:`AUTOSCALER_RULES`) and their RoleBinding."""
+    name = names.object_name("autoscaler", spec.cluster)
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(spec, name, Role.MANAGEMENT),
+               "automountServiceAccountToken": False}  # mounted only where a pod asks for it: the management pod
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": _meta(spec, name, Role.MANAGEMENT), "rules": [dict(rule) for rule in AUTOSCALER_RULES]}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": _meta(spec, name, Role.MANAGEMENT),
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+               "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": spec.namespace}]}
+    return [account, role, binding]
+
+
 def _deployment(spec: ClusterSpec, name: str, role: str, replicas: int, pod_spec: dict[str, Any], *,
                 extra_labels: Mapping[str, str] | None = None, annotations: Mapping[str, str] | None = None,
                 pod_annotations: Mapping[str, str] | None = None, recreate: bool = False,
@@ -208,7 +253,7 @@ def _deployment(spec: ClusterSpec, name: str, role: str, replicas: int, pod_spec
         "metadata": _meta(spec, name, role, extra_labels, annotations),
         "spec": {"replicas": replicas, "selector": {"matchLabels": selector},
                  "template": {"metadata": pod_meta, "spec": {
-                     "enableServiceLinks": False,
+                     "enableServiceLinks": False, "automountServiceAccountToken": False,
                      "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}, **pod_security}, **pod_spec}}}}
     if recreate:
         deployment["spec"]["strategy"] = {"type": "Recreate"}
@@ -259,7 +304,12 @@ def redis_objects(spec: ClusterSpec, password: str) -> list[dict[str, Any]]:
 
 # -- frontends --------------------------------------------------------------------------------------------------
 def management_objects(spec: ClusterSpec) -> list[dict[str, Any]]:
+    """The management Service and Deployment: ``clipper admin-server``, whose autoscaler acts through a
+    KubernetesContainerManager of this cluster with the pod's service account (``autoscaler-at-<cluster>``)."""
     env = _store_env(spec)
+    env += [{"name": "CLIPPER_AUTOSCALE_MANAGER", "value": "kubernetes"},
+            {"name": "CLIPPER_AUTOSCALE_MANAGER_OPTIONS",
+             "value": json.dumps(autoscaler_options(spec), sort_keys=True)}]
     if spec.has_admin_token:
         env.append(_secret_env("CLIPPER_ADMIN_TOKEN", names.object_name("admin-token", spec.cluster), "token"))
     port = PORTS["management"]
@@ -270,9 +320,10 @@ def management_objects(spec: ClusterSpec) -> list[dict[str, Any]]:
         command=["clipper", "admin-server", "--admin-host", "0.0.0.0", "--admin-port", str(port), "--no-replicas"],
         env=env, ports={"http": port},
         readinessProbe=_tcp_probe(port, 2, 3), livenessProbe=_tcp_probe(port, 10, 3, delay=10))
-    return [_service(spec, "management", Role.MANAGEMENT, "management", {"http": port}),
-            _deployment(spec, names.object_name("management", spec.cluster), Role.MANAGEMENT, 1,
-                        {"containers": [container]})]
+    pod = {"containers": [container], "serviceAccountName": names.object_name("autoscaler", spec.cluster),
+           "automountServiceAccountToken": True}
+    return [*autoscaler_objects(spec), _service(spec, "management", Role.MANAGEMENT, "management", {"http": port}),
+            _deployment(spec, names.object_name("management", spec.cluster), Role.MANAGEMENT, 1, pod)]
 
 
 def query_objects(spec: ClusterSpec) -> list[dict[str, Any]]:

@@ -42,7 +42,8 @@ class Role:
 _COMPONENT = {Role.REDIS: "redis", Role.MANAGEMENT: "management-frontend", Role.QUERY: "query-frontend",
               Role.MODEL: "model"}
 _OBJECT = {"redis": "redis", "redis-data": "redis-data", "redis-auth": "redis-auth", "admin-token": "admin-token",
-           "management": "mgmt-frontend", "query": "query-frontend", "query-rpc": "query-frontend-rpc"}
+           "management": "mgmt-frontend", "autoscaler": "autoscaler", "query": "query-frontend",
+           "query-rpc": "query-frontend-rpc"}
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
