@@ -12,12 +12,12 @@ was wrong and what is expected), and kept in the model's record as a plain dict 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from clipper_core.errors import InvalidInput
+from clipper_core.settings_checks import check_integer, check_number
 
 __all__ = ["MAX_AUTOSCALE_REPLICAS", "AutoscalingConfig"]
 
@@ -56,8 +56,8 @@ class AutoscalingConfig:
         return config
 
     def check(self) -> None:
-        low = _integer("min_replicas", self.min_replicas, 0)
-        high = _integer("max_replicas", self.max_replicas, 1)
+        low = check_integer("min_replicas", self.min_replicas, 0, MAX_AUTOSCALE_REPLICAS)
+        high = check_integer("max_replicas", self.max_replicas, 1, MAX_AUTOSCALE_REPLICAS)
         if low > high:
             raise InvalidInput(f"'min_replicas' ({low}) is above 'max_replicas' ({high}); expected min <= max")
         inflight, latency = self.target_inflight_per_replica, self.target_latency_fraction
@@ -65,29 +65,12 @@ class AutoscalingConfig:
             raise InvalidInput("give exactly one target: 'target_inflight_per_replica' (outstanding inputs per "
                                "replica) or 'target_latency_fraction' (p99 as a fraction of the SLO)")
         if inflight is not None:
-            _number("target_inflight_per_replica", inflight, 0.0, 1e6, open_low=True)
+            check_number("target_inflight_per_replica", inflight, 0.0, 1e6, open_low=True)
         if latency is not None:
-            _number("target_latency_fraction", latency, 0.0, 1.0, open_low=True)
-        _number("upscale_delay_s", self.upscale_delay_s, 0.0, _MAX_DELAY_S)
-        _number("downscale_delay_s", self.downscale_delay_s, 0.0, _MAX_DELAY_S)
-        _number("smoothing_window_s", self.smoothing_window_s, 0.0, 600.0, open_low=True)
+            check_number("target_latency_fraction", latency, 0.0, 1.0, open_low=True)
+        check_number("upscale_delay_s", self.upscale_delay_s, 0.0, _MAX_DELAY_S)
+        check_number("downscale_delay_s", self.downscale_delay_s, 0.0, _MAX_DELAY_S)
+        check_number("smoothing_window_s", self.smoothing_window_s, 0.0, 600.0, open_low=True)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _integer(key: str, value: Any, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidInput(f"'{key}' is {type(value).__name__}; expected an integer")
-    if not low <= value <= MAX_AUTOSCALE_REPLICAS:
-        raise InvalidInput(f"'{key}' is {value}; expected {low} to {MAX_AUTOSCALE_REPLICAS}")
-    return value
-
-
-def _number(key: str, value: Any, low: float, high: float, open_low: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidInput(f"'{key}' is {value!r}; expected a number")
-    if value < low or value > high or (open_low and value == low):
-        bound = f"above {low:g}" if open_low else f"at least {low:g}"
-        raise InvalidInput(f"'{key}' is {value:g}; expected a number {bound} and at most {high:g}")
-    return float(value)
