@@ -1,4 +1,5 @@
-"""State stores: what clipper must not forget (apps, models, links, replicas, policy state, feedback)."""
+"""State stores: what clipper must not forget (apps, models, links, replicas, rollouts, policy state,
+feedback)."""
 
 from clipper_core.state.base import ChangeCallback, StateStore
 from clipper_core.state.records import (

@@ -8,12 +8,11 @@ Lifecycle, in call order::
     ... reads and writes ...
     await store.close()
 
-Writes are atomic per call. Reads return copies (frozen records). Feedback inputs/labels, policy_config and
-replica info must be JSON values. Backends check only what the data model needs (duplicates, missing apps and
-versions); the management frontend checks the rest (links to existing models, input types). Writes that
-violate the model (a duplicate, a missing app) raise :mod:`clipper_core.errors` classes with Clipper's
-messages. Every backend passes
-:class:`clipper_core.testing.StateStoreContract`.
+Writes are atomic per call. Reads return copies (frozen records). Feedback inputs/labels, policy_config,
+replica info and rollout records must be JSON values. Backends check only what the data model needs (duplicates,
+missing apps and versions, a rollout's model name); the management frontend checks the rest (links to existing
+models, input types). Writes that violate the model (a duplicate, a missing app) raise :mod:`clipper_core.errors`
+classes with Clipper's messages. Every backend passes :class:`clipper_core.testing.StateStoreContract`.
 """
 
 from __future__ import annotations
@@ -22,8 +21,9 @@ import abc
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from clipper_core.state import codec
 from clipper_core.state.records import Application, ChangeEvent, Feedback, LoadFigures, Model, Replica
 
 if TYPE_CHECKING:
@@ -133,6 +133,42 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     async def current_versions(self) -> dict[str, str]:
         """model name -> current version, for every model that has one."""
+
+    # -- rollouts (a model's canary or shadow rollout of a candidate version) --------------------------
+    # One record per model name, a JSON object the store keeps as given: only its "model" key (the model's name, a
+    # non-empty string) means something here. The management server's rollout controller owns the rest. A record
+    # outlives the model's versions: deleting a version (even the last) leaves it, the controller decides.
+    @staticmethod
+    def _encode_rollout(rollout: dict[str, Any]) -> tuple[str, str]:
+        """(model name, the record as JSON text) of a rollout record, checked before any write: ValueError when
+        it is not a dict or its ``"model"`` is not a non-empty string, TypeError (from the codec) when a value is
+        not JSON."""
+        if not isinstance(rollout, dict):
+            raise ValueError(f"a rollout record is a JSON object (a dict), not a {type(rollout).__name__}")
+        model = rollout.get("model")
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"a rollout record needs 'model', a non-empty string (the model's name); got {model!r}")
+        return model, codec.dumps(rollout)
+
+    @abc.abstractmethod
+    async def put_rollout(self, rollout: dict[str, Any]) -> None:
+        """Create or replace the rollout record of the model ``rollout["model"]`` (a copy: the caller may change
+        ``rollout`` afterwards). Raises ValueError when ``rollout["model"]`` is missing or not a non-empty string,
+        TypeError when a value is not JSON; nothing is stored then. Announces ``ChangeEvent("rollout", model)``.
+        The record is stored as JSON, so it reads back as JSON gives it (tuples as lists, keys as strings)."""
+
+    @abc.abstractmethod
+    async def get_rollout(self, model: str) -> dict[str, Any] | None:
+        """The model's rollout record (a copy), None when it has none."""
+
+    @abc.abstractmethod
+    async def list_rollouts(self) -> list[dict[str, Any]]:
+        """Every rollout record (copies), sorted by model name."""
+
+    @abc.abstractmethod
+    async def delete_rollout(self, model: str) -> None:
+        """Delete the model's rollout record; no error when it has none. Announces ``ChangeEvent("rollout",
+        model)`` only when a record was deleted."""
 
     # -- links ----------------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from clipper_core.config import Config
 from clipper_core.errors import AlreadyExists, AppNotFound, ModelVersionNotFound, NotFound, VersionNotFound
+from clipper_core.state import codec
 from clipper_core.state.base import StateStore
 from clipper_core.state.records import Application, ChangeEvent, Feedback, LoadFigures, Model, ModelKey, Replica
 
@@ -45,6 +46,8 @@ class MemoryStateStore(StateStore):
         self._feedback: dict[str, list[Feedback]] = {}
         self._load: dict[str, tuple[float, LoadFigures]] = {}
         """frontend -> (expiry in ``time.time()`` seconds, its last load report)."""
+        self._rollouts: dict[str, str] = {}
+        """model name -> its rollout record as JSON text (as the durable stores keep it: each read decodes a copy)."""
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -145,6 +148,23 @@ class MemoryStateStore(StateStore):
 
     async def current_versions(self) -> dict[str, str]:
         return dict(self._current)
+
+    # -- rollouts ------------------------------------------------------------------------------------
+    async def put_rollout(self, rollout: dict[str, Any]) -> None:
+        model, text = self._encode_rollout(rollout)
+        self._rollouts[model] = text
+        self._notify(ChangeEvent("rollout", model))
+
+    async def get_rollout(self, model: str) -> dict[str, Any] | None:
+        text = self._rollouts.get(model)
+        return None if text is None else codec.loads(text)
+
+    async def list_rollouts(self) -> list[dict[str, Any]]:
+        return [codec.loads(self._rollouts[m]) for m in sorted(self._rollouts)]
+
+    async def delete_rollout(self, model: str) -> None:
+        if self._rollouts.pop(model, None) is not None:
+            self._notify(ChangeEvent("rollout", model))
 
     # -- links ----------------------------------------------------------------------------------------
     async def add_links(self, app_name: str, model_names: list[str]) -> None:

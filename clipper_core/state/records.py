@@ -109,8 +109,9 @@ class ChangeEvent:
     """A change a store announces to its subscribers. ``kind`` is one of:
 
     ``app`` (added, changed or deleted; ``name`` is the app), ``model`` (``name``/``version``), ``link``
-    (``name`` is the app), ``current_version`` (``name`` is the model), ``replica`` and ``reload``
-    (subscribers must re-read everything, e.g. after a reconnect).
+    (``name`` is the app), ``current_version`` (``name`` is the model), ``replica``, ``rollout`` (a rollout record
+    was stored or deleted; ``name`` is the model) and ``reload`` (subscribers must re-read everything, e.g. after
+    a reconnect).
     """
 
     kind: str

@@ -10,12 +10,13 @@ change is also appended to a change feed in the same transaction, and every open
 others (:mod:`clipper_core.state.sqlite_feed`: ``PRAGMA data_version`` polled on the loop, every 25 ms while changes
 flow and every 250 ms when quiet; rows read only after another connection committed). The registry of live frontends
 is the table ``frontends`` (RPC address, expiry by this host's clock), their load reports the table ``load_reports``
-(frontend, the figures as JSON text, expiry). Queries never read the file: the query path follows the feed into
-memory.
+(frontend, the figures as JSON text, expiry). Each model's rollout record is a row of ``rollouts`` (model name, the
+record as JSON text). Queries never read the file: the query path follows the feed into memory.
 
 Schema versions (``PRAGMA user_version``; opening an older file migrates it in one transaction, keeping its data):
 1 the records; 2 the change feed and the frontend registry; 3 ``models.autoscaling`` (JSON text, ``'null'`` when
-off; rows of an older file get ``'null'``) and the table ``load_reports``.
+off; rows of an older file get ``'null'``) and the table ``load_reports``; 4 the table ``rollouts`` (empty in a
+migrated file).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from clipper_core.state.records import Application, ChangeEvent, Feedback, LoadF
 
 __all__ = ["SCHEMA_VERSION", "SqliteStateStore"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the schema changes."""
 
 _SCHEMA_V1 = """
@@ -83,7 +84,12 @@ CREATE TABLE load_reports (frontend TEXT PRIMARY KEY, figures TEXT NOT NULL, exp
 """Version 3 (autoscaling): a model version's autoscaling settings (JSON text, ``'null'`` = off) and the load
 reports of the query frontends (expiry by this host's clock, like ``frontends``)."""
 
-_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3}
+_SCHEMA_V4 = """
+CREATE TABLE rollouts (model TEXT PRIMARY KEY, record TEXT NOT NULL);
+"""
+"""Version 4 (safe rollouts): one rollout record per model name, as JSON text (the record's ``"model"`` is the key)."""
+
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3, 3: _SCHEMA_V4}
 """from-version -> the script that brings the schema to from-version + 1."""
 
 _APP_COLS = ("name", "input_type", "default_output", "latency_slo_micros", "policy", "policy_config",
@@ -325,6 +331,25 @@ class SqliteStateStore(StateStore):
 
     async def current_versions(self) -> dict[str, str]:
         return dict(self._conn.execute("SELECT model_name, version FROM current_versions ORDER BY model_name"))
+
+    # -- rollouts ------------------------------------------------------------------------------------
+    async def put_rollout(self, rollout: dict[str, Any]) -> None:
+        model, text = self._encode_rollout(rollout)  # fail before taking the write lock
+        with self._tx([ChangeEvent("rollout", model)]) as db:
+            db.execute("REPLACE INTO rollouts (model, record) VALUES (?, ?)", (model, text))
+
+    async def get_rollout(self, model: str) -> dict[str, Any] | None:
+        row = self._one("SELECT record FROM rollouts WHERE model = ?", model)
+        return None if row is None else codec.loads(row[0])
+
+    async def list_rollouts(self) -> list[dict[str, Any]]:
+        return [codec.loads(r[0]) for r in self._conn.execute("SELECT record FROM rollouts ORDER BY model")]
+
+    async def delete_rollout(self, model: str) -> None:
+        events: list[ChangeEvent] = []
+        with self._tx(events) as db:
+            if db.execute("DELETE FROM rollouts WHERE model = ?", (model,)).rowcount:
+                events.append(ChangeEvent("rollout", model))
 
     # -- links ----------------------------------------------------------------------------------------
     @staticmethod

@@ -63,6 +63,13 @@ def _feedback(app: str = "app", uid: int = 0, label: Any = 1.0, **changes: Any) 
     return Feedback(app, uid, [1.0, 2.0], label, **changes)
 
 
+def _rollout(model: str = "m", **fields: Any) -> dict[str, Any]:
+    """A rollout record as the management server's controller might keep one (the store reads only "model")."""
+    return {"model": model, "stable": "1", "candidate": "2", "mode": "canary", "weight": 0.1,
+            "steps": [{"weight": 0.1, "hold_s": 60}, {"weight": 0.5, "hold_s": 300}], "started_at": 1.7e9,
+            "paused": False, "error": None, **fields}
+
+
 def _raises(error: type[Exception], message: str) -> AbstractContextManager[Any]:
     """Expect ``error`` with exactly ``message``."""
     return pytest.raises(error, match=f"^{re.escape(message)}$")
@@ -251,6 +258,96 @@ class StateStoreContract:
         assert [m.autoscaling for m in await store.list_models()] == [
             {"max_replicas": 2, "target_latency_fraction": 0.5}, {"min_replicas": 1}]
 
+    # -- rollouts -------------------------------------------------------------------------------------
+    async def test_rollout_roundtrip(self, store: StateStore) -> None:
+        record = _rollout(extra={"nested": [1, "a", None, True, {"x": -2.5}]}, text="ünïcode")
+        assert await store.get_rollout("m") is None and await store.list_rollouts() == []
+        await store.put_rollout(record)
+        assert await store.get_rollout("m") == record
+        assert await store.list_rollouts() == [record]
+        assert await store.get_rollout("other") is None
+
+    async def test_put_rollout_replaces(self, store: StateStore) -> None:
+        await store.put_rollout(_rollout(weight=0.1, extra="dropped later"))
+        await store.put_rollout({"model": "m", "weight": 0.5})  # the whole record, not a merge
+        assert await store.get_rollout("m") == {"model": "m", "weight": 0.5}
+        assert await store.list_rollouts() == [{"model": "m", "weight": 0.5}]
+
+    async def test_list_rollouts_sorted(self, store: StateStore) -> None:
+        for name in ("b", "c", "a", "B"):
+            await store.put_rollout(_rollout(name))
+        assert [r["model"] for r in await store.list_rollouts()] == ["B", "a", "b", "c"]
+
+    async def test_delete_rollout(self, store: StateStore) -> None:
+        await store.put_rollout(_rollout("m"))
+        await store.put_rollout(_rollout("n"))
+        await store.delete_rollout("m")
+        assert await store.get_rollout("m") is None
+        await store.delete_rollout("m")  # absent: no error
+        await store.delete_rollout("never")
+        assert await store.list_rollouts() == [_rollout("n")]
+        await store.put_rollout(_rollout("m", weight=1.0))  # and it can be created again
+        assert await store.get_rollout("m") == _rollout("m", weight=1.0)
+
+    async def test_rollout_reads_are_copies(self, store: StateStore) -> None:
+        record = _rollout()
+        await store.put_rollout(record)
+        record["weight"] = 0.9
+        record["steps"][0]["weight"] = 0.9
+        got = await store.get_rollout("m")
+        assert got == _rollout()
+        assert got is not None
+        got["weight"] = 0.8
+        got["steps"].append({"weight": 1.0})
+        listed = await store.list_rollouts()
+        assert listed == [_rollout()]
+        listed[0]["steps"][1]["hold_s"] = 0
+        assert await store.get_rollout("m") == _rollout()
+
+    async def test_rollout_needs_a_model_name(self, store: StateStore) -> None:
+        events: list[ChangeEvent] = []
+        store.subscribe(events.append)
+        for bad in ({}, {"model": ""}, {"model": None}, {"model": 5}, {"model": ["m"]}, {"name": "m"}):
+            with pytest.raises(ValueError, match="'model'"):
+                await store.put_rollout(bad)
+        with pytest.raises(ValueError, match="JSON object"):
+            await store.put_rollout(["m"])  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            await store.put_rollout({"model": "m", "unstorable": object()})
+        assert await store.list_rollouts() == [] and events == []
+
+    async def test_deleting_a_model_keeps_its_rollout(self, store: StateStore) -> None:
+        await store.add_model(_model(version="1"))
+        await store.add_model(_model(version="2"), make_current=False)
+        await store.put_rollout(_rollout())
+        await store.delete_model("m", "2")
+        await store.delete_model("m", "1")  # the last version: the controller decides what becomes of the record
+        assert await store.list_models("m") == []
+        assert await store.get_rollout("m") == _rollout()
+
+    async def test_rollouts_survive_reopen(self, store: StateStore) -> None:
+        await store.put_rollout(_rollout("m"))
+        await store.put_rollout(_rollout("n", mode="shadow"))
+        await store.put_rollout(_rollout("gone"))
+        await store.delete_rollout("gone")
+        store = await self._reopened(store)
+        assert await store.list_rollouts() == [_rollout("m"), _rollout("n", mode="shadow")]
+        await store.put_rollout(_rollout("m", weight=0.5))  # and stay writable
+        assert await store.get_rollout("m") == _rollout("m", weight=0.5)
+
+    async def test_rollout_notifications(self, store: StateStore) -> None:
+        events: list[ChangeEvent] = []
+        store.subscribe(events.append)
+        await store.put_rollout(_rollout("m"))
+        await store.put_rollout(_rollout("m", weight=0.5))
+        await store.put_rollout(_rollout("n"))
+        await store.get_rollout("m")
+        await store.list_rollouts()
+        await store.delete_rollout("m")
+        await store.delete_rollout("m")  # nothing deleted: nothing announced
+        await store.delete_rollout("never")
+        assert events == [_ev("rollout", "m"), _ev("rollout", "m"), _ev("rollout", "n"), _ev("rollout", "m")]
+
     # -- links ----------------------------------------------------------------------------------------
     async def test_links_order_and_idempotence(self, store: StateStore) -> None:
         await store.add_app(_app())
@@ -400,6 +497,8 @@ class StateStoreContract:
         await store.add_replica(_replica(version="2"))
         await store.delete_model("m", "2")
         await store.delete_app("app")
+        await store.put_rollout(_rollout("m"))
+        await store.delete_rollout("m")
         assert events == [
             _ev("app", "app"), _ev("app", "app"), _ev("link", "app"), _ev("link", "app"),
             _ev("model", "m", "1"), _ev("current_version", "m"), _ev("model", "m", "2"),
@@ -407,7 +506,7 @@ class StateStoreContract:
             _ev("replica", "m", "2"), _ev("replica", "m", "2"), _ev("replica", "m", "1"),
             _ev("replica", "m", "1"), _ev("replica", "m", "2"),
             _ev("model", "m", "2"), _ev("current_version", "m"), _ev("replica", "m", "2"),
-            _ev("app", "app"),
+            _ev("app", "app"), _ev("rollout", "m"), _ev("rollout", "m"),
         ]
 
     async def test_no_notifications_for_reads_failures_state_and_feedback(self, store: StateStore) -> None:
@@ -419,10 +518,15 @@ class StateStoreContract:
         await store.next_replica_id("m", "1")
         await store.get_app("app")
         await store.list_models()
+        await store.get_rollout("m")
+        await store.list_rollouts()
+        await store.delete_rollout("m")  # none to delete
         with pytest.raises(AlreadyExists):
             await store.add_app(_app())
         with pytest.raises(NotFound):
             await store.delete_model("m", "1")
+        with pytest.raises(ValueError):
+            await store.put_rollout({"model": ""})
         assert events == []
 
     async def test_unsubscribe(self, store: StateStore) -> None:
@@ -448,6 +552,7 @@ class StateStoreContract:
         await store.add_model(_model(version="2"), make_current=False)
         await store.add_replica(replica)
         await store.put_policy_state("app", 3, b"p")
+        await store.put_rollout(_rollout())
         store = await self._reopened(store)
         assert await store.list_apps() == [app]
         assert await store.get_links("app") == ["m", "k"]
@@ -455,6 +560,7 @@ class StateStoreContract:
         assert await store.current_versions() == {"m": "1"}
         assert await store.list_replicas() == [replica]
         assert await store.get_policy_state("app", 3) == b"p"
+        assert await store.list_rollouts() == [_rollout()]
 
     async def test_concurrent_writes(self, store: StateStore) -> None:
         n = 40
@@ -463,8 +569,10 @@ class StateStoreContract:
         ids = await asyncio.gather(*(store.next_replica_id("m", "0") for _ in range(n)))
         seqs = await asyncio.gather(*(store.append_feedback(_feedback(uid=i)) for i in range(n)))
         await asyncio.gather(*(store.add_links("app00", [f"m{i % 5}"]) for i in range(n)))
+        await asyncio.gather(*(store.put_rollout(_rollout(f"m{i % 10}", weight=i)) for i in range(n)))
         assert [a.name for a in await store.list_apps()] == [f"app{i:02}" for i in range(n)]
         assert len(await store.list_models("m")) == n
         assert sorted(ids) == list(range(n)) and sorted(seqs) == list(range(1, n + 1))
         assert [f.seq for f in await store.list_feedback("app", limit=n)] == list(range(1, n + 1))
         assert sorted(await store.get_links("app00")) == [f"m{i}" for i in range(5)]
+        assert [r["model"] for r in await store.list_rollouts()] == [f"m{i}" for i in range(10)]

@@ -4,8 +4,9 @@
 
 Opens a :class:`SqliteStateStore` on PATH, subscribes, prints ``ready``, then prints every event it is told of
 as one JSON line (``{"event": [kind, name, version]}``) while it runs the commands it reads on stdin, one a
-line: ``add_app NAME``, ``delete_app NAME``, ``register_frontend ADDR TTL``, ``frontends`` (prints
-``{"frontends": [...]}``), ``quit``. After each command it prints ``{"done": COMMAND}``.
+line: ``add_app NAME``, ``delete_app NAME``, ``put_rollout MODEL WEIGHT`` (stores ``{"model": MODEL, "weight":
+WEIGHT}``), ``delete_rollout MODEL``, ``register_frontend ADDR TTL``, ``frontends`` (prints ``{"frontends": [...]}``),
+``quit``. After each command it prints ``{"done": COMMAND}``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ async def main(path: str) -> None:
                 await store.add_app(Application(args[0], InputType.DOUBLES, "-1.0", 100_000))
             elif command == "delete_app":
                 await store.delete_app(args[0])
+            elif command == "put_rollout":
+                await store.put_rollout({"model": args[0], "weight": float(args[1])})
+            elif command == "delete_rollout":
+                await store.delete_rollout(args[0])
             elif command == "register_frontend":
                 await store.register_frontend(args[0], ttl=float(args[1]))
             elif command == "frontends":

@@ -15,7 +15,7 @@ from clipper_core.errors import ClipperError
 from clipper_core.inputs import InputType
 from clipper_core.state import Application, ChangeEvent, Feedback, Model, Replica, StateStore
 from clipper_core.state.redis import CHANNEL, RedisStateStore, RedisUnavailable, feed
-from clipper_core.state.redis.layout import FRONTENDS
+from clipper_core.state.redis.layout import FRONTENDS, ROLLOUTS
 from clipper_core.testing import RedisServer, StateStoreContract
 from tests.state.recorder import Recorder
 
@@ -88,6 +88,31 @@ async def test_every_change_by_one_store_reaches_another_as_the_same_events(
         ChangeEvent("app", "shared")]
     assert await b.get_app("shared") is None and await b.list_models() == [model("m", "1")]
     assert await b.current_versions() == {}
+
+
+async def test_rollouts_are_shared_and_announced_across_stores(
+        redis_url: str, pair: tuple[RedisStateStore, RedisStateStore]) -> None:
+    a, b = pair
+    mine, theirs = Recorder(a), Recorder(b)
+    record = {"model": "m", "candidate": "2", "weight": 0.25, "steps": [{"weight": 0.5}]}
+    await a.put_rollout(record)
+    await theirs.wait_for_count(1)
+    assert theirs.events == [ChangeEvent("rollout", "m")]
+    assert await b.get_rollout("m") == record  # visible when announced
+    await b.put_rollout({"model": "a", "weight": 1.0})
+    await a.delete_rollout("m")
+    await a.delete_rollout("m")  # nothing deleted: nothing announced
+    await theirs.wait_for_count(3)
+    await mine.wait_for_count(3)
+    assert theirs.events == [ChangeEvent("rollout", "m"), ChangeEvent("rollout", "a"), ChangeEvent("rollout", "m")]
+    assert sorted(e.name for e in mine.events) == ["a", "m", "m"] and len(mine.events) == 3
+    assert await a.list_rollouts() == [{"model": "a", "weight": 1.0}]
+    raw = aioredis.Redis.from_url(redis_url)
+    try:  # the layout: one hash, model name -> the record's JSON
+        assert await raw.hgetall(ROLLOUTS) == {b"a": b'{"model":"a","weight":1.0}'}
+        assert ROLLOUTS == "clipper:rollouts"
+    finally:
+        await raw.aclose()
 
 
 async def test_a_store_hears_its_own_changes_exactly_once(pair: tuple[RedisStateStore, RedisStateStore]) -> None:

@@ -84,11 +84,12 @@ async def test_second_store_on_the_same_file_sees_committed_data(opened: SqliteS
 async def test_schema_version_and_pragmas(opened: SqliteStateStore) -> None:
     db = sqlite3.connect(opened.path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"apps", "models", "current_versions", "links", "replicas", "replica_counters", "policy_state",
-                "feedback", "changes", "frontends", "load_reports"} <= tables
+                "feedback", "changes", "frontends", "load_reports", "rollouts"} <= tables
+        assert [r[1] for r in db.execute("PRAGMA table_info(rollouts)")] == ["model", "record"]
         columns = [r[1] for r in db.execute("PRAGMA table_info(models)")]
         assert columns[-1] == "autoscaling"
     finally:
@@ -135,7 +136,7 @@ async def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
 
 async def test_a_version_2_file_is_migrated(tmp_path: Path) -> None:
     """A file written before autoscaling opens: its models get ``autoscaling`` None (the column is added with
-    'null'), the load table is added, and the data is kept; the migrated file opens again as version 3."""
+    'null'), the load table is added, and the data is kept; the migrated file opens again at the last version."""
     from clipper_core.state import sqlite as sqlite_module
     from clipper_core.state.records import Model
 
@@ -162,13 +163,97 @@ async def test_a_version_2_file_is_migrated(tmp_path: Path) -> None:
         await store.close()
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         db.close()
     store = SqliteStateStore(path)
     await store.open()
     try:
         assert [m.autoscaling for m in await store.list_models()] == [{"min_replicas": 1}, {"max_replicas": 3}]
+    finally:
+        await store.close()
+
+
+def _make_version_3_file(path: Path) -> None:
+    """A file as clipper wrote it at schema version 3 (before rollouts): the migration steps up to 3, with data."""
+    from clipper_core.state import sqlite as sqlite_module
+
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        for step in range(3):
+            db.executescript(sqlite_module._MIGRATIONS[step])
+        db.execute("INSERT INTO apps VALUES ('old', 'doubles', '-1.0', 1000, 'default', '{}', 1)")
+        db.execute("INSERT INTO links VALUES ('old', 'm', 0)")
+        db.execute("INSERT INTO models (name, version, input_type, labels, container_name, model_data_path, "
+                   "batch_size, batch_wait_timeout_micros, num_replicas, created_at, autoscaling) "
+                   "VALUES ('m', '1', 'doubles', '[]', 'img', '/d', -1, 0, 1, 12.5, '{\"max_replicas\":3}')")
+        db.execute("INSERT INTO current_versions VALUES ('m', '1')")
+        db.execute("INSERT INTO feedback VALUES ('old', 1, 7, NULL, '[1.0]', '2.0', 99.5)")
+        db.execute("PRAGMA user_version = 3")
+    finally:
+        db.close()
+
+
+async def test_a_version_3_file_is_migrated(tmp_path: Path) -> None:
+    """A file written before rollouts opens: the table ``rollouts`` is added (empty), everything else is kept, a
+    rollout can be stored and the file opens again at version 4 with it."""
+    from clipper_core.state.records import Feedback, Model
+
+    path = tmp_path / "clipper.db"
+    _make_version_3_file(path)
+    old = Model("m", "1", InputType.DOUBLES, (), "img", "/d", -1, 0, 1, 12.5, {"max_replicas": 3})
+    store = SqliteStateStore(path)
+    await store.open()
+    try:
+        assert [a.name for a in await store.list_apps()] == ["old"]
+        assert await store.get_links("old") == ["m"]
+        assert await store.list_models() == [old]
+        assert await store.current_versions() == {"m": "1"}
+        assert await store.list_feedback("old") == [Feedback("old", 7, [1.0], 2.0, None, 99.5, 1)]
+        assert await store.list_rollouts() == []
+        await store.put_rollout({"model": "m", "candidate": "2", "weight": 0.25})
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    finally:
+        db.close()
+    store = SqliteStateStore(path)
+    await store.open()
+    try:
+        assert await store.list_rollouts() == [{"model": "m", "candidate": "2", "weight": 0.25}]
+        assert await store.list_models() == [old]
+        assert await store.append_feedback(Feedback("old", 8, [1.0], 3.0)) == 2
+    finally:
+        await store.close()
+
+
+async def test_a_failed_migration_leaves_the_version_3_file_as_it_was(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The steps run in one transaction: a step that fails leaves neither a half-made schema nor a new version."""
+    from clipper_core.state import sqlite as sqlite_module
+
+    path = tmp_path / "clipper.db"
+    _make_version_3_file(path)
+    broken = sqlite_module._SCHEMA_V4 + "CREATE TABLE apps (name TEXT);"  # apps exists: fails after rollouts
+    monkeypatch.setitem(sqlite_module._MIGRATIONS, 3, broken)
+    store = SqliteStateStore(path)
+    with pytest.raises(sqlite3.OperationalError, match="already exists"):
+        await store.open()
+    await store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "rollouts" not in tables and "load_reports" in tables
+    finally:
+        db.close()
+    monkeypatch.undo()
+    store = SqliteStateStore(path)
+    await store.open()  # the real step then migrates it
+    try:
+        assert [a.name for a in await store.list_apps()] == ["old"] and await store.list_rollouts() == []
     finally:
         await store.close()
 

@@ -122,6 +122,23 @@ async def test_a_change_in_another_process_reaches_a_subscriber_here_within_the_
     assert recorder.events == [ChangeEvent("app", "there")] * 2
 
 
+async def test_rollout_changes_cross_processes_both_ways(here: SqliteStateStore, peer: Peer) -> None:
+    recorder = Recorder(here)
+    await peer.run("put_rollout m 0.25")
+    await recorder.wait_for_count(1, timeout=FOLLOW_BOUND)
+    assert recorder.events == [ChangeEvent("rollout", "m")]
+    assert await here.get_rollout("m") == {"model": "m", "weight": 0.25}  # committed before it was announced
+    await here.delete_rollout("m")
+    await here.delete_rollout("m")  # nothing deleted: nothing announced, here or there
+    await here.put_rollout({"model": "n", "weight": 1.0})
+    await peer.wait_events(3)
+    assert peer.events == [ChangeEvent("rollout", "m"), ChangeEvent("rollout", "m"), ChangeEvent("rollout", "n")]
+    await peer.run("delete_rollout n")  # the peer hears its own at once
+    await recorder.wait_for_count(4, timeout=FOLLOW_BOUND)
+    assert recorder.events == peer.events == [ChangeEvent("rollout", n) for n in "mmnn"]
+    assert await here.list_rollouts() == []
+
+
 async def test_every_store_hears_each_event_once(here: SqliteStateStore, peer: Peer) -> None:
     recorder = Recorder(here)
     await peer.run("add_app x")

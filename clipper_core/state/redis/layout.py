@@ -7,6 +7,8 @@ the parts of a composite hash field::
     clipper:models            hash    "name\\0version" -> JSON model plus "seq" (its creation order)
     clipper:model_seq         string  counter behind a model's "seq" (INCR)
     clipper:current           hash    model name -> current version
+    clipper:rollouts          hash    model name -> JSON rollout record (as given; kept when the model's versions
+                                      are deleted)
     clipper:replicas          hash    "name\\0version\\0replica id" -> JSON replica
     clipper:replica_ids       hash    "name\\0version" -> replica ids handed out so far (HINCRBY, never reset)
     clipper:policy:<app>      hash    uid -> policy state bytes (deleted with the app)
@@ -30,14 +32,14 @@ from clipper_core.state import codec
 from clipper_core.state.records import Application, Feedback, Model, Replica
 
 __all__ = ["APPS", "CHANNEL", "CURRENT", "FEEDBACK_SEQ", "FRONTENDS", "LINKS", "LOAD", "MODELS", "MODEL_SEQ", "PREFIX",
-           "REPLICAS", "REPLICA_IDS", "SEP", "dump", "dump_feedback", "feedback_key", "model_field", "policy_key",
-           "read_app", "read_feedback", "read_model", "read_replica", "replica_field", "text"]
+           "REPLICAS", "REPLICA_IDS", "ROLLOUTS", "SEP", "dump", "dump_feedback", "feedback_key", "model_field",
+           "policy_key", "read_app", "read_feedback", "read_model", "read_replica", "replica_field", "text"]
 
 PREFIX = "clipper:"
 APPS, LINKS, MODELS, MODEL_SEQ = PREFIX + "apps", PREFIX + "links", PREFIX + "models", PREFIX + "model_seq"
 CURRENT, REPLICAS, REPLICA_IDS = PREFIX + "current", PREFIX + "replicas", PREFIX + "replica_ids"
 FEEDBACK_SEQ, FRONTENDS, CHANNEL = PREFIX + "feedback_seq", PREFIX + "frontends", PREFIX + "changes"
-LOAD = PREFIX + "load"
+LOAD, ROLLOUTS = PREFIX + "load", PREFIX + "rollouts"
 SEP = "\0"
 
 

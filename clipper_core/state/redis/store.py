@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 
 from clipper_core.config import Config
 from clipper_core.errors import AlreadyExists, AppNotFound, ModelVersionNotFound, NotFound, VersionNotFound
+from clipper_core.state import codec
 from clipper_core.state.base import StateStore
 from clipper_core.state.records import Application, ChangeEvent, Feedback, LoadFigures, Model, Replica
 from clipper_core.state.redis import connection, frontends, layout, load
@@ -43,6 +44,7 @@ from clipper_core.state.redis.layout import (
     MODELS,
     REPLICA_IDS,
     REPLICAS,
+    ROLLOUTS,
     SEP,
     feedback_key,
     model_field,
@@ -271,6 +273,24 @@ class RedisStateStore(StateStore):
     async def current_versions(self) -> dict[str, str]:
         raw = await self._call(self._r.hgetall, CURRENT)
         return {text(k): text(v) for k, v in sorted(raw.items())}
+
+    # -- rollouts ------------------------------------------------------------------------------------
+    async def put_rollout(self, rollout: dict[str, Any]) -> None:
+        model, record = self._encode_rollout(rollout)  # fail before any I/O
+        await self._call(self._r.hset, ROLLOUTS, model, record)
+        await self._announce(ChangeEvent("rollout", model))
+
+    async def get_rollout(self, model: str) -> dict[str, Any] | None:
+        raw = await self._call(self._r.hget, ROLLOUTS, model)
+        return None if raw is None else codec.loads(raw)
+
+    async def list_rollouts(self) -> list[dict[str, Any]]:
+        raw = await self._call(self._r.hgetall, ROLLOUTS)
+        return [codec.loads(raw[k]) for k in sorted(raw, key=text)]
+
+    async def delete_rollout(self, model: str) -> None:
+        if await self._call(self._r.hdel, ROLLOUTS, model):
+            await self._announce(ChangeEvent("rollout", model))
 
     # -- links ----------------------------------------------------------------------------------------
     async def add_links(self, app_name: str, model_names: list[str]) -> None:
