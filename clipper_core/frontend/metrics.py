@@ -10,6 +10,16 @@ from clipper_core.serving.query_path import QueryPath
 __all__ = ["query_path_rows"]
 
 Row = tuple[str, str, str, dict[str, str], Any]
+_ROLLOUT_COUNTERS = (
+    ("queries", "clipper_rollout_queries", "Queries a version under a rollout took (shadow: mirrored ones)"),
+    ("errors", "clipper_rollout_errors", "Of those, the ones the version failed"),
+    ("defaults", "clipper_rollout_defaults", "Of those, the ones with no output from the version in time"),
+    ("agree", "clipper_rollout_shadow_agreements", "Shadow outputs equal to the current version's"),
+    ("disagree", "clipper_rollout_shadow_disagreements", "Shadow outputs different from the current version's"),
+    ("dropped", "clipper_rollout_shadow_dropped", "Mirrored queries dropped (the shadow candidate was backed up)"),
+    ("reward_n", "clipper_rollout_feedback", "Feedback on the version's answers"),
+    ("reward_sum", "clipper_rollout_feedback_reward", "Sum of the rewards of that feedback (mean: / feedback)"),
+)
 
 
 def query_path_rows(path: QueryPath) -> Iterator[Row]:
@@ -39,7 +49,17 @@ def query_path_rows(path: QueryPath) -> Iterator[Row]:
         yield ("counter", "clipper_model_cache_misses", "Prediction cache misses", labels, mr.cache_misses)
         yield ("counter", "clipper_model_dropped_expired", "Tasks dropped because their deadline passed",
                labels, mr.queue.dropped)
+        if mr.rollout is not None:
+            yield from _rollout_rows(labels, mr.rollout.total)
     cache = path.cache
     if cache is not None:
         yield ("counter", "clipper_cache_hits", "Prediction cache hits, all models", {}, cache.hits)
         yield ("counter", "clipper_cache_misses", "Prediction cache misses, all models", {}, cache.misses)
+
+
+def _rollout_rows(labels: dict[str, str], counts: Any) -> Iterator[Row]:
+    """A version's rollout totals since this frontend started counting it (``serving.rollout``)."""
+    yield ("histogram", "clipper_rollout_latency_seconds", "Query arrival to the version's output, under a rollout",
+           labels, counts.latency)
+    for attr, name, help_text in _ROLLOUT_COUNTERS:
+        yield ("counter", name, help_text, labels, getattr(counts, attr))

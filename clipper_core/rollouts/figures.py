@@ -20,6 +20,9 @@ The counts, per version (the candidate's, and the baseline's for comparison):
     dropped first);
 ``reward_sum`` / ``reward_n``
     the rewards of the feedback on the version's answers.
+
+In a load report (whose figures are flat JSON numbers) they are :meth:`StepFigures.flat`: ``rollout.step_id``,
+``rollout.<count>`` and ``rollout.latency.<i>``, beside the autoscaler's figures of the version.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from typing import Any
 
 from clipper_core.metrics import LATENCY_BUCKETS
 
-__all__ = ["COUNTS", "StepFigures"]
+__all__ = ["COUNTS", "FLAT_PREFIX", "StepFigures"]
 
 COUNTS = ("queries", "errors", "defaults", "agree", "disagree", "dropped", "reward_n")
 """The integer counts of :class:`StepFigures` (besides ``latency`` and ``reward_sum``)."""
+FLAT_PREFIX = "rollout."
 
 
 @dataclass
@@ -67,6 +71,26 @@ class StepFigures:
         latency = report.get("latency")
         if isinstance(latency, list) and len(latency) == len(self.latency):
             self.latency = [a + (b if isinstance(b, int) else 0) for a, b in zip(self.latency, latency, strict=True)]
+
+    def flat(self, step_id: int) -> dict[str, float]:
+        """The counts as a load report carries them (see the module)."""
+        flat = {f"{FLAT_PREFIX}{key}": float(getattr(self, key)) for key in COUNTS}
+        flat[f"{FLAT_PREFIX}step_id"] = float(step_id)
+        flat[f"{FLAT_PREFIX}reward_sum"] = self.reward_sum
+        for i, n in enumerate(self.latency):
+            flat[f"{FLAT_PREFIX}latency.{i}"] = float(n)
+        return flat
+
+    def add_flat(self, figures: Mapping[str, Any], step_id: int) -> bool:
+        """Add one frontend's counts from its load report's figures of the version, if they are of the step
+        ``step_id``; whether they were."""
+        if figures.get(f"{FLAT_PREFIX}step_id") != step_id:
+            return False
+        report: dict[str, Any] = {key: int(figures.get(f"{FLAT_PREFIX}{key}") or 0) for key in COUNTS}
+        report["reward_sum"] = float(figures.get(f"{FLAT_PREFIX}reward_sum") or 0.0)
+        report["latency"] = [int(figures.get(f"{FLAT_PREFIX}latency.{i}") or 0) for i in range(len(self.latency))]
+        self.add(report)
+        return True
 
     # -- what the guards read ---------------------------------------------------------------------------
     @property

@@ -38,6 +38,9 @@ frontend's snapshot (connected replicas or not). Each version's figures, all num
     seconds the rates and the quantile cover (since the previous report).
 ``at``
     wall-clock time of the report (``time.time()``, unix seconds).
+``rollout.*``
+    only for a version under an active rollout: its counts in the rollout's current step, for the management
+    server's rollout controller (:meth:`clipper_core.rollouts.figures.StepFigures.flat`).
 
 The frontend's periodic task (:func:`clipper_core.server.resources.frontend_registry`) publishes a report every
 second, and at once (at most every :data:`MIN_WAKE_GAP` seconds) after :meth:`LoadReporter.wake`: the query path
@@ -56,6 +59,7 @@ from typing import Protocol
 
 from clipper_core.context import ServerContext
 from clipper_core.metrics import FastHistogram
+from clipper_core.serving.rollout import VersionCounters
 from clipper_core.state import LoadFigures, StateStore, load_key
 
 __all__ = ["LOAD_REPORTER", "MIN_WAKE_GAP", "REPORT_TTL", "LoadReporter", "ReportedRuntime", "load_reporter"]
@@ -112,6 +116,13 @@ class ReportedRuntime(Protocol):
 
     @property
     def rpc_latency(self) -> FastHistogram: ...
+
+    @property
+    def rollout(self) -> VersionCounters | None:
+        """Its rollout counts, published while ``rollout_tracking`` (``StepFigures.flat``)."""
+
+    @property
+    def rollout_tracking(self) -> bool: ...
 
 
 @dataclass
@@ -203,6 +214,9 @@ class LoadReporter:
             rpc = _quantile(mr.rpc_latency, before.rpc_latency, 0.99)
             if rpc is not None:
                 version["p99_latency_s"] = rpc + (_quantile(mr.queue_time, before.queue_time, 0.99) or 0.0)
+            counters = mr.rollout
+            if counters is not None and mr.rollout_tracking:
+                version.update(counters.report())
             figures[key] = version
             seen[key] = _Seen.of(mr)
         self._seen = seen

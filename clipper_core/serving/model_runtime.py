@@ -28,6 +28,7 @@ from clipper_core.serving.batch_sizer import BatchSizer
 from clipper_core.serving.batch_times import BatchTimes
 from clipper_core.serving.queue import ModelQueue, Task
 from clipper_core.serving.replica import Replica
+from clipper_core.serving.rollout import VersionCounters
 from clipper_core.state import Model
 
 __all__ = ["ItemFailed", "ModelFailed", "ModelRuntime", "Replica"]
@@ -81,6 +82,10 @@ class ModelRuntime:
         """Inputs sent to replicas and not answered yet."""
         self.item_seconds = 0.0
         """Moving average of model time per input: with the queue length, predicts a new task's wait."""
+        self.rollout: VersionCounters | None = None
+        """The version's rollout counts, once it took part in a rollout (kept after it, for ``/metrics``)."""
+        self.rollout_tracking = False
+        """Whether it takes part in an active rollout now: the query path counts its queries' outcomes."""
 
     @property
     def label(self) -> str:

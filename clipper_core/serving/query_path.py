@@ -21,14 +21,17 @@ from clipper_core.config import Config
 from clipper_core.errors import ModelUnavailable, Overloaded, QueryError, version_missing
 from clipper_core.inputs import input_to_json
 from clipper_core.interfaces import CacheKey, PredictionCache, Query
+from clipper_core.policies.rewards import reward
 from clipper_core.serving.admission import admit
 from clipper_core.serving.app_runtime import AppRuntime
 from clipper_core.serving.cache_keys import item_key
 from clipper_core.serving.combine import combine
 from clipper_core.serving.learning import Learner
-from clipper_core.serving.model_runtime import ModelRuntime
+from clipper_core.serving.model_runtime import ItemFailed, ModelFailed, ModelRuntime
 from clipper_core.serving.prediction import FeedbackReceipt, Prediction, ScalingFromZero
 from clipper_core.serving.queue import DeadlineExpired, Task
+from clipper_core.serving.recent import RecentPredictions
+from clipper_core.serving.rollout import SHADOW_BEHIND_S, Split, VersionCounters, agrees
 from clipper_core.serving.snapshot import Snapshot
 from clipper_core.serving.waiting import wait_all, wait_one
 from clipper_core.state import Feedback, ModelKey, StateStore
@@ -37,8 +40,13 @@ __all__ = ["QueryPath"]
 
 log = logging.getLogger(__name__)
 
-Route = tuple[Query, bytes | None, list[tuple[str, ModelRuntime]]]
-"""One input's query, its cache key (None: cache off) and the (model name, runtime) pairs chosen for it."""
+Mirror = tuple[str, ModelRuntime, Split]
+"""A shadow rollout's candidate a query is mirrored to: (model name, the candidate's runtime, the split)."""
+Route = tuple[Query, bytes | None, list[tuple[str, ModelRuntime]], list[Mirror] | None]
+"""One input's query, its cache key (None: cache off), the (model name, runtime) pairs chosen for it and the
+shadow candidates it is mirrored to (None: none, the usual case)."""
+SHADOW_QUEUE_LIMIT = 1000
+"""Most tasks a shadow candidate's queue holds before mirrored queries are dropped (shadow work goes first)."""
 Plan = dict[str, Any]
 """Per model: its output (a cache hit), or the future that will hold it."""
 
@@ -66,6 +74,8 @@ class QueryPath:
         self._group_ids = itertools.count(1)
         self._single_flight: dict[CacheKey, Task] = {}
         """Cache key -> the task of the identical query on its way to a replica, while that query waits."""
+        self.rollout_answers = RecentPredictions(config.recent_predictions)
+        """What the versions under a rollout answered, by query: the feedback on them is their reward."""
         self.cold_demand: Callable[[], None] | None = None
         """Called when a query is queued for a model version that has no replica and scales from zero (the
         server points it at the load reporter, which tells the autoscaler at once)."""
@@ -156,9 +166,17 @@ class QueryPath:
         """The single-flight entries this query made: they end when it stops waiting."""
         cold: list[tuple[Plan, str, asyncio.Future[Any]]] | None = None
         """(plan, model name, future) of tasks queued for a version scaled to zero (None: none, the usual case)."""
-        for query, key, chosen in routes:
+        tracked: list[tuple[Query, Plan, str, ModelRuntime]] | None = None
+        """The (query, plan, model name, runtime) of versions under an active rollout (None: none)."""
+        mirrored: list[tuple[ModelRuntime, Task]] | None = None
+        """Shadow tasks, queued behind the real work once it is admitted."""
+        for query, key, chosen, mirrors in routes:
             plan: Plan = {}
             for name, mr in chosen:
+                if mr.rollout_tracking:
+                    if tracked is None:
+                        tracked = []
+                    tracked.append((query, plan, name, mr))
                 if key is not None:
                     ckey = (name, mr.version, key)
                     if remote_hits is not None:
@@ -204,6 +222,11 @@ class QueryPath:
                 enqueued.setdefault(mr, []).append(task)
                 waiting.append(fut)
                 plan[name] = fut
+            if mirrors is not None:
+                if mirrored is None:
+                    mirrored = []
+                for name, shadow, split in mirrors:
+                    self._mirror(rt, query, plan.get(name), shadow, split, deadline, now, loop, mirrored)
             plans.append((query, plan))
         try:
             if enqueued:
@@ -218,6 +241,9 @@ class QueryPath:
                     mr.queue.put_many(tasks)
                 if cold is not None and self.cold_demand is not None:
                     self.cold_demand()  # tell the autoscaler now, not at the next load report
+            if mirrored:  # shadow work, once the real work is admitted (an Overloaded query mirrors nothing)
+                for shadow, task in mirrored:
+                    shadow.queue.put(task)
             if len(waiting) == 1:
                 await wait_one(loop, waiting[0], deadline - self.clock())
             elif waiting:
@@ -236,29 +262,116 @@ class QueryPath:
                 for ckey, task in leading:
                     if single_flight.get(ckey) is task:
                         del single_flight[ckey]
+        if tracked is not None:
+            self._count_rollout(tracked, self.clock() - started)
         return plans
 
     def _routes(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None, state: Any, cached: bool,
                 every_model: bool) -> list[Route]:
-        """Per item: the policy's choice of models (or every linked model), resolved to their runtimes."""
+        """Per item: the policy's choice of models (or every linked model), resolved to their runtimes: the
+        current version, or a rollout's candidate for the share of users it takes (a query naming its version is
+        never re-routed); a shadow rollout's candidate as a mirror."""
         policy = rt.policy
         assert policy is not None
         current, models = self.snapshot.current, self.snapshot.models
+        splits = self.snapshot.splits if version is None else None
         routes: list[Route] = []
         for item in items:
             query = Query(rt.app.name, uid, item, next(self._query_ids))
             chosen = []
+            mirrors: list[Mirror] | None = None
             for name in (rt.linked if every_model else policy.select(state, query, rt.linked)):
                 ver = version or current.get(name)
+                if splits:
+                    split = splits.get(name)
+                    if split is not None and split.takes(uid, query.query_id):
+                        if not split.mirror:
+                            ver = split.candidate
+                        elif (shadow := models.get((name, split.candidate))) is not None:
+                            mirrors = [*(mirrors or ()), (name, shadow, split)]
                 mr = models.get((name, ver)) if ver is not None else None
                 if mr is not None:
                     chosen.append((name, mr))
-            routes.append((query, item_key(item) if cached else None, chosen))
+            routes.append((query, item_key(item) if cached else None, chosen, mirrors))
         return routes
+
+    # -- rollouts ------------------------------------------------------------------------------------------
+    def _mirror(self, rt: AppRuntime, query: Query, primary: Any, shadow: ModelRuntime, split: Split,
+                deadline: float, now: float, loop: asyncio.AbstractEventLoop,
+                mirrored: list[tuple[ModelRuntime, Task]]) -> None:
+        """Mirror a query to a shadow candidate: a task that sorts behind every real one (and is dropped when the
+        candidate is backed up), whose output is compared with the current version's (``primary``: its future
+        or cached output; None when none was asked)."""
+        counters = shadow.rollout
+        if counters is None:
+            return
+        if not shadow.replicas or len(shadow.queue) >= SHADOW_QUEUE_LIMIT or shadow.expected_wait(1) > rt.slo:
+            counters.dropped()
+            return
+        fut = loop.create_future()
+        task = Task(query.input, None, deadline + SHADOW_BEHIND_S, fut, 0, now)
+        task.expires = deadline + rt.slo  # the candidate may take twice the SLO; it answers nobody
+        mirrored.append((shadow, task))
+        fut.add_done_callback(lambda done: self._shadow_answered(counters, primary, split.tolerance, now, done))
+
+    def _shadow_answered(self, counters: VersionCounters, primary: Any, tolerance: float, started: float,
+                         done: asyncio.Future[Any]) -> None:
+        if done.cancelled():
+            counters.missed()
+            return
+        error = done.exception()
+        if error is not None:
+            counters.failed() if isinstance(error, (ModelFailed, ItemFailed)) else counters.missed()
+            return
+        counters.answered(self.clock() - started)
+        output = done.result()
+        if not isinstance(primary, asyncio.Future):
+            if primary is not None:
+                counters.compared(agrees(primary, output, tolerance))
+        elif primary.done():
+            _compare(counters, primary, output, tolerance)
+        else:
+            primary.add_done_callback(lambda p: _compare(counters, p, output, tolerance))
+
+    def _count_rollout(self, tracked: list[tuple[Query, Plan, str, ModelRuntime]], latency: float) -> None:
+        """Count what each version under a rollout did for its queries, and remember its outputs for feedback."""
+        answers: dict[int, tuple[Query, dict[str, Any]]] = {}
+        for query, plan, name, mr in tracked:
+            counters = mr.rollout
+            if counters is None:
+                continue
+            value = plan.get(name, _MISSING)
+            if isinstance(value, asyncio.Future):
+                if not value.done() or value.cancelled():
+                    counters.missed()
+                    continue
+                error = value.exception()
+                if error is not None:
+                    counters.failed() if isinstance(error, (ModelFailed, ItemFailed)) else counters.missed()
+                    continue
+                value = value.result()
+            elif value is _MISSING:
+                counters.missed()
+                continue
+            counters.answered(latency)
+            answers.setdefault(query.query_id, (query, {}))[1][name] = (mr, value)
+        for query, outputs in answers.values():
+            self.rollout_answers.remember(query, outputs)
+
+    def _reward_rollout(self, rt: AppRuntime, item: Any, label: float, uid: int, query_id: int | None) -> None:
+        """Feedback on an answer of a version under a rollout: its reward (the rollout's kind) counts for it."""
+        found = self.rollout_answers.find(rt.app.name, uid, item_key(item), query_id)
+        if found is None:
+            return
+        splits = self.snapshot.splits
+        for name, (mr, output) in found[1].items():
+            split = splits.get(name)
+            if split is not None and mr.rollout is not None and mr.rollout_tracking:
+                mr.rollout.rewarded(reward(split.reward, output, label))
 
     async def _remote_lookups(self, routes: list[Route]) -> dict[CacheKey, Any]:
         assert self.cache is not None
-        keys = {(name, mr.version, key) for _, key, chosen in routes if key is not None for name, mr in chosen}
+        keys = {(name, mr.version, key) for _, key, chosen, _ in routes if key is not None for name, mr in chosen}
         hits: dict[CacheKey, Any] = {}
         for ckey in keys:
             try:
@@ -283,6 +396,8 @@ class QueryPath:
         rt = self.feedback_app(app) if isinstance(app, str) else app
         seq = await self.store.append_feedback(Feedback(rt.app.name, uid, input_to_json(item), label, query_id,
                                                         received_at=time.time()))
+        if self.snapshot.splits:
+            self._reward_rollout(rt, item, label, uid, query_id)
         policy = rt.policy
         if policy is not None and policy.needs_state:
             try:
@@ -296,6 +411,16 @@ class QueryPath:
     @property
     def models(self) -> dict[ModelKey, ModelRuntime]:
         return self.snapshot.models
+
+
+_MISSING = object()
+
+
+def _compare(counters: VersionCounters, primary: asyncio.Future[Any], output: Any, tolerance: float) -> None:
+    """The shadow candidate's output against the current version's (when that one has an output)."""
+    if primary.cancelled() or primary.exception() is not None:
+        return
+    counters.compared(agrees(primary.result(), output, tolerance))
 
 
 def _scales_from_zero(mr: ModelRuntime) -> bool:

@@ -11,14 +11,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from clipper_core.config import Config
-from clipper_core.errors import NotFound, UnknownQueryApp
+from clipper_core.errors import InvalidInput, NotFound, UnknownQueryApp
 from clipper_core.inputs import InputType
 from clipper_core.interfaces import PredictionCache, SelectionPolicy
 from clipper_core.plugins import PluginRegistry
+from clipper_core.rollouts.record import Rollout
 from clipper_core.serving.app_runtime import AppRuntime, as_json_value
 from clipper_core.serving.model_runtime import ModelRuntime, Replica
+from clipper_core.serving.rollout import Split, VersionCounters
 from clipper_core.state import Application, ChangeEvent, Model, ModelKey, StateStore
 
 __all__ = ["Snapshot"]
@@ -45,6 +48,8 @@ class Snapshot:
         self.versions: dict[str, dict[str, Model]] = {}
         """Model name -> version -> registered record."""
         self.models: dict[ModelKey, ModelRuntime] = {}
+        self.splits: dict[str, Split] = {}
+        """Model name -> its active rollout (empty without one: the query path checks it once per request)."""
         self._dirty = False
         self._reload_task: asyncio.Task[None] | None = None
 
@@ -91,8 +96,38 @@ class Snapshot:
                 new_apps[app.name] = old
             else:
                 new_apps[app.name] = self._app_runtime(app, links[app.name])
+        splits = self._splits(await store.list_rollouts(), versions)
         self.apps, self.current, self.versions = new_apps, current, versions
         await self._update_models(models, new_apps)
+        self._track(splits)
+        self.splits = splits
+
+    @staticmethod
+    def _splits(records: list[dict[str, Any]], versions: dict[str, dict[str, Model]]) -> dict[str, Split]:
+        """The active rollouts whose versions are registered, as the query path applies them."""
+        splits: dict[str, Split] = {}
+        for record in records:
+            try:
+                rollout = Rollout.from_dict(record)
+            except InvalidInput as exc:
+                log.error("rollout record of %r ignored: %s", record.get("model"), exc)
+                continue
+            registered = versions.get(rollout.model, {})
+            if rollout.active and rollout.candidate in registered and rollout.baseline in registered:
+                splits[rollout.model] = Split.of(rollout)
+        return splits
+
+    def _track(self, splits: dict[str, Split]) -> None:
+        """Count the queries of the versions under an active rollout (each step afresh)."""
+        tracked = {(s.model, version): s.step_id for s in splits.values() for version in (s.candidate, s.baseline)}
+        for key, mr in self.models.items():
+            step_id = tracked.get(key)
+            mr.rollout_tracking = step_id is not None
+            if step_id is not None:
+                if mr.rollout is None:
+                    mr.rollout = VersionCounters(step_id)
+                else:
+                    mr.rollout.new_step(step_id)
 
     async def _update_models(self, models: list[Model], apps: dict[str, AppRuntime]) -> None:
         """Give every registered version a runtime whose batch budget follows the tightest linked SLO; close the

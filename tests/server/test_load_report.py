@@ -16,6 +16,7 @@ import pytest
 from clipper_core.inputs import InputType
 from clipper_core.metrics import SIZE_BUCKETS, FastHistogram
 from clipper_core.server.load_report import LoadReporter, load_reporter
+from clipper_core.serving.rollout import VersionCounters
 from clipper_core.state import LoadFigures, Model, StateStore
 from clipper_core.state.memory import MemoryStateStore
 from clipper_core.state.sqlite import SqliteStateStore
@@ -45,6 +46,8 @@ class FakeRuntime:
     predictions: int = 0
     queue_time: FastHistogram = field(default_factory=FastHistogram)
     rpc_latency: FastHistogram = field(default_factory=FastHistogram)
+    rollout: VersionCounters | None = None
+    rollout_tracking: bool = False
 
 
 class FakeClock:

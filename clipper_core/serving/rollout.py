@@ -1,0 +1,146 @@
+"""What the query path does for a model under a rollout (docs/rollouts.md): the :class:`Split` the snapshot makes
+of each active rollout record, the per-version :class:`VersionCounters` (the step's, which the load report
+publishes for the controller, and the totals, which ``/metrics`` exports), and the shadow comparison.
+
+Nothing here runs for a model without an active rollout: the query path checks ``snapshot.splits`` (an empty
+dict) once per request.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from typing import Any
+
+from clipper_core.metrics import LATENCY_BUCKETS, FastHistogram
+from clipper_core.rollouts.figures import StepFigures
+from clipper_core.rollouts.record import Rollout
+from clipper_core.rollouts.split import point, to_basis_points
+from clipper_core.serving.app_runtime import as_json_value
+
+__all__ = ["SHADOW_BEHIND_S", "Split", "VersionCounters", "agrees"]
+
+SHADOW_BEHIND_S = 1e6
+"""Added to a mirrored task's deadline for the queue's order: shadow work sorts behind every real task."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """An active rollout as the query path applies it to the model's queries that name no version."""
+
+    model: str
+    candidate: str
+    baseline: str
+    mirror: bool
+    """Shadow mode: the current version answers; the share is mirrored to the candidate."""
+    points: int
+    """The candidate's share in basis points (``rollouts.split``)."""
+    salt: int
+    step_id: int
+    tolerance: float
+    reward: str
+
+    @classmethod
+    def of(cls, rollout: Rollout) -> Split:
+        s = rollout.settings
+        return cls(rollout.model, rollout.candidate, rollout.baseline, s.mode == "shadow",
+                   to_basis_points(rollout.share), rollout.salt, rollout.step_id, s.agreement_tolerance, s.reward)
+
+    def takes(self, uid: int, query_id: int) -> bool:
+        """Whether this query goes to (or, mirroring, is mirrored to) the candidate."""
+        return point(self.salt, uid, query_id) < self.points
+
+
+@dataclass
+class _Counts:
+    queries: int = 0
+    errors: int = 0
+    defaults: int = 0
+    agree: int = 0
+    disagree: int = 0
+    dropped: int = 0
+    reward_sum: float = 0.0
+    reward_n: int = 0
+    latency: FastHistogram = field(default_factory=FastHistogram)
+
+    def figures(self) -> StepFigures:
+        return StepFigures(queries=self.queries, errors=self.errors, defaults=self.defaults,
+                           latency=list(self.latency.counts), agree=self.agree, disagree=self.disagree,
+                           dropped=self.dropped, reward_sum=self.reward_sum, reward_n=self.reward_n)
+
+
+class VersionCounters:
+    """A version's rollout counts: those of the current step (``step_id``; published for the controller) and the
+    totals since this frontend started counting the version (``/metrics``)."""
+
+    __slots__ = ("step", "step_id", "total")
+
+    def __init__(self, step_id: int) -> None:
+        self.step_id = step_id
+        self.step = _Counts()
+        self.total = _Counts()
+
+    def new_step(self, step_id: int) -> None:
+        if step_id != self.step_id:
+            self.step_id, self.step = step_id, _Counts()
+
+    def answered(self, latency_s: float) -> None:
+        index = bisect_left(LATENCY_BUCKETS, latency_s)
+        for counts in (self.step, self.total):
+            counts.queries += 1
+            counts.latency.counts[index] += 1
+            counts.latency.sum += latency_s
+            counts.latency.count += 1
+
+    def failed(self) -> None:
+        for counts in (self.step, self.total):
+            counts.queries += 1
+            counts.errors += 1
+
+    def missed(self) -> None:
+        """No output in time."""
+        for counts in (self.step, self.total):
+            counts.queries += 1
+            counts.defaults += 1
+
+    def dropped(self) -> None:
+        """A mirrored query not taken (shadow work is dropped first)."""
+        for counts in (self.step, self.total):
+            counts.dropped += 1
+
+    def compared(self, same: bool) -> None:
+        for counts in (self.step, self.total):
+            if same:
+                counts.agree += 1
+            else:
+                counts.disagree += 1
+
+    def rewarded(self, reward: float) -> None:
+        for counts in (self.step, self.total):
+            counts.reward_sum += reward
+            counts.reward_n += 1
+
+    def report(self) -> dict[str, float]:
+        """The step's counts for the load report (``StepFigures.flat``)."""
+        return self.step.figures().flat(self.step_id)
+
+
+def agrees(a: Any, b: Any, tolerance: float) -> bool:
+    """Whether two outputs agree: equal, or numbers (as Clipper reads strings: JSON) within ``tolerance``
+    (absolute, or relative to the larger), element by element for lists."""
+    if a == b:
+        return True
+    return _close(as_json_value(a), as_json_value(b), tolerance)
+
+
+def _close(a: Any, b: Any, tolerance: float) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return bool(a == b)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y, tolerance) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], tolerance) for k in a)
+    return bool(a == b)

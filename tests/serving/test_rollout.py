@@ -1,0 +1,118 @@
+"""The query path under a rollout, over fake replicas: a canary takes its share of the users (sticky, never a
+query naming its version), counts each version's outcomes per step, joins feedback to the version that answered;
+a shadow candidate gets mirrored queries behind real work, never changes an answer, and its agreement with the
+current version is counted."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from clipper_core.rollouts.figures import StepFigures
+from clipper_core.rollouts.record import Rollout
+from clipper_core.rollouts.settings import RolloutSettings
+from clipper_core.serving.rollout import SHADOW_BEHIND_S
+from tests.serving.fakes import FakeReplica, ServingHarness, doubles, run_until
+
+
+async def _two_versions(serving: ServingHarness, **settings: Any) -> tuple[FakeReplica, FakeReplica, Rollout]:
+    await serving.add_app(slo_micros=100_000)
+    await serving.add_model(app="app")
+    await serving.add_model(version="2", make_current=False)
+    current, candidate = await serving.connect(), await serving.connect(version="2")
+    rollout = Rollout("m", "2", "1", RolloutSettings.from_dict(settings), salt=7)
+    await serving.store.put_rollout(rollout.to_dict())
+    await serving.snapshot.sync()
+    return current, candidate, rollout
+
+
+async def _answer_all(replica: FakeReplica, output: Any) -> None:
+    while True:
+        batch = await replica.next_batch()
+        batch.answer([output(x) if callable(output) else output for x in batch.inputs])
+
+
+async def test_a_canary_takes_its_share_of_users_sticky_and_counts_each_version(serving: ServingHarness) -> None:
+    current, candidate, rollout = await _two_versions(serving, steps=[50, 100])
+    loop = asyncio.get_running_loop()
+    servers = [loop.create_task(_answer_all(current, "old")), loop.create_task(_answer_all(candidate, "new"))]
+    try:
+        seen: dict[int, set[Any]] = {}
+        for uid in range(1, 41):
+            for _ in range(3):
+                [p] = await serving.predict_soon("app", [doubles(float(uid))], uid=uid)
+                seen.setdefault(uid, set()).add(p.output)
+        assert all(len(outputs) == 1 for outputs in seen.values())  # one version per user
+        on_candidate = sum(outputs == {"new"} for outputs in seen.values())
+        assert 10 <= on_candidate <= 30, on_candidate
+        # a query naming its version is never re-routed
+        for uid in range(1, 41):
+            [p] = await serving.predict_soon("app", [doubles(0.5)], uid=uid, version="1")
+            assert p.output == "old"
+        step = serving.runtime(version="2").rollout
+        base = serving.runtime(version="1").rollout
+        assert step is not None and base is not None
+        assert step.step.queries == 3 * on_candidate and step.step.errors == 0
+        assert base.step.queries == 3 * (40 - on_candidate) + 40  # explicit-version queries count for their version
+        figures = StepFigures()
+        assert figures.add_flat(step.report(), rollout.step_id) and figures.queries == 3 * on_candidate
+        assert not StepFigures().add_flat(step.report(), rollout.step_id + 1)  # another step's counts
+    finally:
+        for task in servers:
+            task.cancel()
+
+
+async def test_failures_and_misses_count_against_the_candidate_and_feedback_is_its_reward(
+        serving: ServingHarness) -> None:
+    current, candidate, _ = await _two_versions(serving, steps=[100])
+    query = serving.predict_soon("app", [doubles(1.0)], uid=3)
+    batch = await candidate.next_batch()
+    batch.fail("ValueError: bad input")
+    [p] = await query
+    assert p.default
+    query = serving.predict_soon("app", [doubles(2.0)], uid=3)
+    batch = await candidate.next_batch()
+    batch.answer(["1"])
+    [p] = await query
+    assert p.output == 1 and not p.default
+    counts = serving.runtime(version="2").rollout
+    assert counts is not None and (counts.step.queries, counts.step.errors) == (2, 1)
+    await serving.path.feedback("app", doubles(2.0), 1.0, uid=3)
+    await serving.path.feedback("app", doubles(9.0), 1.0, uid=3)  # no answer of it remembered: no reward
+    assert (counts.step.reward_n, counts.step.reward_sum) == (1, 1.0)
+    assert not current.batches
+
+
+async def test_a_shadow_candidate_is_mirrored_behind_real_work_and_never_changes_the_answer(
+        serving: ServingHarness) -> None:
+    current, candidate, _ = await _two_versions(serving, mode="shadow", agreement_tolerance=0.01)
+    query = serving.predict_soon("app", [doubles(1.0)], uid=1)
+    primary = await current.next_batch()
+    mirrored = await candidate.next_batch()
+    assert serving.runtime(version="2").queue is not None
+    primary.answer(["3.0"])
+    [p] = await query
+    assert p.output == 3.0 and not p.default  # answered before the shadow even replied
+    mirrored.answer(["3.001"])
+    counts = serving.runtime(version="2").rollout
+    assert counts is not None
+    await run_until(lambda: counts.step.agree == 1)
+    query = serving.predict_soon("app", [doubles(2.0)], uid=1)
+    (await current.next_batch()).answer(["5.0"])
+    (await candidate.next_batch()).answer(["9.0"])
+    [p] = await query
+    assert p.output == 5.0
+    await run_until(lambda: counts.step.disagree == 1)
+    assert counts.step.queries == 2 and counts.step.errors == 0
+
+
+async def test_shadow_tasks_sort_behind_real_ones_and_are_dropped_without_replicas(serving: ServingHarness) -> None:
+    current, candidate, _ = await _two_versions(serving, mode="shadow")
+    queue = serving.runtime(version="2").queue
+    await serving.disconnect(candidate)  # no replica: mirrored queries are dropped, not queued
+    query = serving.predict_soon("app", [doubles(1.0)], uid=1)
+    (await current.next_batch()).answer(["1"])
+    await query
+    counts = serving.runtime(version="2").rollout
+    assert counts is not None and counts.step.dropped == 1 and len(queue) == 0
+    assert SHADOW_BEHIND_S > 1000  # a shadow task's deadline orders it behind any real task
