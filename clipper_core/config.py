@@ -52,6 +52,7 @@ ENV: dict[str, tuple[str, str]] = {
                                   "container manager the autoscaler acts through where replicas are not local"),
     "CLIPPER_AUTOSCALE_MANAGER_OPTIONS": ("autoscale_manager_options",
                                           "that manager's constructor arguments, as a JSON object"),
+    "CLIPPER_ROLLOUT_INTERVAL": ("rollout_interval", "seconds between two looks of the rollout controller (1.0)"),
 }
 
 
@@ -85,6 +86,7 @@ class Config:
     recent_predictions: int = 100_000
     policy_states_per_app: int = 10_000
     autoscale_interval: float = 0.5
+    rollout_interval: float = 1.0
     autoscale_manager: str = ""
     """A container manager (e.g. ``docker``) the management server's autoscaler acts through when this process
     runs no local replica supervisor; empty: no autoscaler there."""
@@ -127,6 +129,8 @@ class Config:
             raise ConfigError("policy_states_per_app must be at least 1")
         if not 0.05 <= self.autoscale_interval <= 60:
             raise ConfigError("autoscale_interval must be between 0.05 and 60 seconds")
+        if not 0.05 <= self.rollout_interval <= 60:
+            raise ConfigError("rollout_interval must be between 0.05 and 60 seconds")
 
     @property
     def state_path(self) -> Path:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from clipper_core.plugins import PluginRegistry
 from clipper_core.serving.query_path import QueryPath
 from clipper_core.state import Model, StateStore
 
-__all__ = ["AutoscalerView", "ReplicaSupervisor", "ServerContext"]
+__all__ = ["AutoscalerView", "ReplicaSupervisor", "RolloutsView", "ServerContext"]
 
 
 class ReplicaSupervisor(Protocol):
@@ -39,6 +40,16 @@ class AutoscalerView(Protocol):
         """Its Prometheus rows (:class:`clipper_core.metrics.MetricsCollector`)."""
 
 
+class RolloutsView(Protocol):
+    """What the management API reads of the rollout controller running in this process."""
+
+    lock: asyncio.Lock
+    """Held while a rollout record is read and changed (the controller's ticks and the admin operations)."""
+
+    def live(self, model: str) -> dict[str, Any] | None:
+        """The controller's last look at a model's active rollout (reason, figures, when), or None."""
+
+
 @dataclass
 class ServerContext:
     config: Config
@@ -51,6 +62,8 @@ class ServerContext:
     """Where model containers connect (tcp://host:port), once bound."""
     autoscaler: AutoscalerView | None = None
     """The autoscaler, when this process runs the management API and one was started."""
+    rollouts: RolloutsView | None = None
+    """The rollout controller, when this process runs the management API."""
     request_shutdown: Callable[[], None] | None = None
     """Ask the server process to stop gracefully (set by the server)."""
     extra: dict[str, object] = field(default_factory=dict)

@@ -85,9 +85,8 @@ def apply(rollout: Rollout, verdict: Verdict, f: StepFigures, now: float) -> boo
     """Change ``rollout`` as ``verdict`` says (a new step, or its end); whether it changed. The controller
     makes the version flip of a promotion itself (``set_model_version``), before it stores the record."""
     if verdict.action == "hold":
-        changed = verdict.reason != rollout.reason
-        rollout.reason = verdict.reason
-        return changed
+        rollout.reason = verdict.reason  # live only: a hold is not worth a store write (and a snapshot reload)
+        return False
     summary = f.summary()
     if verdict.action == "advance":
         rollout.note("advance", now, verdict.reason, summary)

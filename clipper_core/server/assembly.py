@@ -132,6 +132,8 @@ async def _start(server: RunningServer, roles: Roles) -> None:
     await start("restored replicas", resources.restored_replicas(server))
     if "admin" in roles and (config.manage_replicas or config.autoscale_manager):
         await start("autoscaler", resources.autoscaler(server))
+    if "admin" in roles:
+        await start("rollout controller", resources.rollout_controller(server))
     await start("drain", resources.drain(server))
     if config.write_runtime:
         await start("runtime file", resources.runtime_file(server))

@@ -150,6 +150,22 @@ async def autoscaler(server: RunningServer) -> AsyncIterator[None]:
     ctx.autoscaler = None
 
 
+async def rollout_controller(server: RunningServer) -> AsyncIterator[None]:
+    """The rollout controller of the management API (``management.rollouts``): it resumes the active rollouts
+    the store holds, and moves them on every ``CLIPPER_ROLLOUT_INTERVAL`` seconds."""
+    from clipper_core.management.rollouts import RolloutController
+
+    ctx = server.ctx
+    controller = RolloutController(ctx.store, interval=ctx.config.rollout_interval)
+    ctx.rollouts = controller
+    task = asyncio.get_running_loop().create_task(controller.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    ctx.rollouts = None
+
+
 async def restored_replicas(server: RunningServer) -> AsyncIterator[None]:
     """The replicas every registered model version asks for, brought back after a restart (adopting those that
     outlived a killed server); once the frontend registry told the supervisor every frontend. They stop with

@@ -45,7 +45,8 @@ def test_a_failing_candidate_is_rolled_back_as_soon_as_the_step_has_enough_queri
 def test_steps_advance_after_their_time_and_queries_then_the_canary_is_promoted() -> None:
     rollout = _rollout(steps=[10, 50, 100])
     good = _figures(queries=40)
-    assert decide(rollout, good, T0 + 5).action == "hold"  # half the step's time
+    hold = decide(rollout, good, T0 + 5)
+    assert hold.action == "hold" and not apply(rollout, hold, good, T0 + 5)  # half the step's time: no write
     assert decide(rollout, _figures(queries=5), T0 + 11).reason.endswith("waiting for queries (5 of 20)")
     now = T0 + 11
     for share in (0.5, 1.0):
