@@ -154,6 +154,8 @@ class Autoscaler:
         for key in [k for k in self._states if k not in keys]:  # autoscaling turned off, or version gone
             self._states.pop(key, None)
             self._status.pop(key, None)
+            self._failed.pop(key, None)
+            self._backoff.pop(key, None)
         if not models:
             return []
         reports = list((await self.store.list_load()).values())

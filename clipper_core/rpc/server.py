@@ -65,9 +65,9 @@ class ReplicaConnection:
     def predict(self, fields: dict[str, Any], buffers: list[Any]) -> asyncio.Future[dict[str, Any]]:
         """Send one PREDICT; the future resolves to the RESULT header, or fails with ReplicaLost."""
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        if not self.alive:
+        if not self.alive or self.draining:  # a draining container takes no new batch: re-queued at once
             fut.set_exception(ReplicaLost(f"replica {self.replica_id} of {self.model_name}:{self.model_version}"
-                                          " is gone"))
+                                          f" is {'draining' if self.alive else 'gone'}"))
             return fut
         msg_id = self._server.next_id()
         fields["t"] = MsgType.PREDICT
@@ -130,6 +130,8 @@ class RpcServer:
         self._msg_id = int.from_bytes(os.urandom(6), "little")
         self.replicas: dict[bytes, ReplicaConnection] = {}
         self._greeting: set[bytes] = set()
+        self._said_early: dict[bytes, int] = {}
+        """DRAINING or GOODBYE from a container whose HELLO is still being answered: applied once it is."""
         self.address = ""
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -267,13 +269,14 @@ class RpcServer:
                 self._spawn(self._hello(identity, header))
         elif kind == MsgType.DRAINING:
             if replica is not None and not replica.draining:
-                replica.draining = True
-                log.info("replica %s of %s:%s is draining: no new batches, answering the %d it holds",
-                         replica.replica_id, replica.model_name, replica.model_version, len(replica.pending))
-                self._spawn(self._stopped_serving(replica))
+                self._draining(replica)
+            elif replica is None and identity in self._greeting:  # said while its HELLO is being answered
+                self._said_early[identity] = MsgType.DRAINING
         elif kind == MsgType.GOODBYE:
             if replica is not None:
                 self._spawn(self._drop(replica, "the container said goodbye"))
+            elif identity in self._greeting:
+                self._said_early[identity] = MsgType.GOODBYE
         else:
             log.warning("message type %r from %s ignored", kind, identity.hex())
 
@@ -302,8 +305,20 @@ class RpcServer:
             log.info("replica %s of %s:%s connected (pid %s%s)", replica_id, name, model_version, info["pid"],
                      f", via {replica.via}" if replica.via else "")
             await self._on_ready(replica)
+            early = self._said_early.pop(identity, None)
+            if early == MsgType.DRAINING and not replica.draining:
+                self._draining(replica)
+            elif early == MsgType.GOODBYE:
+                await self._drop(replica, "the container said goodbye")
         finally:
             self._greeting.discard(identity)
+            self._said_early.pop(identity, None)
+
+    def _draining(self, replica: ReplicaConnection) -> None:
+        replica.draining = True
+        log.info("replica %s of %s:%s is draining: no new batches, answering the %d it holds",
+                 replica.replica_id, replica.model_name, replica.model_version, len(replica.pending))
+        self._spawn(self._stopped_serving(replica))
 
     def _welcome(self, replica: ReplicaConnection) -> dict[str, Any]:
         welcome = {"t": MsgType.WELCOME, "v": PROTOCOL_VERSION, "replica_id": replica.replica_id,

@@ -132,13 +132,23 @@ async def autoscaler(server: RunningServer) -> AsyncIterator[None]:
     """The autoscaler of the management API, acting through this server's local replica supervisor or, without
     one, through the container manager ``CLIPPER_AUTOSCALE_MANAGER`` names (Docker's management container runs it
     so); either way each new count is recorded in the model's record, as ``set_num_replicas`` does."""
-    from clipper_core.management.autoscaler import Autoscaler, manager_scaler
+    from clipper_core.management.autoscaler import Autoscaler, Scale, manager_scaler
     from clipper_core.management.operations import ManagementOperations
 
     ctx = server.ctx
     ops = ManagementOperations.of(ctx)
 
-    scale = ops.resize if ctx.supervisor is not None else manager_scaler(ctx.store, ctx.registry, ctx.config)
+    scale: Scale
+    if ctx.supervisor is not None:
+        scale = ops.resize
+    else:
+        try:
+            scale = manager_scaler(ctx.store, ctx.registry, ctx.config)
+        except Exception as exc:  # a manager this image lacks, options it refuses: serve without autoscaling
+            log.error("no autoscaler: the container manager %r cannot be made here: %s", ctx.config.autoscale_manager,
+                      exc)
+            yield
+            return
     scaler = Autoscaler(ctx.store, scale, interval=ctx.config.autoscale_interval)
     ctx.autoscaler = scaler
     task = asyncio.get_running_loop().create_task(scaler.run())

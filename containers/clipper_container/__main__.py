@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from clipper_container import __version__
 from clipper_container.loading import load_model
 from clipper_container.manifest import IncompatibleModel, ManifestError, read_manifest
-from clipper_container.runtime import ContainerRuntime
+from clipper_container.runtime import DEFAULT_DRAIN_SECONDS, ContainerRuntime
 
 log = logging.getLogger("clipper_container")
 
@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=None,
                    help="largest batch the model accepts, -1 for any (default: the manifest's, else -1)")
     p.add_argument("--ready-file", default=None, help="file written once the frontend has welcomed us")
+    p.add_argument("--drain-seconds", type=float,
+                   default=float(os.environ.get("CLIPPER_DRAIN_SECONDS") or DEFAULT_DRAIN_SECONDS),
+                   help="on SIGTERM, how long to finish the batches held before abandoning those not started "
+                        f"(CLIPPER_DRAIN_SECONDS, default {DEFAULT_DRAIN_SECONDS:g})")
     p.add_argument("--log-level", default=os.environ.get("CLIPPER_LOG_LEVEL", "INFO"),
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     return p
@@ -117,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     freeze_heap()
     runtime = ContainerRuntime(predictor, frontend=frontend, model_name=str(name), model_version=str(version),
                                input_type=str(input_type), heartbeat_interval=args.heartbeat_interval,
-                               max_batch_size=int(max_batch_size), ready_file=args.ready_file)
+                               max_batch_size=int(max_batch_size), ready_file=args.ready_file,
+                               drain_seconds=args.drain_seconds)
     return runtime.run()
 
 

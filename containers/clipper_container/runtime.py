@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import platform
+import queue
 import secrets
 import signal
 import socket
@@ -47,6 +48,9 @@ EXIT_OK = 0
 EXIT_CRASHED = 1
 EXIT_REJECTED = 3
 _GOODBYE_LINGER_MS = 2000
+DEFAULT_DRAIN_SECONDS = 8.0
+"""How long a stopping container finishes the batches it holds before it abandons those not started (the
+frontends re-queue them at GOODBYE): within Docker's and the local supervisor's 10 s stop timeout."""
 _MAX_READS_PER_WAKE = 1000
 
 
@@ -82,7 +86,8 @@ class ContainerRuntime:
 
     def __init__(self, predictor: Predictor, *, frontend: str, model_name: str, model_version: str,
                  input_type: str, heartbeat_interval: float = 0.5, max_batch_size: int = -1,
-                 ready_file: str | os.PathLike[str] | None = None) -> None:
+                 ready_file: str | os.PathLike[str] | None = None,
+                 drain_seconds: float = DEFAULT_DRAIN_SECONDS) -> None:
         if heartbeat_interval <= 0:
             raise ValueError(f"heartbeat_interval must be positive, got {heartbeat_interval}")
         self.predictor = predictor
@@ -94,6 +99,9 @@ class ContainerRuntime:
         self.heartbeat_interval = float(heartbeat_interval)
         self.max_batch_size = max_batch_size
         self.ready_file = Path(ready_file) if ready_file is not None else None
+        self.drain_seconds = max(0.0, float(drain_seconds))
+        self._drain_until = math.inf
+        """While stopping: when the batches not yet started are abandoned."""
         self.instance = secrets.token_hex(8)
         self.replica_id: int | None = None
         self._numbers = itertools.count(1)
@@ -182,6 +190,8 @@ class ContainerRuntime:
         times = [s.next_heartbeat for s in self._sessions.values()]
         if not self._stopping:
             times += [s.last_recv + self.dead_after for s in self._sessions.values()]
+        elif self._drain_until < math.inf:
+            times.append(self._drain_until)
         return min(times) if times else time.monotonic() + self.heartbeat_interval
 
     def _loop(self, pair: zmq.Socket[Any], worker: Worker) -> int:
@@ -189,6 +199,8 @@ class ContainerRuntime:
             if self._stop_requested and not self._stopping:
                 self._begin_stop(worker)
             now = time.monotonic()
+            if now >= self._drain_until:
+                self._abandon_queued(worker)
             events = dict(self._poller.poll(math.ceil(max(0.0, self._wake_at() - now) * 1000)))
             if self._wake_r.fileno() in events:
                 self._drain_wakeups()
@@ -225,12 +237,29 @@ class ContainerRuntime:
         """DRAINING to every frontend (they send no new batch), then the worker finishes every batch it holds
         (the one in hand and those queued behind it) before it stops."""
         self._stopping = True
+        self._drain_until = time.monotonic() + self.drain_seconds
         for session in self._sessions.values():
             self._send(session, {"t": int(MsgType.DRAINING)})
         held = worker.jobs.qsize()
         if held:
-            log.info("finishing %d queued batches besides the one in hand", held)
+            log.info("finishing %d queued batches besides the one in hand (for up to %.0f s)", held,
+                     self.drain_seconds)
         worker.jobs.put(None)
+
+    def _abandon_queued(self, worker: Worker) -> None:
+        """The drain took too long: the batches not started are dropped (the frontends re-queue them at GOODBYE,
+        which follows the batch in hand)."""
+        self._drain_until = math.inf
+        dropped = 0
+        while True:
+            try:
+                if worker.jobs.get_nowait() is not None:
+                    dropped += 1
+            except queue.Empty:
+                break
+        worker.jobs.put(None)
+        if dropped:
+            log.warning("drain took over %.0f s: %d queued batches abandoned", self.drain_seconds, dropped)
 
     def _drain_wakeups(self) -> None:
         with contextlib.suppress(OSError):  # BlockingIOError: drained
@@ -323,9 +352,9 @@ class ContainerRuntime:
     def _handle(self, session: _Session, header: dict[str, Any], payload: list[Any], worker: Worker) -> int | None:
         kind = header["t"]
         if kind == MsgType.HEARTBEAT:
-            if header.get("unknown") and (
+            if header.get("unknown") and not self._stopping and (
                 session.welcomed or time.monotonic() - session.last_hello >= max(2 * self.heartbeat_interval, 1.0)
-            ):
+            ):  # (a stopping container does not join a frontend anew: it would be sent new work)
                 log.warning("the frontend at %s does not know this container (restarted?); saying HELLO again",
                             session.address)
                 self._hello(session)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build clipper's Docker images, with or without a registry:
 #   clipper/model-base:<ver>  Python + clipper-container; model images are built FROM it (model dir at /model)
-#   clipper/frontend:<ver>    clipper-core[redis] + clipper-docker: query frontend, admin server, supervisor
+#   clipper/frontend:<ver>    clipper-core[redis] + clipper-docker + clipper-kubernetes: query frontend, admin
+#                             server (its autoscaler acts through either manager), supervisor
 #   clipper/redis:<ver>       redis-server with its append-only file in /data
 # The base comes from a registry (python:3.11-slim, redis:7-bookworm) where one answers; otherwise (as on
 # machines that reach PyPI and the Debian mirror but not Docker Hub) from a Debian `debootstrap

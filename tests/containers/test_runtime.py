@@ -245,6 +245,25 @@ def test_sigterm_drains_finishes_the_batches_held_then_goodbye(frontend: FakeFro
     assert [m["id"] for m in frontend.seen if m["t"] == MsgType.RESULT] == [1, 2]
 
 
+def test_a_drain_past_its_deadline_abandons_the_batches_not_started(frontend: FakeFrontend,
+                                                                     model_dir: Callable[..., Path],
+                                                                     container: Callable[..., subprocess.Popen[bytes]],
+                                                                     tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    proc = container(model_dir(make_slow_model(4 * HB, marker)), frontend.port, "--drain-seconds", "0")
+    ident = frontend.handshake()
+    for msg_id in (1, 2, 3):
+        frontend.predict(ident, msg_id, [[msg_id, 1]])
+    frontend.pump(marker.exists)
+    proc.send_signal(signal.SIGTERM)
+    frontend.expect(MsgType.DRAINING)
+    _, result = frontend.expect(MsgType.RESULT)
+    assert result["id"] == 1  # the batch in hand finishes; 2 and 3 are abandoned (re-queued by the frontend)
+    frontend.expect(MsgType.GOODBYE)
+    assert proc.wait(timeout=10) == 0
+    assert [m["id"] for m in frontend.seen if m["t"] == MsgType.RESULT] == [1]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_idle_signal_goodbye_exit_0(frontend: FakeFrontend, model_dir: Callable[..., Path], sig: int,
                                     container: Callable[..., subprocess.Popen[bytes]], tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from clipper_core.plugins import PluginRegistry, make_plugin_manager
 from clipper_core.state import Application, Model
 from clipper_core.state.memory import MemoryStateStore
 from clipper_core.state.records import load_key
+from clipper_core.testing import ServerThread
 
 
 class Clock:
@@ -184,6 +186,9 @@ class _GatedManager(LocalContainerManager):
 
 
 async def test_a_manager_scaler_records_the_count_without_undoing_a_setting_changed_meanwhile() -> None:
+    _GatedManager.entered.clear()
+    _GatedManager.release.clear()
+    _GatedManager.calls.clear()
     registry = PluginRegistry.create(make_plugin_manager(load_entry_points=False))
     registry.container_managers.add(_GatedManager, "tests")
     store = await _store({"min_replicas": 1, "max_replicas": 3})
@@ -211,3 +216,9 @@ def test_a_container_manager_scaler_is_configured_clearly() -> None:
     with pytest.raises(ConfigError, match="must be a JSON object"):
         manager_scaler(store, registry, Config(autoscale_manager="local", autoscale_manager_options="[1]"))
     assert callable(manager_scaler(store, registry, Config(autoscale_manager="local")))
+
+
+def test_a_manager_that_cannot_be_made_leaves_the_server_serving_without_an_autoscaler(tmp_path: Path) -> None:
+    with ServerThread(tmp_path, manage_replicas=False, autoscale_manager="no-such-manager") as server:
+        assert server.server.ctx.autoscaler is None
+        assert server.server.ctx.rollouts is not None  # the rest of the management server runs

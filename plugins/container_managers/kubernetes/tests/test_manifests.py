@@ -223,9 +223,8 @@ def test_only_the_management_pod_mounts_a_token_and_its_role_reads_and_scales_de
     role = next(o for o in objects if o["kind"] == "Role")
     granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
                for resource in rule["resources"] for verb in rule["verbs"]}
-    assert granted == {("apps", "deployments", v) for v in ("get", "list", "create", "update")} | {
-        ("apps", "deployments/scale", v) for v in ("get", "patch", "update")} | {
-        ("", "pods", "get"), ("", "pods", "list"), ("", "pods/log", "get")}
+    assert granted == {("apps", "deployments", v) for v in ("get", "create", "update")} | {
+        ("apps", "deployments/scale", "patch"), ("", "pods", "list"), ("", "pods/log", "get")}
     binding = next(o for o in objects if o["kind"] == "RoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "autoscaler-at-c3"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "autoscaler-at-c3", "namespace": "ns"}]
@@ -234,6 +233,19 @@ def test_only_the_management_pod_mounts_a_token_and_its_role_reads_and_scales_de
     assert json.loads(env["CLIPPER_AUTOSCALE_MANAGER_OPTIONS"]) == {
         "cluster_name": "c3", "namespace": "ns", "image_pull_policy": "IfNotPresent", "drain_timeout": 20,
         "deploy_timeout": 120, "resources": {"model": {"limits": {"cpu": "1"}}}}
+    model_env = {e["name"]: e.get("value") for e in pods["model"]["containers"][0]["env"]}
+    assert model_env["CLIPPER_DRAIN_SECONDS"] == "10"  # within the pods' grace of drain + 5 s
+
+
+def test_without_the_autoscaler_no_pod_mounts_a_token_and_there_is_no_account() -> None:
+    objects = _render_cli("--no-autoscaler", "--cluster-name", "c4")
+    assert not [o for o in objects if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+    for obj in objects:
+        if obj["kind"] == "Deployment":
+            pod = obj["spec"]["template"]["spec"]
+            assert pod["automountServiceAccountToken"] is False and "serviceAccountName" not in pod
+            env = {e["name"] for e in pod["containers"][0].get("env", [])}
+            assert "CLIPPER_AUTOSCALE_MANAGER" not in env
 
 
 def test_render_refuses_bad_options_with_a_clear_error() -> None:

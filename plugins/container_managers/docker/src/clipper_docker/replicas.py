@@ -201,8 +201,9 @@ class Reconciler:
         return container
 
     def drain(self, containers: list[Container]) -> None:
-        """Stop gracefully, all at once: SIGTERM lets a replica finish its batch and say GOODBYE (the
-        frontends re-queue what it had queued), SIGKILL after ``drain_timeout``. Then remove."""
+        """Stop gracefully, all at once: SIGTERM makes a replica say DRAINING, finish the batches it holds (for
+        up to ``CLIPPER_DRAIN_SECONDS``, 8 s; the frontends re-queue what it abandons) and say GOODBYE; SIGKILL
+        after ``drain_timeout``. Then remove."""
 
         def stop(container: Container) -> None:
             with contextlib.suppress(NotFound, APIError):

@@ -84,6 +84,10 @@ def add_commands(subparsers: Any, parents: list[argparse.ArgumentParser]) -> Non
                    help='requests/limits per role: {"query"|"model"|"management"|"redis": {"limits": {...}}}')
     p.add_argument("--cache-size", type=int, default=None)
     p.add_argument("--drain-timeout", type=int, default=10, help="seconds a stopping replica may finish (10)")
+    p.add_argument("--deploy-timeout", type=float, default=300.0,
+                   help="seconds the autoscaler waits for new replicas to be ready (300)")
+    p.add_argument("--no-autoscaler", action="store_true",
+                   help="no autoscaler in the management pod: no ServiceAccount, Role or RoleBinding, no token")
     p.add_argument("--image-pull-policy", default="IfNotPresent", choices=["Always", "IfNotPresent", "Never"])
     p.add_argument("--model", type=_model, action="append", default=[],
                    metavar="NAME:VERSION:INPUT_TYPE:REPLICAS:IMAGE",
@@ -111,7 +115,8 @@ def _run_render(args: argparse.Namespace) -> int:
                        service_types=dict(args.service_type), resources=args.resources or {},
                        cache_size=args.cache_size, image_pull_policy=args.image_pull_policy,
                        has_redis_password=args.redis_ip is None or bool(args.redis_password),
-                       drain_seconds=args.drain_timeout)
+                       drain_seconds=args.drain_timeout, deploy_seconds=args.deploy_timeout,
+                       autoscaler=not args.no_autoscaler)
     password, token, made = cluster_secrets(spec, args.redis_password, args.admin_token)
     spec = spec.replace(has_admin_token=bool(token))
     if made:

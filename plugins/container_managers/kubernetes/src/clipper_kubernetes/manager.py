@@ -50,7 +50,8 @@ from clipper_kubernetes.waits import (
 __all__ = ["KubernetesContainerManager"]
 
 log = logging.getLogger(__name__)
-_CLUSTER_KINDS = ("Deployment", "Service", "Secret", "ConfigMap", "RoleBinding", "Role", "ServiceAccount")
+_AUTOSCALER_KINDS = ("RoleBinding", "Role", "ServiceAccount")
+_CLUSTER_KINDS = ("Deployment", "Service", "Secret", "ConfigMap", *_AUTOSCALER_KINDS)
 """What ``stop_all`` deletes by the cluster's label (and the volume claim with ``remove_volumes``)."""
 
 
@@ -65,6 +66,9 @@ class KubernetesContainerManager(ContainerManager):
     :param service_types: ``{"redis"|"management"|"query"|"query-rpc"|"metric": "ClusterIP"|"NodePort"|
         "LoadBalancer"}`` over :data:`~clipper_kubernetes.manifests.DEFAULT_SERVICE_TYPES` (ExternalName refused)
     :param resources: ``{"redis"|"management"|"query"|"model": {"requests": {...}, "limits": {...}}}``
+    :param autoscaler: the management pod autoscales model versions (its ServiceAccount, Role and RoleBinding
+        ``autoscaler-at-<cluster>``); False: none of them (for an account that may not create RBAC objects, or a
+        frontend image without clipper-kubernetes)
     :param frontend_image, redis_image, model_base_image: clipper's images (built by containers/docker/build.sh;
         push them to a registry the nodes pull from and name them here)
     """
@@ -83,7 +87,8 @@ class KubernetesContainerManager(ContainerManager):
                  resources: dict[str, dict[str, dict[str, str]]] | None = None, redis_storage: str = "1Gi",
                  storage_class: str | None = None, image_pull_policy: str = "IfNotPresent",
                  startup_timeout: float = 300.0, deploy_timeout: float = 300.0, request_timeout: float = 30.0,
-                 drain_timeout: int = 10, docker_client: Any = None, build_offline: bool = True) -> None:
+                 drain_timeout: int = 10, docker_client: Any = None, build_offline: bool = True,
+                 autoscaler: bool = True) -> None:
         self.spec = ClusterSpec(cluster=names.check_cluster_name(cluster_name), namespace=namespace,
                                 frontend_image=frontend_image, management_image=frontend_image,
                                 redis_image=redis_image, redis_ip=redis_ip, redis_port=redis_port,
@@ -91,7 +96,7 @@ class KubernetesContainerManager(ContainerManager):
                                 service_types=dict(service_types or {}), resources=dict(resources or {}),
                                 image_pull_policy=image_pull_policy,
                                 has_redis_password=redis_ip is None or bool(redis_password),
-                                drain_seconds=drain_timeout, deploy_seconds=deploy_timeout)
+                                drain_seconds=drain_timeout, deploy_seconds=deploy_timeout, autoscaler=autoscaler)
         self.cluster, self.namespace = cluster_name, namespace
         self.proxy = kubernetes_proxy_addr
         self.use_internal_ip = useInternalIP
@@ -400,11 +405,19 @@ class KubernetesContainerManager(ContainerManager):
         self.addresses = {}
 
     def _delete_cluster_objects(self, grace_seconds: int | None) -> None:
-        # The replicas first, while the frontends are up to take their goodbyes; Redis with the frontends.
+        # The management frontend first (its autoscaler would start replicas again), then the replicas, while the
+        # query frontends are up to take their goodbyes; Redis with the frontends.
+        self._delete_deployments([self._selector(Role.MANAGEMENT)], grace_seconds)
         self._delete_deployments([self._selector(Role.MODEL)], grace_seconds)
-        self._delete_deployments([self._selector(role) for role in (Role.QUERY, Role.MANAGEMENT, Role.REDIS)],
-                                 grace_seconds)
+        self._delete_deployments([self._selector(role) for role in (Role.QUERY, Role.REDIS)], grace_seconds)
         for kind in _CLUSTER_KINDS:
-            for obj in self.api.select(kind, self.namespace, self._selector()):
+            try:
+                found = self.api.select(kind, self.namespace, self._selector())
+            except ClipperException as exc:
+                if exc.status == 403 and kind in _AUTOSCALER_KINDS:  # an account that never made them
+                    log.info("cluster %s: may not list %ss (%s); none were made by it", self.cluster, kind, exc)
+                    continue
+                raise
+            for obj in found:
                 self.api.delete(kind, self.namespace, obj["metadata"]["name"])
         wait_pods_gone(self.api, self.namespace, self._selector(), self.deploy_timeout, f"stopping {self.cluster}")

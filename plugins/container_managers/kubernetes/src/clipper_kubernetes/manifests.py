@@ -108,6 +108,9 @@ class ClusterSpec:
     """How long a stopping replica may finish its batch (its pods' termination grace, plus 5 s)."""
     deploy_seconds: float = 300.0
     """How long the autoscaler waits for a version's replicas to be ready after it scales them."""
+    autoscaler: bool = True
+    """The management pod scales model Deployments (its ServiceAccount, Role and RoleBinding); off: none of
+    them, and no service-account token in any pod."""
 
     def __post_init__(self) -> None:
         names.check_cluster_name(self.cluster)
@@ -201,13 +204,15 @@ def _container(spec: ClusterSpec, role: str, name: str, image: str, *, command: 
 
 
 AUTOSCALER_RULES: list[dict[str, Any]] = [
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "create", "update"]},
-    {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch", "update"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "update"]},
+    {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
 ]
-"""What the autoscaler's ``set_num_replicas`` calls: read and scale a version's Deployment, wait on its pods (and
-read a crashing one's log); create it or roll it back (update) when a version has none or another image."""
+"""What the autoscaler's ``set_num_replicas`` calls, and nothing more: read a version's Deployment and patch its
+scale, list its pods while waiting (and read a crashing one's log); create it, or roll it back (update), when a
+version has none or another image. RBAC cannot select by label: the Role reaches every Deployment of the
+namespace, so give each cluster a namespace of its own where others run."""
 
 
 def autoscaler_options(spec: ClusterSpec) -> dict[str, Any]:
@@ -305,11 +310,13 @@ def redis_objects(spec: ClusterSpec, password: str) -> list[dict[str, Any]]:
 # -- frontends --------------------------------------------------------------------------------------------------
 def management_objects(spec: ClusterSpec) -> list[dict[str, Any]]:
     """The management Service and Deployment: ``clipper admin-server``, whose autoscaler acts through a
-    KubernetesContainerManager of this cluster with the pod's service account (``autoscaler-at-<cluster>``)."""
+    KubernetesContainerManager of this cluster with the pod's service account (``autoscaler-at-<cluster>``;
+    none of that with ``spec.autoscaler`` off)."""
     env = _store_env(spec)
-    env += [{"name": "CLIPPER_AUTOSCALE_MANAGER", "value": "kubernetes"},
-            {"name": "CLIPPER_AUTOSCALE_MANAGER_OPTIONS",
-             "value": json.dumps(autoscaler_options(spec), sort_keys=True)}]
+    if spec.autoscaler:
+        env += [{"name": "CLIPPER_AUTOSCALE_MANAGER", "value": "kubernetes"},
+                {"name": "CLIPPER_AUTOSCALE_MANAGER_OPTIONS",
+                 "value": json.dumps(autoscaler_options(spec), sort_keys=True)}]
     if spec.has_admin_token:
         env.append(_secret_env("CLIPPER_ADMIN_TOKEN", names.object_name("admin-token", spec.cluster), "token"))
     port = PORTS["management"]
@@ -320,9 +327,12 @@ def management_objects(spec: ClusterSpec) -> list[dict[str, Any]]:
         command=["clipper", "admin-server", "--admin-host", "0.0.0.0", "--admin-port", str(port), "--no-replicas"],
         env=env, ports={"http": port},
         readinessProbe=_tcp_probe(port, 2, 3), livenessProbe=_tcp_probe(port, 10, 3, delay=10))
-    pod = {"containers": [container], "serviceAccountName": names.object_name("autoscaler", spec.cluster),
-           "automountServiceAccountToken": True}
-    return [*autoscaler_objects(spec), _service(spec, "management", Role.MANAGEMENT, "management", {"http": port}),
+    pod: dict[str, Any] = {"containers": [container]}
+    account: list[dict[str, Any]] = []
+    if spec.autoscaler:
+        pod.update(serviceAccountName=names.object_name("autoscaler", spec.cluster), automountServiceAccountToken=True)
+        account = autoscaler_objects(spec)
+    return [*account, _service(spec, "management", Role.MANAGEMENT, "management", {"http": port}),
             _deployment(spec, names.object_name("management", spec.cluster), Role.MANAGEMENT, 1, pod)]
 
 
@@ -397,7 +407,9 @@ def model_deployment(spec: ClusterSpec, model: ModelSpec) -> dict[str, Any]:
            {"name": "CLIPPER_MODEL_VERSION", "value": model.version},
            {"name": "CLIPPER_INPUT_TYPE", "value": model.input_type},
            {"name": "CLIPPER_IP", "value": names.object_name("query-rpc", spec.cluster)},
-           {"name": "CLIPPER_PORT", "value": str(PORTS["rpc"])}]
+           {"name": "CLIPPER_PORT", "value": str(PORTS["rpc"])},
+           # finish the batches held within the termination grace (drain + 5 s), then abandon the rest
+           {"name": "CLIPPER_DRAIN_SECONDS", "value": str(spec.drain_seconds)}]
     # No liveness probe: a replica whose model fails exits (and is restarted); one whose frontends are away
     # reconnects by itself, and restarting it would only lose its loaded model.
     container = _container(spec, Role.MODEL, "model", model.image, env=env,
