@@ -147,6 +147,12 @@ class RolloutOperations:
             if version == current:
                 raise Conflict(f"version '{version}' is already the current version of model '{model}'; roll out "
                                "a version that is not current (deploy it with make_current=False)")
+            candidate = next(m for m in await self.store.list_models(model) if m.version == version)
+            cold = bool(candidate.autoscaling) and candidate.autoscaling.get("min_replicas") == 0
+            if not cold and not await self.store.list_replicas(model, version):
+                raise Conflict(f"version '{version}' of model '{model}' has no connected replica, so every query "
+                               "it took would get the default output; start its replicas (deploy it with "
+                               "make_current=False) and wait until they connect")
             existing = await self.store.get_rollout(model)
             if existing is not None and Rollout.from_dict(existing).active:
                 raise Conflict(f"model '{model}' already has an active rollout (of version "

@@ -14,7 +14,7 @@ from clipper_core.inputs import InputType
 from clipper_core.management.rollouts import RolloutController, RolloutOperations
 from clipper_core.metrics import LATENCY_BUCKETS
 from clipper_core.rollouts.figures import StepFigures
-from clipper_core.state import ChangeEvent, Model
+from clipper_core.state import ChangeEvent, Model, Replica
 from clipper_core.state.memory import MemoryStateStore
 from clipper_core.state.records import load_key
 
@@ -32,6 +32,9 @@ async def _store() -> MemoryStateStore:
     await store.open()
     await store.add_model(Model("m", "1", InputType.DOUBLES))
     await store.add_model(Model("m", "2", InputType.DOUBLES), make_current=False)
+    await store.add_model(Model("m", "3", InputType.DOUBLES), make_current=False)  # no replica
+    for version in ("1", "2"):
+        await store.add_replica(Replica("m", version, 0, InputType.DOUBLES, frontend="fe1:7000"))
     return store
 
 
@@ -115,6 +118,10 @@ async def test_operations_check_their_rules_and_pause_resume_abort_promote() -> 
         await ops.start("x", "1", {})
     with pytest.raises(ClipperError, match="'steps' is"):
         await ops.start("m", "2", {"steps": "all"})
+    await ops.abort("m")
+    with pytest.raises(ClipperError, match="'3' of model 'm' has no connected replica"):
+        await ops.start("m", "3", {})
+    await _started(store, clock)
     paused = await ops.pause("m")
     assert paused["state"] == "paused"
     with pytest.raises(ClipperError, match="paused already"):
