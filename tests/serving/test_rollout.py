@@ -1,5 +1,6 @@
 """The query path under a rollout, over fake replicas: a canary takes its share of the users (sticky, never a
-query naming its version), counts each version's outcomes per step, joins feedback to the version that answered;
+query naming its version; composing with an ensemble policy, which chooses the models while the rollout chooses
+the version of each), counts each version's outcomes per step, joins feedback to the version that answered;
 a shadow candidate gets mirrored queries behind real work, never changes an answer, and its agreement with the
 current version is counted."""
 
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+
+from clipper_policy_ensemble.mean import Mean
 
 from clipper_core.rollouts.figures import StepFigures
 from clipper_core.rollouts.record import Rollout
@@ -116,3 +119,37 @@ async def test_shadow_tasks_sort_behind_real_ones_and_are_dropped_without_replic
     counts = serving.runtime(version="2").rollout
     assert counts is not None and counts.step.dropped == 1 and len(queue) == 0
     assert SHADOW_BEHIND_S > 1000  # a shadow task's deadline orders it behind any real task
+
+
+async def _serve(replica: FakeReplica, output: str) -> None:
+    while True:
+        (await replica.next_batch()).answer([output])
+
+
+async def test_the_mean_of_two_models_takes_the_candidate_of_the_one_under_a_canary() -> None:
+    serving = await ServingHarness.start()
+    try:
+        # (an ensemble plugin, installed in this venv: the selection policy composes with the rollout)
+        serving.registry.policies.add(Mean, "clipper-policy-ensemble")
+        await serving.add_app(policy="mean")
+        await serving.add_model("a", app="app")
+        await serving.add_model("b", app="app")
+        await serving.add_model("a", "2", make_current=False)
+        replicas = {("a", "1"): "1.0", ("b", "1"): "3.0", ("a", "2"): "5.0"}
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(_serve(await serving.connect(name, version), output))
+                 for (name, version), output in replicas.items()]
+        [before] = await serving.predict_soon("app", [doubles(1.0)], uid=4)
+        assert before.output == 2.0  # (a:1 + b:1) / 2
+        rollout = Rollout("a", "2", "1", RolloutSettings.from_dict({"steps": [100]}))
+        await serving.store.put_rollout(rollout.to_dict())
+        await serving.snapshot.sync()
+        [during] = await serving.predict_soon("app", [doubles(2.0)], uid=4)
+        assert during.output == 4.0 and sorted(during.models or []) == ["a", "b"]  # (a:2 + b:1) / 2
+        counts = serving.runtime("a", "2").rollout
+        assert counts is not None and counts.step.queries == 1
+        assert serving.runtime("b", "1").rollout is None  # b has no rollout: nothing counted for it
+        for task in tasks:
+            task.cancel()
+    finally:
+        await serving.close()
