@@ -168,6 +168,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             runtime[label] = status.get("reason", "no decision yet")
             if status.get("error"):
                 runtime[label] += f" (its last {status.get('failures', 1)} changes failed: {status['error']})"
+    for rollout in conn.get_rollouts():
+        if rollout["state"] in ("running", "paused"):
+            runtime[f"rollout {rollout['model']}:{rollout['candidate']}"] = rollout["reason"]
     _print(args, runtime)
     return 0
 
@@ -217,11 +220,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     func = _load_function(args.function)
     conn = _connect(args)
     deploy_python_closure(conn, name=args.name, version=args.version, input_type=args.input_type, func=func,
-                          num_replicas=args.replicas, batch_size=args.batch_size)
+                          num_replicas=args.replicas, batch_size=args.batch_size, make_current=not args.not_current)
     if args.app:
         conn.link_model_to_app(args.app, args.name)
     print(f"deployed {args.name}:{args.version} with {args.replicas} replica(s)"
-          + (f", linked to {args.app}" if args.app else ""))
+          + (" (not current)" if args.not_current else "") + (f", linked to {args.app}" if args.app else ""))
     return 0
 
 
@@ -281,6 +284,116 @@ def cmd_autoscale(args: argparse.Namespace) -> int:
                   else f"p99 at {settings['target_latency_fraction']:g} of the SLO")
         print(f"{args.model}: autoscaling {settings['min_replicas']}..{settings['max_replicas']} replicas, {target}")
     return 0
+
+
+def _steps(text: str) -> list[float]:
+    try:
+        return [float(step) for step in text.split(",")]
+    except ValueError:
+        raise ClipperException(f"--steps is {text!r}; expected percentages separated by commas, e.g. 5,25,50,100"
+                               ) from None
+
+
+def _guard(text: str) -> float | str:
+    """A guard's limit, or ``off``."""
+    if text.lower() in ("off", "none"):
+        return "off"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
+
+
+_ROLLOUT_OPTIONS = (("steps", "steps"), ("step_seconds", "step_seconds"), ("min_queries", "min_queries_per_step"),
+                    ("max_error_rate", "max_error_rate"), ("max_p99_ms", "max_p99_ms"),
+                    ("max_default_rate", "max_default_rate"), ("min_feedback_reward", "min_feedback_reward"),
+                    ("min_feedback", "min_feedback"), ("reward", "reward"), ("min_agreement", "min_agreement"),
+                    ("tolerance", "agreement_tolerance"))
+"""(argument, ``start_rollout`` parameter): what ``clipper rollout start`` passes on when it was given."""
+
+
+def cmd_rollout_start(args: argparse.Namespace) -> int:
+    options: dict[str, Any] = {}
+    for attr, parameter in _ROLLOUT_OPTIONS:
+        value = getattr(args, attr)
+        if value is not None:
+            options[parameter] = _steps(value) if attr == "steps" else None if value == "off" else value
+    rollout = _connect(args).start_rollout(args.model, args.version, mode=args.mode, **options)
+    if args.json:
+        _print(args, rollout)
+        return 0
+    settings = rollout["settings"]
+    share = f"{settings['steps'][0]:g}% of the queries" + (" mirrored" if settings["mode"] == "shadow" else "")
+    print(f"{rollout['model']}: rollout of {rollout['candidate']} against {rollout['baseline']} started "
+          f"({settings['mode']}, {share})")
+    return 0
+
+
+def _percent(value: Any) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _figures_line(figures: dict[str, Any]) -> str:
+    p99 = figures.get("p99_ms")
+    parts = [f"{figures.get('queries', 0)} queries", f"errors {_percent(figures.get('error_rate'))}",
+             f"defaults {_percent(figures.get('default_rate'))}", f"p99 {'-' if p99 is None else f'{p99:g}'} ms"]
+    if figures.get("agreement") is not None:
+        parts.append(f"agreement {_percent(figures['agreement'])} of {figures.get('compared', 0)}")
+    if figures.get("dropped"):
+        parts.append(f"{figures['dropped']} dropped")
+    if figures.get("mean_reward") is not None:
+        parts.append(f"mean reward {figures['mean_reward']:.3f} over {figures.get('feedback', 0)} feedback")
+    return ", ".join(parts)
+
+
+def _rollout_lines(rollout: dict[str, Any]) -> list[str]:
+    """``clipper rollout status``'s lines for one rollout: state, step and share, weights; the reason; the step's
+    figures of the candidate and the baseline."""
+    steps = rollout["settings"]["steps"]
+    active = rollout["state"] in ("running", "paused")
+    step = f"step {rollout['step'] + 1} of {len(steps)}" + (f" ({steps[rollout['step']]:g}%)" if active else "")
+    weights = " ".join(f"{version}={weight:g}" for version, weight in rollout["weights"].items())
+    head = f"{rollout['model']}  {rollout['state']}  {step}  weights {weights}"
+    if active and rollout.get("mirrored") is not None:
+        head += f"  mirrored {rollout['mirrored']:.0%}"
+    lines = [head, f"  {rollout['reason']}"]
+    figures = rollout.get("figures") or {}
+    labels = {role: f"{rollout[role]} ({role}):" for role in ("candidate", "baseline")}
+    width = max(len(label) for label in labels.values())
+    for role, label in labels.items():
+        if figures.get(role) is not None:
+            lines.append(f"  {label.ljust(width)} {_figures_line(figures[role])}")
+    if not figures and active:
+        lines.append("  no figures yet")
+    return lines
+
+
+def cmd_rollout_status(args: argparse.Namespace) -> int:
+    conn = _connect(args)
+    rollouts = [conn.get_rollout(args.model)] if args.model else conn.get_rollouts()
+    if args.json:
+        _print(args, rollouts[0] if args.model else rollouts)
+        return 0
+    if not rollouts:
+        print("no rollouts")
+    for rollout in rollouts:
+        print("\n".join(_rollout_lines(rollout)))
+    return 0
+
+
+def _rollout_change(change: str) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        rollout = getattr(_connect(args), f"{change}_rollout")(args.model)
+        if args.json:
+            _print(args, rollout)
+        else:
+            # the operation's own note (``reason`` may still be the controller's last look, until its next one)
+            note = rollout["history"][-1]["reason"] if rollout.get("history") else rollout["reason"]
+            print(f"{rollout['model']}: {rollout['state']} ({note})")
+        return 0
+
+    command.__name__ = f"cmd_rollout_{change}"
+    return command
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -360,6 +473,8 @@ def _add_client_commands(add: Add) -> None:
     deploy.add_argument("--replicas", type=int, default=1)
     deploy.add_argument("--batch-size", type=int, default=-1)
     deploy.add_argument("--app", default=None, help="link the model to this app")
+    deploy.add_argument("--not-current", action="store_true",
+                        help="keep the model's current version: the new one runs without traffic (to roll it out)")
     register = add("register", cmd_register, "register an application")
     register.add_argument("app")
     register.add_argument("--input-type", required=True)
@@ -419,8 +534,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_server_commands(add)
     _add_client_commands(add)
+    _add_rollout_commands(sub, [common, managed])
     _add_plugin_commands(sub, common)
     return parser
+
+
+def _add_rollout_commands(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """``clipper rollout start | status | pause | resume | abort | promote`` (docs/rollouts.md)."""
+    rollout = sub.add_parser("rollout", help="roll a new model version out (canary or shadow) and follow it",
+                             parents=parents)
+    actions = rollout.add_subparsers(dest="rollout_command", required=True, metavar="ACTION")
+
+    def action(name: str, func: Any, help: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = actions.add_parser(name, help=help, parents=parents)
+        p.set_defaults(func=func)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        return p
+
+    start = action("start", cmd_rollout_start, "start rolling VERSION (registered, not current) of MODEL out")
+    start.add_argument("model")
+    start.add_argument("version")
+    start.add_argument("--mode", choices=["canary", "shadow"], default="canary",
+                       help="canary (default): the candidate answers a growing share of the users; shadow: queries "
+                            "are mirrored to it, the current version answers all")
+    start.add_argument("--steps", default=None, metavar="P,P,...",
+                       help="the candidate's shares in percent, increasing (5,25,50,100; shadow: 100)")
+    start.add_argument("--step-seconds", type=float, default=None, help="how long a step lasts at least (60)")
+    start.add_argument("--min-queries", type=int, default=None,
+                       help="queries the candidate answers in a step before it passes (100)")
+    start.add_argument("--max-error-rate", type=_guard, default=None, metavar="R|off",
+                       help="roll back above this failed share of its queries (0.01)")
+    start.add_argument("--max-p99-ms", type=_guard, default=None, metavar="MS|off",
+                       help="roll back above this p99 latency (off)")
+    start.add_argument("--max-default-rate", type=_guard, default=None, metavar="R|off",
+                       help="roll back above this share of queries with no output in time (0.05)")
+    start.add_argument("--min-feedback-reward", type=_guard, default=None, metavar="R|off",
+                       help="roll back below this mean feedback reward (off)")
+    start.add_argument("--min-feedback", type=int, default=None,
+                       help="feedback a step needs before the reward is checked (20)")
+    start.add_argument("--reward", choices=["match", "abs_error", "squared_error"], default=None,
+                       help="how feedback is scored (match)")
+    start.add_argument("--min-agreement", type=_guard, default=None, metavar="R|off",
+                       help="shadow: roll back below this share of outputs equal to the current version's (off)")
+    start.add_argument("--tolerance", type=float, default=None, help="shadow: numbers within it agree (1e-6)")
+    status = action("status", cmd_rollout_status, "a model's rollout (default: every rollout)")
+    status.add_argument("model", nargs="?", default=None)
+    for change, help in (("pause", "hold a rollout at its step (the guards still roll it back)"),
+                         ("resume", "resume a paused rollout (its step starts over)"),
+                         ("abort", "end a rollout: the current version answers every query"),
+                         ("promote", "end a rollout now, making the candidate the current version")):
+        action(change, _rollout_change(change), help).add_argument("model")
 
 
 def _add_plugin_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -141,6 +141,153 @@ def test_autoscale_sets_shows_and_turns_off_autoscaling(clipper_server: ServerTh
     assert "autoscaling twice:1" not in json.loads(ok(cli("status", *home, "--json")))
 
 
+FAILING_SOURCE = "def predict(xs):\n    raise ValueError('this version always fails')\n"
+
+
+def _versions(server: ServerThread, cli: Run, home: list[str], tmp_path: Path, name: str, *versions: str,
+              candidate: str = MODEL_SOURCE, app: str | None = None) -> None:
+    """``clipper deploy`` of each version of ``name``: the first current (linked to ``app``, registered here),
+    the others ``--not-current`` (from ``candidate``); one replica each, connected before this returns."""
+    for kind, source in (("model", MODEL_SOURCE), ("candidate", candidate)):
+        (tmp_path / f"{name}_{kind}.py").write_text(source)
+    if app is not None:
+        ok(cli("register", app, *home, "--input-type", "doubles", "--slo-micros", "2000000"))
+    for i, version in enumerate(versions):
+        flags = (["--app", app] if app else []) if i == 0 else ["--not-current"]
+        source = tmp_path / f"{name}_{'model' if i == 0 else 'candidate'}.py"
+        ok(cli("deploy", f"{source}:predict", *home, "--name", name, "--version", version, "--input-type",
+               "doubles", *flags))
+    for version in versions:
+        server.wait_replicas(name, version, 1)
+
+
+def test_rollout_start_status_pause_resume_and_promote(clipper_server: ServerThread, clipper_home: Path,
+                                                      tmp_path: Path, cli: Run) -> None:
+    home = ["--home", str(clipper_home)]
+    assert ok(cli("rollout", "status", *home)) == "no rollouts\n"
+    assert json.loads(ok(cli("rollout", "status", *home, "--json"))) == []
+    _versions(clipper_server, cli, home, tmp_path, "m", "1", "2")
+    assert ok(cli("rollout", "start", "m", "2", *home, "--steps", "10,50,100", "--step-seconds", "30",
+                  "--min-queries", "5", "--max-error-rate", "off", "--max-p99-ms", "80", "--max-default-rate",
+                  "0.5", "--min-feedback-reward", "0.2", "--min-feedback", "3", "--reward", "abs_error")) == (
+        "m: rollout of 2 against 1 started (canary, 10% of the queries)\n")
+    view = json.loads(ok(cli("rollout", "status", "m", *home, "--json")))
+    assert (view["candidate"], view["baseline"], view["state"], view["weights"]) == ("2", "1", "running",
+                                                                                       {"2": 0.1, "1": 0.9})
+    assert {k: view["settings"][k] for k in ("steps", "step_seconds", "min_queries_per_step", "max_error_rate",
+                                             "max_p99_ms", "max_default_rate", "min_feedback_reward",
+                                             "min_feedback", "reward", "min_agreement")} == {
+        "steps": [10.0, 50.0, 100.0], "step_seconds": 30.0, "min_queries_per_step": 5, "max_error_rate": None,
+        "max_p99_ms": 80.0, "max_default_rate": 0.5, "min_feedback_reward": 0.2, "min_feedback": 3,
+        "reward": "abs_error", "min_agreement": None}
+
+    def judged() -> bool:
+        return "judged_at" in json.loads(ok(cli("rollout", "status", "m", *home, "--json")))
+
+    wait_until(judged, 15, what="the rollout controller's first look")
+    lines = ok(cli("rollout", "status", "m", *home)).splitlines()
+    assert lines[0].split() == ["m", "running", "step", "1", "of", "3", "(10%)", "weights", "2=0.1", "1=0.9"]
+    assert lines[1].startswith("  step 1 of 3 (10%): ") and lines[1].endswith(" of 30 s, 0 queries"), lines
+    assert lines[2:] == ["  2 (candidate): 0 queries, errors 0.0%, defaults 0.0%, p99 - ms",
+                         "  1 (baseline):  0 queries, errors 0.0%, defaults 0.0%, p99 - ms"]
+    status = json.loads(ok(cli("status", *home, "--json")))
+    assert status["rollout m:2"].startswith("step 1 of 3 (10%): "), status
+    assert "rollout m:2: step 1 of 3 (10%): " in ok(cli("status", *home))
+
+    assert ok(cli("rollout", "pause", "m", *home)) == "m: paused (paused by an operator at step 1)\n"
+    assert error(cli("rollout", "pause", "m", *home)) == (
+        "clipper: error: POST /admin/pause_rollout failed with 400: the rollout of model 'm' is paused already\n")
+    assert ok(cli("rollout", "resume", "m", *home)) == "m: running (resumed by an operator: step 1 starts over)\n"
+    assert "is not paused (running)" in error(cli("rollout", "resume", "m", *home))
+    assert ok(cli("rollout", "promote", "m", *home)) == (
+        "m: promoted (promoted by an operator at step 1: 2 is the current version)\n")
+    models = {m["model_version"]: m["is_current_version"] for m in json.loads(ok(cli("models", *home, "--json")))}
+    assert models == {"1": False, "2": True}
+    assert "rollout m:2" not in json.loads(ok(cli("status", *home, "--json")))  # only active rollouts
+    assert ok(cli("rollout", "status", "m", *home)).splitlines() == [
+        "m  promoted  step 1 of 3  weights 2=1 1=0",
+        "  promoted by an operator at step 1: 2 is the current version"]
+    assert "has ended (promoted: " in error(cli("rollout", "abort", "m", *home))
+
+    # a shadow rollout of version 1, now not current; then every rollout, and abort
+    assert ok(cli("rollout", "start", "m", "1", *home, "--mode", "shadow", "--min-agreement", "0.99",
+                  "--tolerance", "1e-4")) == (
+        "m: rollout of 1 against 2 started (shadow, 100% of the queries mirrored)\n")
+    _versions(clipper_server, cli, home, tmp_path, "n", "1", "2")
+    ok(cli("rollout", "start", "n", "2", *home, "--json"))
+    lines = ok(cli("rollout", "status", *home)).splitlines()
+    assert lines[0] == "m  running  step 1 of 1 (100%)  weights 1=0 2=1  mirrored 100%", lines
+    assert [line.split("  ")[0] for line in lines if not line.startswith(" ")] == ["m", "n"]
+    assert [r["model"] for r in json.loads(ok(cli("rollout", "status", *home, "--json")))] == ["m", "n"]
+    out = ok(cli("rollout", "abort", "m", *home, "--json"))
+    assert json.loads(out)["state"] == "aborted"
+    assert ok(cli("rollout", "abort", "n", *home)) == (
+        "n: aborted (aborted by an operator at step 1; 1 keeps every query)\n")
+
+
+def test_rollout_status_shows_the_figures_and_why_it_was_rolled_back(clipper_server: ServerThread,
+                                                                      clipper_home: Path, tmp_path: Path,
+                                                                      cli: Run) -> None:
+    home = ["--home", str(clipper_home)]
+    _versions(clipper_server, cli, home, tmp_path, "m", "1", "2", candidate=FAILING_SOURCE, app="app")
+    ok(cli("rollout", "start", "m", "2", *home, "--steps", "50,100", "--min-queries", "5"))
+    for uid in range(1, 41):  # the candidate fails every input its users send
+        assert clipper_server.predict("app", {"input": [1.0, float(uid)], "uid": uid})[0] == 200
+
+    def rolled_back() -> bool:
+        return bool(json.loads(ok(cli("rollout", "status", "m", *home, "--json")))["state"] == "rolled_back")
+
+    wait_until(rolled_back, 15, what="the rollback")
+    figures = json.loads(ok(cli("rollout", "status", "m", *home, "--json")))["figures"]
+    n, base = figures["candidate"]["queries"], figures["baseline"]
+    lines = ok(cli("rollout", "status", "m", *home)).splitlines()
+    assert lines[:3] == [
+        "m  rolled_back  step 1 of 2  weights 2=0 1=1",
+        f"  rolled back: max_error_rate: {n} of {n} queries failed (100.0% > 1.0%) in step 1 (50%)",
+        f"  2 (candidate): {n} queries, errors 100.0%, defaults 0.0%, p99 - ms"]
+    assert lines[3:] == [f"  1 (baseline):  {base['queries']} queries, errors 0.0%, defaults 0.0%, "
+                         f"p99 {base['p99_ms']:g} ms"]
+
+
+def test_rollout_errors_are_one_line_too(clipper_server: ServerThread, clipper_home: Path, tmp_path: Path,
+                                        cli: Run) -> None:
+    home = ["--home", str(clipper_home)]
+    _versions(clipper_server, cli, home, tmp_path, "m", "1", "2")
+    assert error(cli("rollout", "start", "m", "2", *home, "--steps", "5,x")) == (
+        "clipper: error: --steps is '5,x'; expected percentages separated by commas, e.g. 5,25,50,100\n")
+    assert error(cli("rollout", "start", "m", "2", *home, "--steps", "50,10")) == (
+        "clipper: error: POST /admin/start_rollout failed with 400: 'steps' is [50.0, 10.0]; expected increasing "
+        "percentages\n")
+    assert "'min_agreement' is a shadow rollout's guard" in error(
+        cli("rollout", "start", "m", "2", *home, "--min-agreement", "0.9"))
+    assert "version '1' is already the current version of model 'm'" in error(
+        cli("rollout", "start", "m", "1", *home))
+    assert "model with name 'm' and version '7' does not exist" in error(cli("rollout", "start", "m", "7", *home))
+    assert "No model with name 'ghost' exists" in error(cli("rollout", "start", "ghost", "1", *home))
+    for command in ("status", "pause", "resume", "abort", "promote"):
+        assert error(cli("rollout", command, "m", *home)) == (
+            f"clipper: error: POST /admin/{'get' if command == 'status' else command}_rollout failed with 404: "
+            "model 'm' has no rollout; start one with start_rollout\n")
+    assert json.loads(ok(cli("rollout", "status", *home, "--json"))) == []  # nothing was started
+
+
+def test_deploy_not_current_keeps_the_current_version(clipper_server: ServerThread, clipper_home: Path,
+                                                      tmp_path: Path, cli: Run) -> None:
+    home = ["--home", str(clipper_home)]
+    model_file = tmp_path / "my_model.py"
+    model_file.write_text(MODEL_SOURCE)
+    ok(cli("register", "doubler", *home, "--input-type", "doubles", "--slo-micros", "2000000"))
+    ok(cli("deploy", f"{model_file}:predict", *home, "--name", "twice", "--version", "1", "--input-type", "doubles",
+           "--app", "doubler"))
+    assert ok(cli("deploy", f"{model_file}:predict", *home, "--name", "twice", "--version", "2", "--input-type",
+                  "doubles", "--not-current")) == "deployed twice:2 with 1 replica(s) (not current)\n"
+    models = {m["model_version"]: m["is_current_version"] for m in json.loads(ok(cli("models", *home, "--json")))}
+    assert models == {"1": True, "2": False}
+    clipper_server.wait_replicas("twice", "2", 1)
+    assert ok(cli("rollout", "start", "twice", "2", *home)) == (
+        "twice: rollout of 2 against 1 started (canary, 5% of the queries)\n")
+
+
 def test_plugins_lists_name_distribution_version_and_hooks(clipper_server: ServerThread, clipper_home: Path,
                                                           cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CLIPPER_DISABLE_PLUGINS", raising=False)
@@ -252,7 +399,7 @@ def test_every_command_that_talks_to_clipper_uses_the_chosen_manager(
     commands = [["status", "--json"], ["apps"], ["models"], ["register", "app", "--input-type", "doubles"],
                 ["deploy", f"{model_file}:predict", "--name", "m", "--version", "1", "--input-type", "doubles"],
                 ["link", "app", "m"], ["set-policy", "app", "default"], ["scale", "m", "1"],
-                ["logs", str(tmp_path / "logs")], ["stop", "--kill"]]
+                ["rollout", "status"], ["logs", str(tmp_path / "logs")], ["stop", "--kill"]]
     for i, command in enumerate(commands):
         ok(cli(*command, *home, "--manager", "acme-local"))
         assert len(acme_manager.made) == i + 1, command  # one manager per command, and it was ours

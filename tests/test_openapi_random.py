@@ -84,6 +84,7 @@ ADMIN_FIELDS: dict[str, st.SearchStrategy[Any]] = {key: _mostly(good, VALUES) fo
     "batch_size": st.sampled_from([-1, 1, 8]) | INTS, "batch_wait_timeout_micros": st.integers(0, 1000) | INTS,
     "replica_id": st.integers(0, 2) | INTS, "uid": UIDS, "labels": st.lists(TEXT, max_size=3),
     "container_name": TEXT, "cache_enabled": st.booleans(), "verbose": st.booleans(),
+    "version": st.sampled_from([VERSION, "2"]) | INTS | NAMES,
 }.items()}
 ADMIN_REQUIRED = {
     "add_app": ["name", "input_type", "default_output", "latency_slo_micros"], "delete_app": ["name"],
@@ -93,6 +94,9 @@ ADMIN_REQUIRED = {
     "set_model_version": ["model_name", "model_version"], "get_model": ["model_name", "model_version"],
     "get_container": ["model_name", "model_version", "replica_id"], "get_all_models": [],
     "get_all_applications": [],
+    "start_rollout": ["model_name", "version"], "get_rollout": ["model_name"], "get_rollouts": [],
+    "pause_rollout": ["model_name"], "resume_rollout": ["model_name"], "abort_rollout": ["model_name"],
+    "promote_rollout": ["model_name"],
 }
 
 

@@ -34,6 +34,15 @@ _MODEL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _VERSION = re.compile(r"^[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?$")
 
 
+class _ServerDefault:
+    def __repr__(self) -> str:
+        return "<the server's default>"
+
+
+_SERVER_DEFAULT: Any = _ServerDefault()
+"""A setting left out of a request, so the server's default applies (where None means something else)."""
+
+
 class ClipperConnection:
     """Create with a container manager, then ``start_clipper()`` or ``connect()``.
 
@@ -117,9 +126,12 @@ class ClipperConnection:
     def build_and_deploy_model(self, name: str, version: Any, input_type: str, model_data_path: str,
                                base_image: str = "default", labels: list[str] | None = None,
                                container_registry: str | None = None, num_replicas: int = 1,
-                               batch_size: int = -1, pkgs_to_install: list[str] | None = None) -> None:
+                               batch_size: int = -1, pkgs_to_install: list[str] | None = None, *,
+                               make_current: bool = True) -> None:
+        """:meth:`build_model`, then :meth:`deploy_model` (``make_current``: see there)."""
         image = self.build_model(name, version, model_data_path, base_image, container_registry, pkgs_to_install)
-        self.deploy_model(name, version, input_type, image, labels, num_replicas, batch_size)
+        self.deploy_model(name, version, input_type, image, labels, num_replicas, batch_size,
+                          make_current=make_current)
 
     def build_model(self, name: str, version: Any, model_data_path: str, base_image: str = "default",
                     container_registry: str | None = None, pkgs_to_install: list[str] | None = None) -> str:
@@ -137,23 +149,30 @@ class ClipperConnection:
         return self.cm.build_model(name, version, model_data_path, base_image, pkgs_to_install)
 
     def deploy_model(self, name: str, version: Any, input_type: str, image: str, labels: list[str] | None = None,
-                     num_replicas: int = 1, batch_size: int = -1) -> None:
-        """Register the version (it becomes current) and start ``num_replicas`` replicas of ``image``."""
+                     num_replicas: int = 1, batch_size: int = -1, *, make_current: bool = True) -> None:
+        """Register the version and start ``num_replicas`` replicas of ``image``. It becomes the current version
+        unless ``make_current=False``: then it runs but takes no traffic (a candidate for :meth:`start_rollout`,
+        or for :meth:`set_model_version` later)."""
         version = str(version)
         self._check_name_version(name, version)
         parse_input_type(input_type)
-        self.register_model(name, version, input_type, image=image, labels=labels, batch_size=batch_size)
+        self.register_model(name, version, input_type, image=image, labels=labels, batch_size=batch_size,
+                            make_current=make_current)
         self.cm.deploy_model(name, version, input_type, image, num_replicas)
 
     def register_model(self, name: str, version: Any, input_type: str, image: str | None = None,
                        labels: list[str] | None = None, batch_size: int = -1,
-                       autoscaling: dict[str, Any] | None = None) -> None:
-        """Register a model version; ``autoscaling``: its settings (see :meth:`set_autoscaling`), or None."""
+                       autoscaling: dict[str, Any] | None = None, *, make_current: bool = True) -> None:
+        """Register a model version; ``autoscaling``: its settings (see :meth:`set_autoscaling`), or None;
+        ``make_current=False``: the model's current version stays as it is (Clipper's add_model always makes
+        the new version current, and so does this by default)."""
         body = {"model_name": name, "model_version": str(version), "labels": labels or [],
                 "input_type": input_type, "container_name": image or CONTAINERLESS_MODEL_IMAGE,
                 "model_data_path": "DEPRECATED", "batch_size": batch_size}
         if autoscaling is not None:
             body["autoscaling"] = autoscaling
+        if not make_current:  # sent only when false: the default request is Clipper's
+            body["make_current"] = False
         self._post("add_model", body)
 
     def set_autoscaling(self, name: str, version: Any = None, *, min_replicas: int = 1, max_replicas: int = 4,
@@ -228,6 +247,65 @@ class ClipperConnection:
         self._post("set_model_version", {"model_name": name, "model_version": str(version)})
         if num_replicas is not None:
             self.set_num_replicas(name, num_replicas, version)
+
+    # -- rollouts --------------------------------------------------------------------------------------
+    def start_rollout(self, model_name: str, version: Any, *, mode: str = "canary",
+                      steps: list[float] | None = None, step_seconds: float | None = None,
+                      min_queries_per_step: int | None = None, max_error_rate: float | None = _SERVER_DEFAULT,
+                      max_p99_ms: float | None = None, max_default_rate: float | None = _SERVER_DEFAULT,
+                      min_feedback_reward: float | None = None, min_feedback: int | None = None,
+                      reward: str | None = None, min_agreement: float | None = None,
+                      agreement_tolerance: float | None = None) -> dict[str, Any]:
+        """Roll ``version`` (registered, not current: deploy it with ``make_current=False``) out against the
+        current version of ``model_name`` (docs/rollouts.md). ``mode="canary"``: it answers ``steps`` percent
+        of the users (default ``[5, 25, 50, 100]``), each step lasting ``step_seconds`` (60) and
+        ``min_queries_per_step`` queries (100), then it is promoted; ``mode="shadow"``: ``steps`` percent of the
+        queries (default ``[100]``) are mirrored to it, the current version answering every query. The guards
+        roll it back at once: ``max_error_rate`` (default 0.01), ``max_default_rate`` (0.05), ``max_p99_ms``,
+        ``min_feedback_reward`` (over ``min_feedback`` feedback, ``reward`` ``match``, ``abs_error`` or
+        ``squared_error``) and, in shadow mode, ``min_agreement`` (numbers within ``agreement_tolerance``).
+        A setting left out takes the server's default; ``max_error_rate=None`` or ``max_default_rate=None``
+        turns that guard off. Returns the rollout (see :meth:`get_rollout`)."""
+        settings: dict[str, Any] = {"mode": mode, "max_error_rate": max_error_rate,
+                                    "max_default_rate": max_default_rate}
+        settings = {k: v for k, v in settings.items() if v is not _SERVER_DEFAULT}
+        for key, value in (("steps", None if steps is None else list(steps)), ("step_seconds", step_seconds),
+                           ("min_queries_per_step", min_queries_per_step), ("max_p99_ms", max_p99_ms),
+                           ("min_feedback_reward", min_feedback_reward), ("min_feedback", min_feedback),
+                           ("reward", reward), ("min_agreement", min_agreement),
+                           ("agreement_tolerance", agreement_tolerance)):
+            if value is not None:
+                settings[key] = value
+        return dict(self._post("start_rollout", {"model_name": model_name, "version": str(version), **settings}))
+
+    def get_rollout(self, model_name: str) -> dict[str, Any]:
+        """The model's rollout (the active one, else the last): ``state`` (``running``, ``paused``,
+        ``promoted``, ``passed``, ``rolled_back``, ``aborted``), ``candidate`` and ``baseline``, ``step`` (from
+        0) of ``settings["steps"]``, ``weights`` (each version's share of the answers; ``mirrored``: the share
+        mirrored in shadow mode), ``reason`` (why it holds, or why it ended), ``figures`` of the step per version
+        (``{"candidate": {...}, "baseline": {...}}``: queries, error_rate, default_rate, p99_ms, agreement,
+        mean_reward, ...) and ``history``."""
+        return dict(self._post("get_rollout", {"model_name": model_name}))
+
+    def get_rollouts(self) -> list[dict[str, Any]]:
+        """Every model's rollout (see :meth:`get_rollout`), active or ended."""
+        return list(self._post("get_rollouts", {}))
+
+    def pause_rollout(self, model_name: str) -> dict[str, Any]:
+        """Hold the rollout at its step (the guards still roll it back)."""
+        return dict(self._post("pause_rollout", {"model_name": model_name}))
+
+    def resume_rollout(self, model_name: str) -> dict[str, Any]:
+        """Resume a paused rollout: its step starts over."""
+        return dict(self._post("resume_rollout", {"model_name": model_name}))
+
+    def abort_rollout(self, model_name: str) -> dict[str, Any]:
+        """End the rollout: the current version answers every query again."""
+        return dict(self._post("abort_rollout", {"model_name": model_name}))
+
+    def promote_rollout(self, model_name: str) -> dict[str, Any]:
+        """End the rollout now, making the candidate the current version."""
+        return dict(self._post("promote_rollout", {"model_name": model_name}))
 
     # -- stopping --------------------------------------------------------------------------------------
     def _unregister_versioned_models(self, models: dict[str, list[str]]) -> None:

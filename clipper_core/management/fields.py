@@ -3,12 +3,14 @@ names the field, what was wrong, and what is expected."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from clipper_core.autoscaling.config import AutoscalingConfig
 from clipper_core.errors import InvalidInput
 from clipper_core.inputs import INT64_MAX, INT64_MIN, InputType, json_kind, parse_input_type
 from clipper_core.names import check_name
+from clipper_core.rollouts.settings import RolloutSettings
 
 __all__ = ["MAX_REPLICAS", "MAX_SLO_MICROS", "Body"]
 
@@ -113,6 +115,17 @@ class Body:
             return None
         value = self.data[key]
         return None if value is None else AutoscalingConfig.from_dict(value).to_dict()
+
+    def rollout_settings(self, *fields: str) -> dict[str, Any]:
+        """The body's keys other than ``fields`` (read by their own accessors) as rollout settings, validated
+        (omitted ones take their defaults); any other key is refused, naming what is accepted."""
+        settings = {key: value for key, value in self.data.items() if key not in fields}
+        known = {f.name for f in dataclasses.fields(RolloutSettings)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise InvalidInput(f"unknown key(s) {', '.join(map(repr, unknown))}; expected {', '.join(fields)} and "
+                               f"any of the rollout settings {', '.join(sorted(known))}")
+        return RolloutSettings.from_dict(settings).to_dict()
 
     def replica_count(self, key: str = "num_replicas") -> int:
         value: int = self.integer(key)

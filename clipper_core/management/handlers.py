@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +29,7 @@ from clipper_core.management.render import (
     replica_json,
     replica_label,
 )
+from clipper_core.management.rollouts import RolloutOperations
 from clipper_core.names import NO_CONTAINER
 from clipper_core.state import Application, Model
 
@@ -136,7 +138,10 @@ async def add_model(request: web.Request) -> web.Response:
                   model_data_path=body.text("model_data_path", "DEPRECATED"), autoscaling=body.autoscaling())
     if model.autoscaling is not None and model.container_name == NO_CONTAINER:
         raise Conflict(f"Cannot autoscale the containerless model {name}:{version}: nothing to start")
-    await ops.register_model(model)
+    if body.boolean("make_current", True):  # clipper's addition; Clipper's add_model always makes it current
+        await ops.register_model(model)
+    else:  # registered beside the current version, which stays (a rollout's candidate)
+        await ops.store.add_model(model.replace(created_at=time.time()), make_current=False)
     return _text(f"Successfully added model with name '{model.name}' and input type '{model.input_type.value}'")
 
 
@@ -213,6 +218,49 @@ async def get_num_replicas(request: web.Request) -> web.Response:
     return json_response(counts._asdict())
 
 
+# -- rollouts (docs/rollouts.md): each answers the rollout's view (Rollout.view, with the controller's live look)
+
+def _rollouts(request: web.Request) -> RolloutOperations:
+    return RolloutOperations.of(request.app[CONTEXT])
+
+
+async def start_rollout(request: web.Request) -> web.Response:
+    body = await _body(request)
+    name, version = body.name("model_name"), body.version("version")
+    settings = body.rollout_settings("model_name", "version")
+    return json_response(await _rollouts(request).start(name, version, settings))
+
+
+async def get_rollout(request: web.Request) -> web.Response:
+    name = (await _body(request)).name("model_name")
+    return json_response(await _rollouts(request).get(name))
+
+
+async def get_rollouts(request: web.Request) -> web.Response:
+    await _body(request)  # a JSON object (no field is read)
+    return json_response(await _rollouts(request).list())
+
+
+async def pause_rollout(request: web.Request) -> web.Response:
+    name = (await _body(request)).name("model_name")
+    return json_response(await _rollouts(request).pause(name))
+
+
+async def resume_rollout(request: web.Request) -> web.Response:
+    name = (await _body(request)).name("model_name")
+    return json_response(await _rollouts(request).resume(name))
+
+
+async def abort_rollout(request: web.Request) -> web.Response:
+    name = (await _body(request)).name("model_name")
+    return json_response(await _rollouts(request).abort(name))
+
+
+async def promote_rollout(request: web.Request) -> web.Response:
+    name = (await _body(request)).name("model_name")
+    return json_response(await _rollouts(request).promote(name))
+
+
 # -- server -------------------------------------------------------------------------------------------
 
 async def ping(request: web.Request) -> web.Response:
@@ -272,6 +320,13 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/admin/get_num_replicas", get_num_replicas),
     ("POST", "/admin/set_autoscaling", set_autoscaling),
     ("POST", "/admin/get_autoscaling", get_autoscaling),
+    ("POST", "/admin/start_rollout", start_rollout),
+    ("POST", "/admin/get_rollout", get_rollout),
+    ("POST", "/admin/get_rollouts", get_rollouts),
+    ("POST", "/admin/pause_rollout", pause_rollout),
+    ("POST", "/admin/resume_rollout", resume_rollout),
+    ("POST", "/admin/abort_rollout", abort_rollout),
+    ("POST", "/admin/promote_rollout", promote_rollout),
     ("POST", "/admin/get_logs", get_logs),
     ("POST", "/admin/shutdown", shutdown),
 ]

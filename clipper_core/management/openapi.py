@@ -25,6 +25,8 @@ from clipper_core.openapi import (
     request_body,
     text_reply,
 )
+from clipper_core.rollouts.record import ACTIVE, ENDED
+from clipper_core.rollouts.settings import MODES, REWARD_KINDS
 
 __all__ = ["admin_openapi"]
 
@@ -49,9 +51,9 @@ def admin_openapi() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{}, {"bearer": []}],
         "paths": {**_discovery_paths(), **_app_paths(), **_link_paths(), **_model_paths(), **_replica_paths(),
-                  **_server_paths()},
+                  **_rollout_paths(), **_server_paths()},
         "components": {
-            "schemas": {"Error": ERROR, **_record_schemas()},
+            "schemas": {"Error": ERROR, **_record_schemas(), "Rollout": ROLLOUT, "RolloutFigures": FIGURES},
             "responses": error_components(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "the server's admin token (CLIPPER_ADMIN_TOKEN)"}},
@@ -107,6 +109,73 @@ AUTOSCALING["description"] = ("min_replicas <= max_replicas; exactly one target 
 AUTOSCALING_REPLY = obj(["model_name", "model_version", "autoscaling", "status"], model_name={"type": "string"},
                         model_version={"type": "string"}, autoscaling={**AUTOSCALING, "nullable": True},
                         status={"type": "object", "nullable": True})
+
+
+def _nullable(schema: dict[str, Any], off: str = "null: the guard is off") -> dict[str, Any]:
+    return {**schema, "nullable": True, "description": off}
+
+
+RATE = {"type": "number", "minimum": 0, "maximum": 1}
+COUNT = {"type": "integer", "minimum": 1, "maximum": 10**9}
+ROLLOUT_SETTINGS: dict[str, Any] = {
+    "mode": {"type": "string", "enum": list(MODES),
+             "description": "canary (default): the candidate answers a growing share of the users; shadow: a share "
+                            "of the queries is mirrored to it, the current version answers all"},
+    "steps": {"type": "array", "minItems": 1, "maxItems": 20,
+              "items": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 100},
+              "description": "the candidate's shares in percent, increasing (default [5, 25, 50, 100]; shadow: [100])"},
+    "step_seconds": {"type": "number", "minimum": 0, "maximum": 7 * 24 * 3600,
+                     "description": "how long a step lasts at least (60)"},
+    "min_queries_per_step": {**COUNT, "description": "queries the candidate answers in a step before it passes, and "
+                                                     "before the guards are checked (100)"},
+    "max_error_rate": _nullable(RATE, "the candidate's failed share of its queries (0.01; null: off)"),
+    "max_p99_ms": _nullable({"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 3_600_000},
+                            "the candidate's p99 latency (null, the default: off)"),
+    "max_default_rate": _nullable(RATE, "the share of its queries with no output in time (0.05; null: off)"),
+    "min_feedback_reward": _nullable(RATE, "the mean reward of the feedback on its answers (null, the default: off)"),
+    "min_feedback": {**COUNT, "description": "feedback a step needs before the reward is checked (20)"},
+    "reward": {"type": "string", "enum": list(REWARD_KINDS), "description": "how feedback is scored (match)"},
+    "min_agreement": _nullable(RATE, "shadow only: its outputs' share equal to the current version's (null, the "
+                                     "default: off)"),
+    "agreement_tolerance": {"type": "number", "minimum": 0, "maximum": 1e9,
+                            "description": "numbers within it agree (1e-6, absolute or relative)"},
+}
+"""The rollout settings (clipper_core.rollouts.settings.RolloutSettings), as start_rollout takes them."""
+FIGURES = obj(["queries", "errors", "defaults", "error_rate", "default_rate", "p99_ms", "agreement", "compared",
+               "dropped", "mean_reward", "feedback"],
+              queries={"type": "integer"}, errors={"type": "integer"}, defaults={"type": "integer"},
+              error_rate={"type": "number"}, default_rate={"type": "number"},
+              p99_ms={"type": "number", "nullable": True, "description": "null: no output yet"},
+              agreement={"type": "number", "nullable": True, "description": "shadow: null until compared"},
+              compared={"type": "integer"}, dropped={"type": "integer"},
+              mean_reward={"type": "number", "nullable": True, "description": "null: no feedback yet"},
+              feedback={"type": "integer"})
+FIGURES["additionalProperties"] = False
+FIGURES["description"] = "A version's figures over the step (StepFigures.summary)"
+ROLLOUT = obj(["model", "candidate", "baseline", "settings", "state", "step", "step_id", "step_started_at",
+               "started_at", "ended_at", "reason", "figures", "history", "weights"],
+              model={"type": "string"}, candidate={"type": "string"},
+              baseline={"type": "string", "description": "the version current when the rollout started"},
+              settings={**obj(list(ROLLOUT_SETTINGS), **ROLLOUT_SETTINGS), "additionalProperties": False},
+              state={"type": "string", "enum": [*ACTIVE, *ENDED]},
+              step={"type": "integer", "minimum": 0, "description": "the index in settings.steps"},
+              step_id={"type": "integer", "description": "changes whenever the split does"},
+              step_started_at={"type": "number"}, started_at={"type": "number"},
+              ended_at={"type": "number", "nullable": True}, reason={"type": "string"},
+              figures={"oneOf": [EMPTY, {**obj(["candidate", "baseline"], candidate=_ref("RolloutFigures"),
+                                                baseline=_ref("RolloutFigures")), "additionalProperties": False}],
+                       "description": "the step's figures per version, once judged"},
+              history={"type": "array", "items": obj(
+                  ["event", "at", "step", "share", "reason"], event={"type": "string"}, at={"type": "number"},
+                  step={"type": "integer"}, share={"type": "number"}, reason={"type": "string"},
+                  figures=_ref("RolloutFigures"))},
+              weights={"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+                       "description": "each version's share of the answers"},
+              mirrored={"type": "number", "minimum": 0, "maximum": 1,
+                        "description": "shadow mode: the share of the queries mirrored to the candidate"},
+              judged_at={"type": "number", "description": "when the controller last judged the active rollout"})
+ROLLOUT["additionalProperties"] = False
+ROLLOUT["description"] = "A model's rollout (Rollout.view) with the controller's live reason and figures"
 
 
 def _record_schemas() -> dict[str, Any]:
@@ -188,7 +257,7 @@ def _link_paths() -> dict[str, Any]:
 def _model_paths() -> dict[str, Any]:
     return {
         "/admin/add_model": _post(
-            "Register a model version (and make it current)",
+            "Register a model version (and make it current, unless make_current is false)",
             obj(["model_name", "model_version", "input_type", "batch_size"], model_name=NAME,
                 model_version=VERSION_NAME, input_type=INPUT_TYPE,
                 labels={"type": "array", "items": {"type": "string", "pattern": "^[^,:]*$"}},
@@ -197,7 +266,9 @@ def _model_paths() -> dict[str, Any]:
                 batch_size={**INT64, "minimum": -1, "not": {"enum": [0]},
                             "description": "a fixed batch size, or -1 for adaptive batching"},
                 batch_wait_timeout_micros={**INT64, "minimum": 0},
-                autoscaling={**AUTOSCALING, "nullable": True}),
+                autoscaling={**AUTOSCALING, "nullable": True},
+                make_current={"type": "boolean", "description": "false: the model's current version stays (a "
+                                                                "rollout's candidate); default true, as in Clipper"}),
             TEXT, (400,), {**SUM_MODEL, "input_type": "doubles", "batch_size": -1}),
         "/admin/set_model_version": _post("Make a version current", MODEL_REF, TEXT, (400, 404), SUM_MODEL),
         "/admin/delete_versioned_model": _post("Delete a model version (and stop its replicas)", MODEL_REF, TEXT,
@@ -240,6 +311,33 @@ def _replica_paths() -> dict[str, Any]:
             json_reply(obj(["num_replicas", "running", "connected"], num_replicas={"type": "integer"},
                            running={"type": "integer"}, connected={"type": "integer"})),
             (400, 404), SUM_MODEL),
+    }
+
+
+def _rollout_paths() -> dict[str, Any]:
+    model = obj(["model_name"], model_name=NAME)
+    reply = json_reply(_ref("Rollout"))
+    example = {"model_name": "sum-model"}
+    start = {**obj(["model_name", "version"], model_name=NAME, version=VERSION_NAME, **ROLLOUT_SETTINGS),
+             "additionalProperties": False}
+    return {
+        "/admin/start_rollout": _post(
+            "Roll a registered version that is not current out against the current one (omitted settings take "
+            "their defaults)", start, reply, (400, 404),
+            {"model_name": "sum-model", "version": "2", "steps": [5, 25, 50, 100], "step_seconds": 60,
+             "min_queries_per_step": 100, "max_error_rate": 0.01, "max_p99_ms": 80}),
+        "/admin/get_rollout": _post("A model's rollout: the active one, else the last", model, reply, (400, 404),
+                                    example),
+        "/admin/get_rollouts": _post("Every model's rollout", obj([]),
+                                     json_reply({"type": "array", "items": _ref("Rollout")}), (400,), {}),
+        "/admin/pause_rollout": _post("Hold an active rollout at its step (the guards still roll it back)", model,
+                                      reply, (400, 404), example),
+        "/admin/resume_rollout": _post("Resume a paused rollout (its step starts over)", model, reply, (400, 404),
+                                       example),
+        "/admin/abort_rollout": _post("End an active rollout; the current version answers every query", model,
+                                      reply, (400, 404), example),
+        "/admin/promote_rollout": _post("End an active rollout, making the candidate the current version", model,
+                                        reply, (400, 404), example),
     }
 
 

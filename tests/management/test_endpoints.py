@@ -179,8 +179,13 @@ def resolve(expected: Expected, admin: Admin) -> Any:
     return expected(admin) if callable(expected) else expected
 
 
+ROLLOUT_ROUTES = {(method, path) for method, path, _ in ROUTES if path.endswith(("_rollout", "_rollouts"))}
+"""Their successes need a candidate version with a connected replica (and a rollout started): they are
+tests/management/test_rollout_api.py's, on a real server, the bearer token over them included."""
+
+
 def test_every_route_has_a_success_case() -> None:
-    assert {(c.method, c.path) for c in OK} == {(method, path) for method, path, _ in ROUTES}
+    assert {(c.method, c.path) for c in OK} == {(method, path) for method, path, _ in ROUTES} - ROLLOUT_ROUTES
 
 
 def test_every_route_is_in_the_openapi_document() -> None:
@@ -256,7 +261,7 @@ async def guarded(tmp_path: Path) -> AsyncIterator[Admin]:
 FIRST_OK = {(c.method, c.path): c for c in reversed(OK)}  # the first success case of each route
 
 
-@pytest.mark.parametrize(("method", "path"), [(m, p) for m, p, _ in ROUTES])
+@pytest.mark.parametrize(("method", "path"), [(m, p) for m, p, _ in ROUTES if (m, p) not in ROLLOUT_ROUTES])
 async def test_token_guards_every_endpoint(guarded: Admin, method: str, path: str) -> None:
     case = FIRST_OK[(method, path)]
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},

@@ -277,3 +277,13 @@ def test_batches_in_another_thread_run_on_the_replicas_threads_only(models: dict
                          text=True, timeout=120, check=True).stdout.split()
     before, during = int(out[-2]), int(out[-1])
     assert during == before + 1, f"{before} threads before, {during} while a batch ran in one more thread"
+
+
+def test_make_current_false_deploys_a_version_that_takes_no_traffic(served: tuple[ServerThread, ClipperConnection],
+                                                                   models: dict[str, nn.Module]) -> None:
+    server, conn = served
+    deploy_pytorch_model(conn, "digits-mlp", 2, "floats", pytorch_model=models["mlp"], make_current=False)
+    server.wait_replicas("digits-mlp", "2", 1, timeout=90)
+    assert conn.get_current_model_version("digits-mlp") == "1"
+    status, answer = server.predict("digits-mlp", {"input": rows(X[TEST])[0], "version": "2"})
+    assert status == 200 and answer["default"] is False, answer

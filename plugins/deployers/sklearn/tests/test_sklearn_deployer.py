@@ -247,3 +247,14 @@ def test_a_received_frame_is_handed_to_the_estimator_without_a_copy(models: dict
     out = predictor.predict(decode_inputs(header, [frame]))
     np.testing.assert_allclose(out, models["ridge"].predict(X[TEST].astype(np.float64)))
     assert seen[0].flags.writeable and np.shares_memory(seen[0], np.frombuffer(frame, dtype="<f8"))
+
+
+def test_make_current_false_deploys_a_version_that_takes_no_traffic(served: tuple[ServerThread, ClipperConnection],
+                                                                   models: dict[str, Any]) -> None:
+    server, conn = served
+    deploy_sklearn_model(conn, "digits-sum", 2, "doubles", sklearn_model=models["ridge"], make_current=False)
+    server.wait_replicas("digits-sum", "2", 1, timeout=90)
+    assert conn.get_current_model_version("digits-sum") == "1"
+    status, answer = server.predict("digits-sum", {"input": rows(X[TEST])[0], "version": "2"})
+    assert status == 200 and answer["default"] is False, answer
+    assert answer["output"] == pytest.approx(float(models["ridge"].predict(X[TEST][:1])[0]), rel=1e-6)

@@ -233,3 +233,17 @@ class TestTensorFlowDeployerContract(DeployerContract):
     def deploy_with_clipper_api(self, conn: RecordingConnection, model: Any, **args: Any) -> bool:
         deploy_tensorflow_model(conn, tf_sess_or_saved_model_path=model, **args)
         return True
+
+
+def test_make_current_false_deploys_a_version_that_takes_no_traffic(served: tuple[ServerThread, ClipperConnection],
+                                                                   models: dict[str, Any]) -> None:
+    server, conn = served
+    deploy_keras_model(conn, "digits-keras-func", 2, "floats", model_path_or_object=models["mlp"],
+                       make_current=False)
+    deploy_tensorflow_model(conn, "affine", 2, "floats", tf_sess_or_saved_model_path=models["affine"],
+                            make_current=False)
+    for name in ("digits-keras-func", "affine"):
+        server.wait_replicas(name, "2", 1, timeout=120)
+        assert conn.get_current_model_version(name) == "1"
+        status, answer = server.predict(name, {"input": rows(X[TEST])[0], "version": "2"})
+        assert status == 200 and answer["default"] is False, answer

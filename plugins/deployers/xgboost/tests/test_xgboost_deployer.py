@@ -156,3 +156,13 @@ class TestXGBoostDeployerContract(DeployerContract):
     def deploy_with_clipper_api(self, conn: RecordingConnection, model: Any, **args: Any) -> bool:
         deploy_xgboost_model(conn, xgboost_model=model, **args)
         return True
+
+
+def test_make_current_false_deploys_a_version_that_takes_no_traffic(served: tuple[ServerThread, ClipperConnection],
+                                                                   models: dict[str, Any]) -> None:
+    server, conn = served
+    deploy_xgboost_model(conn, "digit-sum", 2, "floats", xgboost_model=models["booster"], make_current=False)
+    server.wait_replicas("digit-sum", "2", 1, timeout=90)
+    assert conn.get_current_model_version("digit-sum") == "1"
+    status, answer = server.predict("digit-sum", {"input": rows(X[TEST])[0], "version": "2"})
+    assert status == 200 and answer["default"] is False, answer

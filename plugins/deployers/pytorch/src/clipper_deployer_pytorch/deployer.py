@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 from clipper_container.frameworks import finish_manifest, require_numeric
 
+from clipper_core.deployers.target import deploy_target
 from clipper_core.interfaces import Deployer
 from clipper_deployer_pytorch.loader import DEPLOYER, FORMATS, LOADER
 
@@ -128,7 +129,7 @@ def deploy_pytorch_model(clipper_conn: Any, name: str, version: Any, input_type:
                          base_image: str = "default", labels: list[str] | None = None, registry: str | None = None,
                          num_replicas: int = 1, batch_size: int = -1, pkgs_to_install: list[str] | None = None, *,
                          format: str = "export", sample_input: Any = None, input_shape: Sequence[int] | None = None,
-                         input_dtype: str | None = None) -> None:
+                         input_dtype: str | None = None, make_current: bool = True) -> None:
     """Save a PyTorch module, build it into a model the container manager runs, register it as the current
     version of ``name`` and start its replicas.
 
@@ -144,10 +145,13 @@ def deploy_pytorch_model(clipper_conn: Any, name: str, version: Any, input_type:
         torch.export unless ``input_shape`` is given or the module starts with a ``Linear`` layer
     :param input_shape: one input's shape as the module takes it (flat inputs are reshaped to it)
     :param input_dtype: the input tensor's dtype name (default: the module's parameters' dtype)
+    :param make_current: False: register the version without making it current (its replicas start, the
+        current version keeps every query), e.g. to roll it out with ``start_rollout``
     """
     if pytorch_model is None:
         raise TypeError("deploy_pytorch_model() needs pytorch_model, a torch.nn.Module")
-    PyTorchDeployer().deploy(clipper_conn, name, version, input_type, pytorch_model, base_image=base_image,
+    target = deploy_target(clipper_conn, make_current)
+    PyTorchDeployer().deploy(target, name, version, input_type, pytorch_model, base_image=base_image,
                              labels=labels, registry=registry, num_replicas=num_replicas, batch_size=batch_size,
                              pkgs_to_install=pkgs_to_install, func=func, format=format, sample_input=sample_input,
                              input_shape=input_shape, input_dtype=input_dtype)

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from clipper_container.frameworks import finish_manifest
 
+from clipper_core.deployers.target import deploy_target
 from clipper_core.interfaces import Deployer
 from clipper_deployer_sklearn.loader import DEPLOYER, FORMATS, LOADER
 
@@ -70,7 +71,8 @@ def deploy_sklearn_model(clipper_conn: Any, name: str, version: Any, input_type:
                          func: Callable[[Any, Any], Any] | None = None, sklearn_model: Any = None,
                          base_image: str = "default", labels: list[str] | None = None, registry: str | None = None,
                          num_replicas: int = 1, batch_size: int = -1, pkgs_to_install: list[str] | None = None, *,
-                         method: str = "predict", format: str = "skops", sample_input: Any = None) -> None:
+                         method: str = "predict", format: str = "skops", sample_input: Any = None,
+                         make_current: bool = True) -> None:
     """Save a fitted scikit-learn estimator, build it into a model the container manager runs, register it
     as the current version of ``name`` and start its replicas.
 
@@ -84,10 +86,13 @@ def deploy_sklearn_model(clipper_conn: Any, name: str, version: Any, input_type:
     :param method: the estimator's method applied to a batch: ``"predict"``, ``"predict_proba"``, ...
     :param format: ``"skops"`` (no arbitrary code on load) or ``"joblib"`` (a pickle; see the README)
     :param sample_input: a batch the replica warms up with at load and must answer without error
+    :param make_current: False: register the version without making it current (its replicas start, the
+        current version keeps every query), e.g. to roll it out with ``start_rollout``
     """
     if sklearn_model is None:
         raise TypeError("deploy_sklearn_model() needs sklearn_model, the fitted estimator")
-    SklearnDeployer().deploy(clipper_conn, name, version, input_type, sklearn_model, base_image=base_image,
+    target = deploy_target(clipper_conn, make_current)
+    SklearnDeployer().deploy(target, name, version, input_type, sklearn_model, base_image=base_image,
                              labels=labels, registry=registry, num_replicas=num_replicas, batch_size=batch_size,
                              pkgs_to_install=pkgs_to_install, func=func, method=method, format=format,
                              sample_input=sample_input)

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from clipper_container.frameworks import finish_manifest, require_numeric
 
+from clipper_core.deployers.target import deploy_target
 from clipper_core.interfaces import Deployer
 from clipper_deployer_tensorflow.loader import KERAS_FILE, LOADER, SAVED_MODEL_DIR
 
@@ -162,7 +163,7 @@ def deploy_keras_model(clipper_conn: Any, name: str, version: Any, input_type: s
                        func: Callable[[Any, Any], Any] | None = None, model_path_or_object: Any = None,
                        base_image: str = "default", labels: list[str] | None = None, registry: str | None = None,
                        num_replicas: int = 1, batch_size: int = -1, pkgs_to_install: list[str] | None = None, *,
-                       sample_input: Any = None) -> None:
+                       sample_input: Any = None, make_current: bool = True) -> None:
     """Save a Keras model as ``.keras``, build it into a model the container manager runs, register it as the
     current version of ``name`` and start its replicas.
 
@@ -173,10 +174,13 @@ def deploy_keras_model(clipper_conn: Any, name: str, version: Any, input_type: s
     :param func: optional ``func(model, inputs) -> list`` (Clipper's signature), instead of ``predict_on_batch``
     :param model_path_or_object: a ``keras.Model``, or the path of a ``.keras`` / legacy ``.h5`` file
     :param sample_input: a batch the replica warms up with at load (default: zeros of the input shape)
+    :param make_current: False: register the version without making it current (its replicas start, the
+        current version keeps every query), e.g. to roll it out with ``start_rollout``
     """
     if model_path_or_object is None:
         raise TypeError("deploy_keras_model() needs model_path_or_object, a keras.Model or a .keras path")
-    KerasDeployer().deploy(clipper_conn, name, version, input_type, model_path_or_object, base_image=base_image,
+    target = deploy_target(clipper_conn, make_current)
+    KerasDeployer().deploy(target, name, version, input_type, model_path_or_object, base_image=base_image,
                            labels=labels, registry=registry, num_replicas=num_replicas, batch_size=batch_size,
                            pkgs_to_install=pkgs_to_install, func=func, sample_input=sample_input)
 
@@ -186,7 +190,8 @@ def deploy_tensorflow_model(clipper_conn: Any, name: str, version: Any, input_ty
                             base_image: str = "default", labels: list[str] | None = None,
                             registry: str | None = None, num_replicas: int = 1, batch_size: int = -1,
                             pkgs_to_install: list[str] | None = None, *, signature: str = "serving_default",
-                            output_key: str | None = None, sample_input: Any = None) -> None:
+                            output_key: str | None = None, sample_input: Any = None,
+                            make_current: bool = True) -> None:
     """Save a TensorFlow model as a SavedModel, build it into a model the container manager runs, register it
     as the current version of ``name`` and start its replicas.
 
@@ -198,11 +203,14 @@ def deploy_tensorflow_model(clipper_conn: Any, name: str, version: Any, input_ty
     :param tf_sess_or_saved_model_path: a SavedModel directory, a ``keras.Model`` or a ``tf.Module``
     :param signature: the serving signature to call
     :param output_key: the signature's output to return, when it has several
+    :param make_current: False: register the version without making it current (its replicas start, the
+        current version keeps every query), e.g. to roll it out with ``start_rollout``
     """
     if tf_sess_or_saved_model_path is None:
         raise TypeError("deploy_tensorflow_model() needs tf_sess_or_saved_model_path, a SavedModel directory, "
                         "a keras.Model or a tf.Module")
-    TensorFlowDeployer().deploy(clipper_conn, name, version, input_type, tf_sess_or_saved_model_path,
+    target = deploy_target(clipper_conn, make_current)
+    TensorFlowDeployer().deploy(target, name, version, input_type, tf_sess_or_saved_model_path,
                                 base_image=base_image, labels=labels, registry=registry, num_replicas=num_replicas,
                                 batch_size=batch_size, pkgs_to_install=pkgs_to_install, func=func,
                                 signature=signature, output_key=output_key, sample_input=sample_input)

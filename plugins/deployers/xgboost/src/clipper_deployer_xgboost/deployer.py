@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from clipper_container.frameworks import finish_manifest, require_numeric
 
+from clipper_core.deployers.target import deploy_target
 from clipper_core.interfaces import Deployer
 from clipper_deployer_xgboost.loader import BOOSTER, DEPLOYER, ESTIMATORS, LOADER, MODEL_FILE
 
@@ -60,7 +61,7 @@ def deploy_xgboost_model(clipper_conn: Any, name: str, version: Any, input_type:
                          func: Callable[[Any, Any], Any] | None = None, xgboost_model: Any = None,
                          base_image: str = "default", labels: list[str] | None = None, registry: str | None = None,
                          num_replicas: int = 1, batch_size: int = -1, pkgs_to_install: list[str] | None = None, *,
-                         method: str | None = None, sample_input: Any = None) -> None:
+                         method: str | None = None, sample_input: Any = None, make_current: bool = True) -> None:
     """Save an XGBoost model as JSON, build it into a model the container manager runs, register it as the
     current version of ``name`` and start its replicas.
 
@@ -73,10 +74,13 @@ def deploy_xgboost_model(clipper_conn: Any, name: str, version: Any, input_type:
     :param xgboost_model: an ``xgboost.Booster`` or a fitted scikit-learn-API model
     :param method: the model's method applied to a batch (default: ``inplace_predict`` / ``predict``)
     :param sample_input: a batch the replica warms up with at load and must answer without error
+    :param make_current: False: register the version without making it current (its replicas start, the
+        current version keeps every query), e.g. to roll it out with ``start_rollout``
     """
     if xgboost_model is None:
         raise TypeError("deploy_xgboost_model() needs xgboost_model, a Booster or a fitted XGBModel")
-    XGBoostDeployer().deploy(clipper_conn, name, version, input_type, xgboost_model, base_image=base_image,
+    target = deploy_target(clipper_conn, make_current)
+    XGBoostDeployer().deploy(target, name, version, input_type, xgboost_model, base_image=base_image,
                              labels=labels, registry=registry, num_replicas=num_replicas, batch_size=batch_size,
                              pkgs_to_install=pkgs_to_install, func=func, method=method, sample_input=sample_input)
 
