@@ -123,3 +123,11 @@ def test_an_idle_version_scales_to_zero_and_the_first_query_starts_a_replica(con
     status, answer = http_json(f"http://{conn.get_query_addr()}/patient/predict", {"input": [1.0, 2.0]}, timeout=30)
     assert status == 200 and answer["default"] is False and answer["output"] == 3.0, answer
     assert conn.get_num_replicas("cold") == 1
+
+
+def test_stopping_an_autoscaled_model_turns_its_autoscaling_off_first(conn: ClipperConnection) -> None:
+    python_deployer.deploy_python_closure(conn, "brief", 1, "doubles", _slow(), num_replicas=1)
+    conn.set_autoscaling("brief", min_replicas=1, max_replicas=2)
+    conn.stop_models(["brief"])
+    assert conn.get_all_models() == []
+    wait_until(lambda: not conn.get_all_model_replicas(), 30, interval=0.2, what="no replica left")

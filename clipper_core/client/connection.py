@@ -313,6 +313,16 @@ class ClipperConnection:
             for version in versions:
                 self._post("delete_versioned_model", {"model_name": name, "model_version": str(version)})
 
+    def _stop_versions(self, grouped: dict[str, list[str]]) -> None:
+        """Stop the replicas of these versions and unregister them; autoscaling off first, so that the
+        management server's autoscaler does not start replicas of a version being stopped."""
+        for model in self.get_all_models(verbose=True):
+            if model.get("autoscaling") and model["model_version"] in grouped.get(model["model_name"], ()):
+                self._post("set_autoscaling", {"model_name": model["model_name"],
+                                               "model_version": model["model_version"], "autoscaling": None})
+        self.cm.stop_models(grouped)
+        self._unregister_versioned_models(grouped)
+
     def stop_models(self, model_names: list[str]) -> None:
         """Stop every replica of every version of these models and unregister the versions."""
         grouped: dict[str, list[str]] = {}
@@ -320,13 +330,11 @@ class ClipperConnection:
             name, version = key.split(":", 1)
             if name in model_names:
                 grouped.setdefault(name, []).append(version)
-        self.cm.stop_models(grouped)
-        self._unregister_versioned_models(grouped)
+        self._stop_versions(grouped)
 
     def stop_versioned_models(self, model_versions_dict: dict[str, list[Any]]) -> None:
         grouped = {name: [str(v) for v in versions] for name, versions in model_versions_dict.items()}
-        self.cm.stop_models(grouped)
-        self._unregister_versioned_models(grouped)
+        self._stop_versions(grouped)
 
     def stop_inactive_model_versions(self, model_names: list[str]) -> None:
         """Stop and unregister every version of these models except the current one."""
@@ -334,16 +342,14 @@ class ClipperConnection:
         for model in self.get_all_models(verbose=True):
             if model["model_name"] in model_names and not model["is_current_version"]:
                 grouped.setdefault(model["model_name"], []).append(model["model_version"])
-        self.cm.stop_models(grouped)
-        self._unregister_versioned_models(grouped)
+        self._stop_versions(grouped)
 
     def stop_all_model_containers(self) -> None:
         grouped: dict[str, list[str]] = {}
         for key in self.get_all_models(verbose=False):
             name, version = key.split(":", 1)
             grouped.setdefault(name, []).append(version)
-        self.cm.stop_models(grouped)
-        self._unregister_versioned_models(grouped)
+        self._stop_versions(grouped)
 
     def stop_all(self, graceful: bool = True) -> None:
         """Stop clipper and every replica (registrations stay in the state store for the next start)."""

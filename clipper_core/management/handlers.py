@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from typing import Any
 
 from aiohttp import web
@@ -138,10 +137,8 @@ async def add_model(request: web.Request) -> web.Response:
                   model_data_path=body.text("model_data_path", "DEPRECATED"), autoscaling=body.autoscaling())
     if model.autoscaling is not None and model.container_name == NO_CONTAINER:
         raise Conflict(f"Cannot autoscale the containerless model {name}:{version}: nothing to start")
-    if body.boolean("make_current", True):  # clipper's addition; Clipper's add_model always makes it current
-        await ops.register_model(model)
-    else:  # registered beside the current version, which stays (a rollout's candidate)
-        await ops.store.add_model(model.replace(created_at=time.time()), make_current=False)
+    # make_current is clipper's addition (Clipper's add_model always makes the version current)
+    await ops.register_model(model, make_current=body.boolean("make_current", True))
     return _text(f"Successfully added model with name '{model.name}' and input type '{model.input_type.value}'")
 
 

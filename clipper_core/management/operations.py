@@ -183,9 +183,11 @@ class ManagementOperations:
                                f"'{app.input_type.value}'; version '{version}' has input type "
                                f"'{input_type.value}'")
 
-    async def register_model(self, model: Model) -> None:
-        """Store a model version whose input type was checked (:meth:`check_linked_input_type`)."""
-        await self.store.add_model(model if model.created_at else model.replace(created_at=time.time()))
+    async def register_model(self, model: Model, *, make_current: bool = True) -> None:
+        """Store a model version whose input type was checked (:meth:`check_linked_input_type`); it becomes
+        the current version unless ``make_current=False`` (a rollout's candidate: the current version stays)."""
+        await self.store.add_model(model if model.created_at else model.replace(created_at=time.time()),
+                                   make_current=make_current)
 
     async def set_model_version(self, name: str, version: str) -> None:
         """Make ``version`` current; apps the model is linked to must take its input type."""

@@ -47,6 +47,10 @@ class RolloutController:
     def live(self, model: str) -> dict[str, Any] | None:
         return self._live.get(model)
 
+    def forget(self, model: str) -> None:
+        """Drop the last look at ``model`` (an operation changed its rollout since)."""
+        self._live.pop(model, None)
+
     async def run(self) -> None:
         while True:
             try:
@@ -148,7 +152,7 @@ class RolloutOperations:
                 raise Conflict(f"version '{version}' is already the current version of model '{model}'; roll out "
                                "a version that is not current (deploy it with make_current=False)")
             candidate = next(m for m in await self.store.list_models(model) if m.version == version)
-            cold = bool(candidate.autoscaling) and candidate.autoscaling.get("min_replicas") == 0
+            cold = (candidate.autoscaling or {}).get("min_replicas") == 0
             if not cold and not await self.store.list_replicas(model, version):
                 raise Conflict(f"version '{version}' of model '{model}' has no connected replica, so every query "
                                "it took would get the default output; start its replicas (deploy it with "
@@ -214,10 +218,19 @@ class RolloutOperations:
                 raise Conflict(f"the rollout of model '{model}' has ended ({rollout.state}: {rollout.reason}); "
                                f"there is nothing to {event}")
             now = self.clock()
+            share = rollout.share
             reason = await change(rollout, now)
             rollout.note(event, now, reason)
+            rollout.history[-1]["share"] = share  # the share it had when the operator acted
             await self.store.put_rollout(rollout.to_dict())
+            self._forget_live(model)
         return self._view(rollout)
+
+    def _forget_live(self, model: str) -> None:
+        """The controller's last look is older than this change: until it looks again, the record speaks."""
+        forget = getattr(self.controller, "forget", None)
+        if callable(forget):
+            forget(model)
 
     async def _rollout(self, model: str) -> Rollout:
         record = await self.store.get_rollout(model)

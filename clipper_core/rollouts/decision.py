@@ -94,7 +94,7 @@ def apply(rollout: Rollout, verdict: Verdict, f: StepFigures, now: float) -> boo
         rollout.step_id += 1
         rollout.step_started_at = now
         return True
+    rollout.note(verdict.action, now, verdict.reason, summary)  # (with the share it ended at)
     rollout.state = {"promote": "promoted", "pass": "passed", "rollback": "rolled_back"}[verdict.action]
     rollout.ended_at = now
-    rollout.note(verdict.action, now, verdict.reason, summary)
     return True
