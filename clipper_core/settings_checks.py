@@ -4,11 +4,12 @@ rollouts): each failure is an ``InvalidInput`` naming the setting, what it was a
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from clipper_core.errors import InvalidInput
 
-__all__ = ["check_integer", "check_number"]
+__all__ = ["check_integer", "check_number", "known_settings"]
 
 
 def check_integer(key: str, value: Any, low: int, high: int) -> int:
@@ -28,3 +29,17 @@ def check_number(key: str, value: Any, low: float, high: float, open_low: bool =
         bound = f"above {low:g}" if open_low else f"at least {low:g}"
         raise InvalidInput(f"'{key}' is {value:g}; expected a number {bound} and at most {high:g}")
     return float(value)
+
+
+def known_settings(label: str, data: Any, known: Iterable[str],
+                   expected: str = "an object of settings") -> dict[str, Any]:
+    """``data`` as a dict of settings, each one of ``known`` (``label``: how the messages name it, e.g.
+    ``'autoscaling'``)."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"{label} is {type(data).__name__}; expected {expected}")
+    names = set(known)
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InvalidInput(f"{label} has the unknown setting(s) {', '.join(map(repr, unknown))}; expected some of "
+                           f"{', '.join(sorted(names))}")
+    return dict(data)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipper_core.errors import InvalidInput
-from clipper_core.settings_checks import check_integer, check_number
+from clipper_core.settings_checks import check_integer, check_number, known_settings
 
 __all__ = ["MAX_AUTOSCALE_REPLICAS", "AutoscalingConfig"]
 
@@ -40,14 +40,8 @@ class AutoscalingConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AutoscalingConfig:
         """Validate ``data`` (the JSON the admin API receives; omitted keys take the defaults)."""
-        if not isinstance(data, Mapping):
-            raise InvalidInput(f"'autoscaling' is {type(data).__name__}; expected an object of settings or null")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidInput(f"'autoscaling' has the unknown setting(s) {', '.join(map(repr, unknown))}; expected "
-                               f"some of {', '.join(sorted(known))}")
-        values = dict(data)
+        values = known_settings("'autoscaling'", data, (f.name for f in dataclasses.fields(cls)),
+                                "an object of settings or null")
         if "target_latency_fraction" in values and values["target_latency_fraction"] is not None \
                 and "target_inflight_per_replica" not in values:
             values["target_inflight_per_replica"] = None  # the latency target replaces the default one

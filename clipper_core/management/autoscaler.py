@@ -24,6 +24,7 @@ from typing import Any
 from clipper_core.autoscaling.config import AutoscalingConfig
 from clipper_core.autoscaling.decision import Decision, Figures, ScalerState, decide
 from clipper_core.config import Config, ConfigError
+from clipper_core.management.periodic import tick_forever
 from clipper_core.plugins import PluginRegistry
 from clipper_core.state import Model, StateStore
 from clipper_core.state.records import ChangeEvent, LoadFigures, load_key
@@ -121,15 +122,10 @@ class Autoscaler:
     # -- the loop -------------------------------------------------------------------------------------
     async def run(self) -> None:
         """Tick until cancelled; a failing tick (a store outage) is logged and the next one tried."""
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.failures += 1
-                log.warning("autoscaler tick failed: %s", exc)
-            await asyncio.sleep(self.interval)
+        await tick_forever(self.tick, self.interval, log, "autoscaler", failed=self._tick_failed)
+
+    def _tick_failed(self) -> None:
+        self.failures += 1
 
     def _changed(self, event: ChangeEvent) -> None:
         if event.kind in ("model", "app", "link", "reload"):  # a version, or the SLOs of its apps

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 from clipper_core.context import RolloutsView, ServerContext
-from clipper_core.errors import Conflict, InvalidInput, ModelNotFound, ModelVersionNotFound, NotFound
+from clipper_core.errors import Conflict, ModelNotFound, ModelVersionNotFound, NotFound
+from clipper_core.management.periodic import tick_forever
 from clipper_core.rollouts.decision import apply, decide
 from clipper_core.rollouts.figures import StepFigures
-from clipper_core.rollouts.record import Rollout
+from clipper_core.rollouts.record import Rollout, read_rollouts
 from clipper_core.rollouts.settings import RolloutSettings
 from clipper_core.state import LoadFigures, StateStore, load_key
 
@@ -52,29 +53,14 @@ class RolloutController:
         self._live.pop(model, None)
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a store outage: the record is intact, the next tick tries again
-                log.warning("rollout controller tick failed: %s", exc)
-            await asyncio.sleep(self.interval)
+        """Tick until cancelled (a store outage: the record is intact, the next tick tries again)."""
+        await tick_forever(self.tick, self.interval, log, "rollout controller")
 
     async def tick(self) -> list[Rollout]:
         """Judge every active rollout once; returns those whose record changed."""
         changed: list[Rollout] = []
         async with self.lock:
-            records = await self.store.list_rollouts()
-            active = []
-            for record in records:
-                try:
-                    rollout = Rollout.from_dict(record)
-                except InvalidInput as exc:
-                    log.error("rollout of %r skipped: %s", record.get("model"), exc)
-                    continue
-                if rollout.active:
-                    active.append(rollout)
+            active = [r for r in read_rollouts(await self.store.list_rollouts()) if r.active]
             self._live = {r.model: v for r, v in ((r, self._live.get(r.model)) for r in active) if v is not None}
             if not active:
                 return changed

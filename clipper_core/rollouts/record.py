@@ -10,15 +10,18 @@ not advance, the guards still roll back); ``promoted`` (canary: the candidate is
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from clipper_core.errors import InvalidInput
 from clipper_core.rollouts.settings import RolloutSettings
 
-__all__ = ["ACTIVE", "ENDED", "Rollout"]
+__all__ = ["ACTIVE", "ENDED", "Rollout", "read_rollouts"]
+
+log = logging.getLogger(__name__)
 
 ACTIVE = ("running", "paused")
 ENDED = ("promoted", "passed", "rolled_back", "aborted")
@@ -100,3 +103,14 @@ class Rollout:
             data["mirrored"] = share
         data.pop("salt")
         return data
+
+
+def read_rollouts(records: Iterable[Mapping[str, Any]]) -> list[Rollout]:
+    """The stored records as rollouts; a malformed one is logged and left out (it cannot be served or moved)."""
+    rollouts = []
+    for record in records:
+        try:
+            rollouts.append(Rollout.from_dict(record))
+        except InvalidInput as exc:
+            log.error("rollout record of %r ignored: %s", record.get("model"), exc)
+    return rollouts

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipper_core.errors import InvalidInput
-from clipper_core.settings_checks import check_integer, check_number
+from clipper_core.settings_checks import check_integer, check_number, known_settings
 
 __all__ = ["MODES", "REWARD_KINDS", "RolloutSettings"]
 
@@ -54,14 +54,7 @@ class RolloutSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RolloutSettings:
         """Validate ``data`` (omitted keys take the defaults; the shadow mode's default steps are ``[100]``)."""
-        if not isinstance(data, Mapping):
-            raise InvalidInput(f"the rollout settings are {type(data).__name__}; expected an object")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidInput(f"unknown rollout setting(s) {', '.join(map(repr, unknown))}; expected some of "
-                               f"{', '.join(sorted(known))}")
-        values = dict(data)
+        values = known_settings("the rollout", data, (f.name for f in dataclasses.fields(cls)))
         if values.get("mode") == "shadow" and "steps" not in values:
             values["steps"] = [100.0]
         if "steps" in values:

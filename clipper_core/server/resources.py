@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -151,11 +151,8 @@ async def autoscaler(server: RunningServer) -> AsyncIterator[None]:
             return
     scaler = Autoscaler(ctx.store, scale, interval=ctx.config.autoscale_interval)
     ctx.autoscaler = scaler
-    task = asyncio.get_running_loop().create_task(scaler.run())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with _in_background(scaler.run()):
+        yield
     await scaler.close()
     ctx.autoscaler = None
 
@@ -168,12 +165,21 @@ async def rollout_controller(server: RunningServer) -> AsyncIterator[None]:
     ctx = server.ctx
     controller = RolloutController(ctx.store, interval=ctx.config.rollout_interval)
     ctx.rollouts = controller
-    task = asyncio.get_running_loop().create_task(controller.run())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with _in_background(controller.run()):
+        yield
     ctx.rollouts = None
+
+
+@contextlib.asynccontextmanager
+async def _in_background(loop: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run ``loop`` as a task for the duration of the block; cancelled and awaited at its end."""
+    task = asyncio.get_running_loop().create_task(loop)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def restored_replicas(server: RunningServer) -> AsyncIterator[None]:

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from clipper_core.config import Config
-from clipper_core.errors import InvalidInput, NotFound, UnknownQueryApp
+from clipper_core.errors import NotFound, UnknownQueryApp
 from clipper_core.inputs import InputType
 from clipper_core.interfaces import PredictionCache, SelectionPolicy
 from clipper_core.plugins import PluginRegistry
-from clipper_core.rollouts.record import Rollout
+from clipper_core.rollouts.record import read_rollouts
 from clipper_core.serving.app_runtime import AppRuntime, as_json_value
 from clipper_core.serving.model_runtime import ModelRuntime, Replica
 from clipper_core.serving.rollout import Split, VersionCounters
@@ -106,12 +106,7 @@ class Snapshot:
     def _splits(records: list[dict[str, Any]], versions: dict[str, dict[str, Model]]) -> dict[str, Split]:
         """The active rollouts whose versions are registered, as the query path applies them."""
         splits: dict[str, Split] = {}
-        for record in records:
-            try:
-                rollout = Rollout.from_dict(record)
-            except InvalidInput as exc:
-                log.error("rollout record of %r ignored: %s", record.get("model"), exc)
-                continue
+        for rollout in read_rollouts(records):
             registered = versions.get(rollout.model, {})
             if rollout.active and rollout.candidate in registered and rollout.baseline in registered:
                 splits[rollout.model] = Split.of(rollout)

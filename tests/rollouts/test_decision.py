@@ -109,7 +109,7 @@ def test_the_record_round_trips_through_its_dict() -> None:
     ({"reward": "precision"}, "'reward' is 'precision'"),
     ({"min_agreement": 0.9}, "'min_agreement' is a shadow rollout's guard"),
     ({"max_p99_ms": 0}, "'max_p99_ms' is 0"),
-    ({"colour": "red"}, "unknown rollout setting(s) 'colour'"),
+    ({"colour": "red"}, "the rollout has the unknown setting(s) 'colour'"),
 ])
 def test_bad_settings_are_refused_with_what_was_expected(settings: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInput) as caught:
