@@ -11,10 +11,11 @@ import asyncio
 
 from aiohttp import web
 
+from clipper_core.context import ServerContext
 from clipper_core.frontend.keys import CONTEXT
 from clipper_core.http_api import JSON, error_body, json_response
 
-__all__ = ["health", "not_ready_reason"]
+__all__ = ["health", "not_ready_reason", "server_not_ready"]
 
 STORE_CHECK_TIMEOUT = 2.0
 """Seconds a readiness probe waits for the state store before calling it unreachable."""
@@ -22,7 +23,11 @@ STORE_CHECK_TIMEOUT = 2.0
 
 async def not_ready_reason(request: web.Request) -> str | None:
     """Why this server should not get queries now, or None when it is ready."""
-    ctx = request.app[CONTEXT]
+    return await server_not_ready(request.app[CONTEXT])
+
+
+async def server_not_ready(ctx: ServerContext) -> str | None:
+    """:func:`not_ready_reason` of the server ``ctx`` belongs to (the gRPC adapter's ServerReady asks it too)."""
     path = ctx.query_path
     if path is not None and path.draining:
         return "clipper is draining for a graceful stop: it answers the queries in flight and takes no new ones"

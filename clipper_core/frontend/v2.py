@@ -34,7 +34,7 @@ from clipper_core.serving.query_path import QueryPath
 from clipper_core.serving.snapshot import Snapshot
 from clipper_core.version import __version__
 
-__all__ = ["DATATYPES", "setup_v2_routes"]
+__all__ = ["DATATYPES", "SERVER_METADATA", "app_and_version", "metadata", "output_tensor", "setup_v2_routes"]
 
 DATATYPES = {InputType.INTS: "INT32", InputType.FLOATS: "FP32", InputType.DOUBLES: "FP64",
              InputType.STRINGS: "BYTES", InputType.BYTES: "BYTES"}
@@ -64,29 +64,43 @@ async def ready(request: web.Request) -> web.Response:
     return json_response({"ready": True})
 
 
+SERVER_METADATA = {"name": "clipper", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+
 async def server_metadata(request: web.Request) -> web.Response:
-    return json_response({"name": "clipper", "version": __version__, "extensions": ["binary_tensor_data"]})
+    return json_response(SERVER_METADATA)
 
 
-def _app_and_version(request: web.Request) -> tuple[Snapshot, AppRuntime, str | None]:
-    snapshot = request.app[QUERY_PATH].snapshot
-    rt = snapshot.app(request.match_info["app"])
-    version = request.match_info.get("version")
+def app_and_version(snapshot: Snapshot, name: str, version: str | None) -> AppRuntime:
+    """The app a V2 model name names; a version given must be one of its linked models' (else 404). Shared
+    with the gRPC adapter."""
+    rt = snapshot.app(name)
     if version is not None:
         versions = snapshot.versions_of(rt)
         if version not in versions:  # a /versions/{version} path names a version of a linked model, else 404
             raise NotFound(f"application {rt.app.name!r} has no model version {version!r}; its linked models "
                            f"have versions {versions}")
-    return snapshot, rt, version
+    return rt
+
+
+def _app_and_version(request: web.Request) -> tuple[Snapshot, AppRuntime, str | None]:
+    snapshot = request.app[QUERY_PATH].snapshot
+    version = request.match_info.get("version")
+    return snapshot, app_and_version(snapshot, request.match_info["app"], version), version
+
+
+def metadata(snapshot: Snapshot, rt: AppRuntime) -> dict[str, Any]:
+    """A V2 model's metadata (an app's): its one input tensor and one output tensor."""
+    datatype = DATATYPES[rt.app.input_type]
+    shape = [-1, -1] if rt.app.input_type.is_numeric else [-1]
+    return {"name": rt.app.name, "versions": snapshot.versions_of(rt), "platform": "clipper",
+            "inputs": [{"name": "input", "datatype": datatype, "shape": shape}],
+            "outputs": [{"name": "output", "datatype": "BYTES", "shape": [-1]}]}
 
 
 async def model_metadata(request: web.Request) -> web.Response:
     snapshot, rt, _ = _app_and_version(request)
-    datatype = DATATYPES[rt.app.input_type]
-    shape = [-1, -1] if rt.app.input_type.is_numeric else [-1]
-    return json_response({"name": rt.app.name, "versions": snapshot.versions_of(rt), "platform": "clipper",
-                  "inputs": [{"name": "input", "datatype": datatype, "shape": shape}],
-                  "outputs": [{"name": "output", "datatype": "BYTES", "shape": [-1]}]})
+    return json_response(metadata(snapshot, rt))
 
 
 async def model_ready(request: web.Request) -> web.Response:
@@ -119,7 +133,7 @@ async def infer_model(request: web.BaseRequest, path: QueryPath, app_name: str, 
     if isinstance(body.get("parameters"), dict) and "uid" in body["parameters"]:
         uid = read_uid(body["parameters"]["uid"])
     predictions = await path.predict(rt, items, uid=uid, version=version)
-    answer: dict[str, Any] = {"model_name": app_name, "outputs": [_output_tensor(predictions)]}
+    answer: dict[str, Any] = {"model_name": app_name, "outputs": [output_tensor(predictions)]}
     if version is not None:
         answer["model_version"] = version
     if "id" in body:
@@ -141,7 +155,8 @@ def _binary_request(raw: bytes | bytearray, header_length: str,
     return body, binary_rows(body["inputs"][0], section, input_type, DATATYPES[input_type])
 
 
-def _output_tensor(predictions: list[Prediction]) -> dict[str, Any]:
+def output_tensor(predictions: list[Prediction]) -> dict[str, Any]:
+    """The answer's one output tensor ``output`` with ``data`` (shared with the gRPC adapter)."""
     outputs = [p.output for p in predictions]
     numeric = all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in outputs)
     return {

@@ -22,7 +22,8 @@ from aiohttp import web
 from clipper_core.errors import InvalidInput
 from clipper_core.inputs import InputType
 
-__all__ = ["HEADER_LENGTH", "binary_response", "binary_rows", "read_body", "split_request", "wants_binary_output"]
+__all__ = ["HEADER_LENGTH", "NUMPY", "SIZES", "binary_response", "binary_rows", "datatype_and_shape", "read_body",
+           "split_request", "tensor_bytes", "wants_binary_output"]
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 OCTET_STREAM = "application/octet-stream"
@@ -112,7 +113,7 @@ def split_request(raw: bytes | bytearray, header_value: str) -> tuple[dict[str, 
     return body, sections
 
 
-def _datatype_and_shape(tensor: dict[str, Any], expected: str) -> tuple[str, list[int]]:
+def datatype_and_shape(tensor: dict[str, Any], expected: str) -> tuple[str, list[int]]:
     datatype, shape = tensor.get("datatype"), tensor.get("shape")
     if datatype not in SIZES:
         raise InvalidInput(f"'inputs[0].datatype' {datatype!r} is not a V2 datatype; known: {sorted(SIZES)}")
@@ -123,11 +124,13 @@ def _datatype_and_shape(tensor: dict[str, Any], expected: str) -> tuple[str, lis
     return datatype, shape
 
 
-def binary_rows(tensor: dict[str, Any], section: memoryview, input_type: InputType, expected: str) -> list[Any]:
+def binary_rows(tensor: dict[str, Any], section: memoryview, input_type: InputType, expected: str,
+                sized_by: str = "its binary_data_size is") -> list[Any]:
     """The per-query rows of a binary input tensor: its first dimension is the batch. Numeric rows are 1-D
     read-only views of the body (further dimensions flattened, row-major); BYTES elements are ``str`` for a
-    strings app, ``bytes`` for a bytes app."""
-    datatype, shape = _datatype_and_shape(tensor, expected)
+    strings app, ``bytes`` for a bytes app. ``sized_by`` names where the size came from in the error message
+    (the gRPC adapter's raw_input_contents)."""
+    datatype, shape = datatype_and_shape(tensor, expected)
     if datatype == "BYTES":
         if len(shape) != 1:
             raise InvalidInput(f"'inputs[0]' of BYTES must have shape [batch], got {shape}")
@@ -138,7 +141,7 @@ def binary_rows(tensor: dict[str, Any], section: memoryview, input_type: InputTy
     size = SIZES[datatype]
     if count * size != section.nbytes:
         raise InvalidInput(f"'inputs[0]' of shape {shape} and datatype {datatype} needs {count} x {size} = "
-                           f"{count * size} bytes but its binary_data_size is {section.nbytes}")
+                           f"{count * size} bytes but {sized_by} {section.nbytes}")
     return list(np.frombuffer(section, dtype=NUMPY[datatype]).reshape(shape[0], -1))
 
 
@@ -181,7 +184,8 @@ def wants_binary_output(body: dict[str, Any], name: str) -> bool:
     return params.__class__ is dict and params.get("binary_data_output") is True
 
 
-def _tensor_bytes(datatype: str, data: list[Any]) -> bytes:
+def tensor_bytes(datatype: str, data: list[Any]) -> bytes:
+    """An output tensor's ``data`` as raw bytes (shared with the gRPC adapter's raw_output_contents)."""
     if datatype == "BYTES":
         encoded = [d.encode() for d in data]
         return b"".join(_LENGTH.pack(len(e)) + e for e in encoded)
@@ -192,7 +196,7 @@ def binary_response(answer: dict[str, Any]) -> web.Response:
     """Render a V2 answer whose output tensors hold ``data`` with their data in binary after the JSON."""
     chunks = []
     for tensor in answer["outputs"]:
-        data = _tensor_bytes(tensor["datatype"], tensor.pop("data"))
+        data = tensor_bytes(tensor["datatype"], tensor.pop("data"))
         tensor["parameters"]["binary_data_size"] = len(data)
         chunks.append(data)
     header = orjson.dumps(answer)
