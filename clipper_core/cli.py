@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,12 @@ def _manager(args: argparse.Namespace) -> ContainerManager:
         if parameter not in parameters and not any_keyword:
             raise ClipperException(f"container manager {name!r} takes no {flag}")
         options[parameter] = value
+    grpc_port = getattr(args, "grpc_port", None)
+    if grpc_port is not None:  # the server the manager starts reads it from its environment
+        if "extra_env" not in parameters and not any_keyword:
+            raise ClipperException(f"container manager {name!r} takes no --grpc-port; set CLIPPER_GRPC_PORT in "
+                                   "its query frontend's environment")
+        options["extra_env"] = {"CLIPPER_GRPC_PORT": str(grpc_port)}
     return cls(**options)
 
 
@@ -89,7 +96,8 @@ def _config(args: argparse.Namespace, **extra: Any) -> Config:
     overrides = {"home": args.home, "query_host": getattr(args, "host", None),
                  "query_port": getattr(args, "query_port", None), "admin_host": getattr(args, "admin_host", None),
                  "admin_port": getattr(args, "admin_port", None), "rpc_host": getattr(args, "rpc_host", None),
-                 "rpc_port": getattr(args, "rpc_port", None), "cache_size_bytes": getattr(args, "cache_size", None),
+                 "rpc_port": getattr(args, "rpc_port", None), "grpc_port": getattr(args, "grpc_port", None),
+                 "cache_size_bytes": getattr(args, "cache_size", None),
                  "state_store": getattr(args, "state_store", None),
                  "rpc_advertise": getattr(args, "rpc_advertise", None), **extra}
     return Config.from_env(**overrides)
@@ -116,6 +124,11 @@ def cmd_start(args: argparse.Namespace) -> int:
     if args.foreground and args.frontends > 1:
         from clipper_core.server.multi import run_multi
 
+        if config.grpc_port is not None:  # each frontend process serves it, on one port (SO_REUSEPORT)
+            if config.grpc_port == 0:
+                raise ClipperException("several frontends share one gRPC port: give --grpc-port (or "
+                                       "CLIPPER_GRPC_PORT) a port number, not 0")
+            os.environ["CLIPPER_GRPC_PORT"] = str(config.grpc_port)  # the frontends' environment
         run_multi(config, args.frontends)
         return 0
     if args.foreground:
@@ -418,6 +431,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+GRPC_HELP = ("V2 gRPC port (default $CLIPPER_GRPC_PORT, else off; 0 = any free port); needs "
+             "clipper-core[grpc]")
 MANAGER_HELP = "container manager (default $CLIPPER_CONTAINER_MANAGER or local; see `clipper plugins`)"
 
 
@@ -433,6 +448,7 @@ def _add_server_commands(add: Add) -> None:
     start.add_argument("--query-port", type=int, default=None)
     start.add_argument("--admin-port", type=int, default=None)
     start.add_argument("--rpc-port", type=int, default=None)
+    start.add_argument("--grpc-port", type=int, default=None, help=GRPC_HELP)
     start.add_argument("--cache-size", type=int, default=None, help="prediction cache bytes")
     start.add_argument("--state-store", default=None, help="sqlite (default), memory or redis://host:port/db")
     start.add_argument("--frontends", type=_frontends, default=1, metavar="N|auto",
@@ -448,6 +464,7 @@ def _add_server_commands(add: Add) -> None:
     frontend.add_argument("--rpc-host", default=None)
     frontend.add_argument("--rpc-port", type=int, default=None)
     frontend.add_argument("--rpc-advertise", default=None, help="RPC address announced to replicas")
+    frontend.add_argument("--grpc-port", type=int, default=None, help=GRPC_HELP)
     frontend.add_argument("--cache-size", type=int, default=None)
     frontend.add_argument("--reuse-port", action="store_true", help="share the query port (SO_REUSEPORT)")
     admin = add("admin-server", cmd_admin_server, "run the management frontend alone, over a shared state store",

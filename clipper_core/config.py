@@ -22,6 +22,8 @@ ENV: dict[str, tuple[str, str]] = {
     "CLIPPER_QUERY_PORT": ("query_port", "query REST port (default 1337; 0 = any free port)"),
     "CLIPPER_ADMIN_HOST": ("admin_host", "address the management frontend binds (default 127.0.0.1)"),
     "CLIPPER_MANAGEMENT_PORT": ("admin_port", "management REST port (default 1338; 0 = any free port)"),
+    "CLIPPER_GRPC_PORT": ("grpc_port", "V2 gRPC port (off unless set; 0 = any free port; needs clipper-core[grpc])"),
+    "CLIPPER_GRPC_HOST": ("grpc_host", "address the V2 gRPC endpoint binds (default: the query frontend's)"),
     "CLIPPER_RPC_HOST": ("rpc_host", "address the RPC server binds (default 127.0.0.1)"),
     "CLIPPER_RPC_PORT": ("rpc_port", "ZeroMQ RPC port model containers connect to (default 7000)"),
     "CLIPPER_STATE_STORE": ("state_store", "sqlite (default), memory, or a redis:// URL"),
@@ -67,6 +69,11 @@ class Config:
     query_port: int = 1337
     admin_host: str = "127.0.0.1"
     admin_port: int = 1338
+    grpc_port: int | None = None
+    """The Open Inference Protocol's gRPC endpoint (``inference.GRPCInferenceService``): off unless set, since it
+    needs the optional grpcio (``clipper-core[grpc]``) and opens a port; 0 = any free port."""
+    grpc_host: str = ""
+    """Where the gRPC endpoint binds; empty: ``query_host``."""
     rpc_host: str = "127.0.0.1"
     rpc_port: int = 7000
     state_store: str = "sqlite"
@@ -106,9 +113,9 @@ class Config:
     """The query address written to runtime.json (default: the bound one)."""
 
     def __post_init__(self) -> None:
-        for port_field in ("query_port", "admin_port", "rpc_port"):
+        for port_field in ("query_port", "admin_port", "rpc_port", "grpc_port"):
             port = getattr(self, port_field)
-            if not 0 <= port <= 65535:
+            if port is not None and not 0 <= port <= 65535:
                 raise ConfigError(f"{port_field}={port} is not a TCP port; use 0..65535 (0 = any free port)")
         if self.cache_size_bytes < 0:
             raise ConfigError("cache_size_bytes must be >= 0 (0 disables the cache)")

@@ -62,6 +62,8 @@ class RunningServer:
     local_supervisor: LocalReplicaSupervisor | None = None
     sites: list[Site] = field(default_factory=list)
     runners: list[web.AppRunner] = field(default_factory=list)
+    grpc_addr: str = ""
+    """``host:port`` of the V2 gRPC endpoint, once bound (empty: off, ``CLIPPER_GRPC_PORT`` unset)."""
     _stopping: asyncio.Task[None] | None = None
 
     def _addr(self, role: str) -> str:
@@ -106,8 +108,8 @@ async def start_server(config: Config, roles: Roles = ("query", "admin")) -> Run
     except BaseException:
         await server.lifecycle.stop()
         raise
-    log.info("clipper %s up: queries on %s, admin on %s, RPC on %s", "+".join(roles), server.query_addr or "-",
-             server.admin_addr or "-", ctx.rpc_addr or "-")
+    log.info("clipper %s up: queries on %s, admin on %s, RPC on %s, gRPC on %s", "+".join(roles),
+             server.query_addr or "-", server.admin_addr or "-", ctx.rpc_addr or "-", server.grpc_addr or "-")
     return server
 
 
@@ -127,7 +129,10 @@ async def _start(server: RunningServer, roles: Roles) -> None:
             await start("replica supervisor", resources.supervisor(server))
         server.sites.append(Site("admin", _admin_app(ctx), config.admin_host, config.admin_port))
     await start("web APIs", resources.web_sites(server))
-    ctx.extra.update(query_addr=server.query_addr, admin_addr=server.admin_addr, metrics_addr=server.query_addr)
+    if "query" in roles and config.grpc_port is not None:
+        await start("gRPC API", resources.grpc_api(server))
+    ctx.extra.update(query_addr=server.query_addr, admin_addr=server.admin_addr, metrics_addr=server.query_addr,
+                     grpc_addr=server.grpc_addr)
     await start("frontend registry", resources.frontend_registry(server))
     await start("restored replicas", resources.restored_replicas(server))
     if "admin" in roles and (config.manage_replicas or config.autoscale_manager):

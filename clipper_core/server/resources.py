@@ -29,8 +29,8 @@ from clipper_core.state import Replica
 if TYPE_CHECKING:
     from clipper_core.server.assembly import RunningServer
 
-__all__ = ["cache", "drain", "frontend_registry", "query_path", "restored_replicas", "rpc_server", "runtime_file",
-           "state_store", "supervisor", "web_sites"]
+__all__ = ["cache", "drain", "frontend_registry", "grpc_api", "query_path", "restored_replicas", "rpc_server",
+           "runtime_file", "state_store", "supervisor", "web_sites"]
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,20 @@ async def web_sites(server: RunningServer) -> AsyncIterator[None]:
         await runner.cleanup()
 
 
+async def grpc_api(server: RunningServer) -> AsyncIterator[None]:
+    """The V2 gRPC endpoint (``CLIPPER_GRPC_PORT``; ``grpc.aio`` on this loop, over the query path), started
+    after the HTTP APIs and so stopped before them, after the drain."""
+    from clipper_core.frontend.grpc.server import start_grpc_endpoint
+
+    config = server.ctx.config
+    assert config.grpc_port is not None
+    endpoint = await start_grpc_endpoint(server.ctx, config.grpc_host or config.query_host, config.grpc_port,
+                                         reuse_port=config.reuse_port, max_message_bytes=config.max_body_bytes)
+    server.grpc_addr = endpoint.address
+    yield
+    await endpoint.stop()
+
+
 async def frontend_registry(server: RunningServer) -> AsyncIterator[None]:
     """This frontend's entry in the registry of live frontends, refreshed while the store is shared (a store
     that is not shared has one process: nothing to follow), and its load report (:mod:`.load_report`), published
@@ -286,7 +300,8 @@ async def runtime_file(server: RunningServer) -> AsyncIterator[None]:
     config = server.ctx.config
     query = config.advertise_query or server.query_addr
     write_runtime(config, {"pid": os.getpid(), "query_addr": query, "admin_addr": server.admin_addr,
-                           "rpc_addr": server.ctx.rpc_addr, "metrics_addr": query, "home": str(config.home)})
+                           "rpc_addr": server.ctx.rpc_addr, "metrics_addr": query, "home": str(config.home),
+                           "grpc_addr": server.grpc_addr})
     yield
     remove_if_ours(config)
 
