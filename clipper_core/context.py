@@ -49,6 +49,9 @@ class RolloutsView(Protocol):
     def live(self, model: str) -> dict[str, Any] | None:
         """The controller's last look at a model's active rollout (reason, figures, when), or None."""
 
+    def forget(self, model: str) -> None:
+        """Drop that look (an operation changed the rollout since)."""
+
 
 @dataclass
 class ServerContext:

@@ -115,18 +115,23 @@ def test_a_candidate_failing_on_a_fifth_of_its_inputs_is_rolled_back_in_its_firs
     assert {_version(a) for _, _, a in after} == {"v1"}
 
 
-def test_a_good_candidate_is_promoted_after_its_steps_users_staying_on_one_version(
-        conn: ClipperConnection) -> None:
+def test_users_stay_on_one_version_within_a_step(conn: ClipperConnection) -> None:
+    url = _deploy(conn, _tagged("v2"))
+    conn.start_rollout("ranker", 2, steps=[30, 100], step_seconds=3600, min_queries_per_step=20)
+    by_user: dict[int, set[str]] = {}
+    for uid, _, answer in Queries(url, users=31).send(5 * 31):  # five queries from each of 31 users
+        by_user.setdefault(uid, set()).add(_version(answer))
+    assert len(by_user) == 31 and all(len(versions) == 1 for versions in by_user.values()), by_user
+    on_candidate = sum(versions == {"v2"} for versions in by_user.values())
+    assert 2 <= on_candidate <= 20, on_candidate  # about 30% of the users
+    assert conn.get_rollout("ranker")["step"] == 0
+    conn.abort_rollout("ranker")
+
+
+def test_a_good_candidate_is_promoted_after_its_steps(conn: ClipperConnection) -> None:
     url = _deploy(conn, _tagged("v2"))
     conn.start_rollout("ranker", 2, steps=[30, 100], step_seconds=1.0, min_queries_per_step=20)
     queries = Queries(url)
-    first_step = queries.send(120)  # within step 1 (it lasts at least 1 s and until v2 has 20 queries)
-    if conn.get_rollout("ranker")["step"] == 0:
-        by_user: dict[int, set[str]] = {}
-        for uid, _, answer in first_step:
-            by_user.setdefault(uid, set()).add(_version(answer))
-        assert all(len(versions) == 1 for versions in by_user.values()), by_user
-        assert {v for versions in by_user.values() for v in versions} == {"v1", "v2"}
     rollout = queries.until(conn, "promoted")
     assert [e["event"] for e in rollout["history"]] == ["start", "advance", "promote"], rollout["history"]
     assert conn.get_current_model_version("ranker") == "2"
@@ -185,13 +190,16 @@ def test_a_management_server_restarted_mid_rollout_resumes_it(tmp_path: Path) ->
         conn = _conn(tmp_path)
         url = _deploy(conn, _tagged("v2"))
         conn.start_rollout("ranker", 2, steps=[50, 100], step_seconds=1.0, min_queries_per_step=15)
-        Queries(url).send(30)
+        load = Queries(url)
+        wait_until(lambda: conn.get_rollout("ranker")["step"] == 1 or load.send(10) == [], 30,
+                   what="the rollout in its second step")
         before = conn.get_rollout("ranker")
-        assert before["state"] == "running"
+        assert before["state"] == "running" and before["step"] == 1
     with _start(tmp_path):  # the same home: the store, the registrations and the rollout record
         conn = _conn(tmp_path)
         resumed = conn.get_rollout("ranker")
         assert resumed["state"] == "running" and resumed["started_at"] == before["started_at"]
+        assert (resumed["step"], resumed["step_id"]) == (before["step"], before["step_id"])  # where it was
         url = f"http://{conn.get_query_addr()}/shop/predict"
         wait_until(lambda: {r["model_version"] for r in conn.get_all_model_replicas(verbose=True)} == {"1", "2"},
                    60, what="both versions' replicas back after the restart")

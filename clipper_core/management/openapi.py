@@ -141,11 +141,13 @@ ROLLOUT_SETTINGS: dict[str, Any] = {
                             "description": "numbers within it agree (1e-6, absolute or relative)"},
 }
 """The rollout settings (clipper_core.rollouts.settings.RolloutSettings), as start_rollout takes them."""
-FIGURES = obj(["queries", "errors", "defaults", "error_rate", "default_rate", "p99_ms", "agreement", "compared",
-               "dropped", "mean_reward", "feedback"],
+FIGURES = obj(["queries", "errors", "defaults", "error_rate", "default_rate", "p99_ms", "slow", "agreement",
+               "compared", "dropped", "mean_reward", "feedback"],
               queries={"type": "integer"}, errors={"type": "integer"}, defaults={"type": "integer"},
               error_rate={"type": "number"}, default_rate={"type": "number"},
-              p99_ms={"type": "number", "nullable": True, "description": "null: no output yet"},
+              p99_ms={"type": "number", "nullable": True,
+                      "description": "the upper bound of the p99's latency bucket; null: no output yet"},
+              slow={"type": "integer", "description": "outputs later than max_p99_ms (counted exactly)"},
               agreement={"type": "number", "nullable": True, "description": "shadow: null until compared"},
               compared={"type": "integer"}, dropped={"type": "integer"},
               mean_reward={"type": "number", "nullable": True, "description": "null: no feedback yet"},

@@ -66,20 +66,32 @@ class RolloutController:
                 return changed
             reports = list((await self.store.list_load()).values())
             for rollout in active:
-                if await self._judge(rollout, reports):
-                    changed.append(rollout)
+                try:
+                    if await self._judge(rollout, reports):
+                        changed.append(rollout)
+                except Exception as exc:  # one rollout's failure (a store write) does not hold up the others
+                    log.warning("rollout of %s:%s not judged this time: %s", rollout.model, rollout.candidate, exc)
         return changed
 
     async def _judge(self, rollout: Rollout, reports: list[LoadFigures]) -> bool:
         now = self.clock()
         versions = {m.version for m in await self.store.list_models(rollout.model)}
+        current = await self.store.get_current_version(rollout.model)
+        ended = None
         if rollout.candidate not in versions:
+            ended = f"aborted: the candidate version {rollout.candidate} was deleted"
+        elif rollout.baseline not in versions:
+            ended = f"aborted: the baseline version {rollout.baseline} was deleted"
+        elif current != rollout.baseline:
+            ended = (f"aborted: the current version became {current} (set_model_version, or a deploy that made "
+                     "its version current) while the rollout ran; the controller does not override it")
+        if ended is not None:
+            rollout.note("abort", now, ended)  # (with the share it had)
             rollout.state, rollout.ended_at = "aborted", now
-            rollout.note("abort", now, f"aborted: the candidate version {rollout.candidate} was deleted")
             await self.store.put_rollout(rollout.to_dict())
             return True
-        candidate = _step_figures(reports, rollout.model, rollout.candidate, rollout.step_id)
-        baseline = _step_figures(reports, rollout.model, rollout.baseline, rollout.step_id)
+        candidate = _step_figures(reports, rollout, rollout.candidate)
+        baseline = _step_figures(reports, rollout, rollout.baseline)
         verdict = decide(rollout, candidate, now)
         figures = {"candidate": candidate.summary(), "baseline": baseline.summary()}
         self._live[rollout.model] = {"reason": verdict.reason, "figures": figures, "at": now,
@@ -94,13 +106,14 @@ class RolloutController:
         return True
 
 
-def _step_figures(reports: list[LoadFigures], model: str, version: str, step_id: int) -> StepFigures:
+def _step_figures(reports: list[LoadFigures], rollout: Rollout, version: str) -> StepFigures:
+    """A version's counts in the rollout's current step, over every frontend's report."""
     figures = StepFigures()
-    key = load_key(model, version)
+    key = load_key(rollout.model, version)
     for report in reports:
         version_figures = report.get(key)
         if version_figures:
-            figures.add_flat(version_figures, step_id)
+            figures.add_flat(version_figures, rollout.salt, rollout.step_id)
     return figures
 
 
@@ -138,11 +151,16 @@ class RolloutOperations:
                 raise Conflict(f"version '{version}' is already the current version of model '{model}'; roll out "
                                "a version that is not current (deploy it with make_current=False)")
             candidate = next(m for m in await self.store.list_models(model) if m.version == version)
-            cold = (candidate.autoscaling or {}).get("min_replicas") == 0
+            base = next(m for m in await self.store.list_models(model) if m.version == current)
+            if candidate.input_type is not base.input_type:
+                raise Conflict(f"version '{version}' of model '{model}' takes {candidate.input_type.value}, the "
+                               f"current version '{current}' {base.input_type.value}; the apps linked to the "
+                               "model would send it inputs it cannot take")
+            cold = (candidate.autoscaling or {}).get("min_replicas") == 0 and checked.mode == "canary"
             if not cold and not await self.store.list_replicas(model, version):
                 raise Conflict(f"version '{version}' of model '{model}' has no connected replica, so every query "
-                               "it took would get the default output; start its replicas (deploy it with "
-                               "make_current=False) and wait until they connect")
+                               "it took would get the default output (or, mirrored, be dropped); start its "
+                               "replicas (deploy it with make_current=False) and wait until they connect")
             existing = await self.store.get_rollout(model)
             if existing is not None and Rollout.from_dict(existing).active:
                 raise Conflict(f"model '{model}' already has an active rollout (of version "
@@ -214,9 +232,8 @@ class RolloutOperations:
 
     def _forget_live(self, model: str) -> None:
         """The controller's last look is older than this change: until it looks again, the record speaks."""
-        forget = getattr(self.controller, "forget", None)
-        if callable(forget):
-            forget(model)
+        if self.controller is not None:
+            self.controller.forget(model)
 
     async def _rollout(self, model: str) -> Rollout:
         record = await self.store.get_rollout(model)

@@ -40,9 +40,9 @@ def tripped_guard(rollout: Rollout, f: StepFigures) -> str | None:
         if s.max_default_rate is not None and f.default_rate > s.max_default_rate:
             return (f"max_default_rate: {f.defaults} of {f.queries} queries got no output in time "
                     f"({f.default_rate:.1%} > {s.max_default_rate:.1%}) {where}")
-        p99 = f.p99_ms
-        if s.max_p99_ms is not None and p99 is not None and p99 > s.max_p99_ms:
-            return f"max_p99_ms: p99 {p99:g} ms > {s.max_p99_ms:g} ms over {f.queries} queries {where}"
+        if s.max_p99_ms is not None and f.slow_rate > 0.01:
+            return (f"max_p99_ms: {f.slow} of {f.answered} outputs took longer than {s.max_p99_ms:g} ms "
+                    f"({f.slow_rate:.1%} > 1%: the p99 is above it) {where}")
         agreement = f.agreement
         if s.min_agreement is not None and agreement is not None and agreement < s.min_agreement:
             return (f"min_agreement: {f.agree} of {f.agree + f.disagree} outputs agree with the current version's "

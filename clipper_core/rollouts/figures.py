@@ -13,6 +13,9 @@ The counts, per version (the candidate's, and the baseline's for comparison):
 ``latency``
     bucket counts (``metrics.LATENCY_BUCKETS``, one more beyond the last) of the seconds from the query's arrival
     to the version's output, for the outputs that arrived;
+``slow``
+    of those outputs, the ones later than the rollout's ``max_p99_ms`` (counted exactly, not by bucket: the
+    guard trips when more than 1% are);
 ``agree`` / ``disagree``
     shadow mode, the candidate: outputs equal (numbers within the tolerance) or not to the current version's;
 ``dropped``
@@ -21,8 +24,9 @@ The counts, per version (the candidate's, and the baseline's for comparison):
 ``reward_sum`` / ``reward_n``
     the rewards of the feedback on the version's answers.
 
-In a load report (whose figures are flat JSON numbers) they are :meth:`StepFigures.flat`: ``rollout.step_id``,
-``rollout.<count>`` and ``rollout.latency.<i>``, beside the autoscaler's figures of the version.
+In a load report (whose figures are flat JSON numbers) they are :meth:`StepFigures.flat`: ``rollout.id`` (the
+rollout's salt: a new rollout of the same version counts afresh), ``rollout.step_id``, ``rollout.<count>`` and
+``rollout.latency.<i>``, beside the autoscaler's figures of the version.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from clipper_core.metrics import LATENCY_BUCKETS
 
 __all__ = ["COUNTS", "FLAT_PREFIX", "StepFigures"]
 
-COUNTS = ("queries", "errors", "defaults", "agree", "disagree", "dropped", "reward_n")
+COUNTS = ("queries", "errors", "defaults", "slow", "agree", "disagree", "dropped", "reward_n")
 """The integer counts of :class:`StepFigures` (besides ``latency`` and ``reward_sum``)."""
 FLAT_PREFIX = "rollout."
 
@@ -46,6 +50,7 @@ class StepFigures:
     errors: int = 0
     defaults: int = 0
     latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    slow: int = 0
     agree: int = 0
     disagree: int = 0
     dropped: int = 0
@@ -72,19 +77,20 @@ class StepFigures:
         if isinstance(latency, list) and len(latency) == len(self.latency):
             self.latency = [a + (b if isinstance(b, int) else 0) for a, b in zip(self.latency, latency, strict=True)]
 
-    def flat(self, step_id: int) -> dict[str, float]:
+    def flat(self, rollout_id: int, step_id: int) -> dict[str, float]:
         """The counts as a load report carries them (see the module)."""
         flat = {f"{FLAT_PREFIX}{key}": float(getattr(self, key)) for key in COUNTS}
+        flat[f"{FLAT_PREFIX}id"] = float(rollout_id)
         flat[f"{FLAT_PREFIX}step_id"] = float(step_id)
         flat[f"{FLAT_PREFIX}reward_sum"] = self.reward_sum
         for i, n in enumerate(self.latency):
             flat[f"{FLAT_PREFIX}latency.{i}"] = float(n)
         return flat
 
-    def add_flat(self, figures: Mapping[str, Any], step_id: int) -> bool:
-        """Add one frontend's counts from its load report's figures of the version, if they are of the step
-        ``step_id``; whether they were."""
-        if figures.get(f"{FLAT_PREFIX}step_id") != step_id:
+    def add_flat(self, figures: Mapping[str, Any], rollout_id: int, step_id: int) -> bool:
+        """Add one frontend's counts from its load report's figures of the version, if they are of the rollout
+        ``rollout_id`` (its salt) and its step ``step_id``; whether they were."""
+        if figures.get(f"{FLAT_PREFIX}step_id") != step_id or figures.get(f"{FLAT_PREFIX}id") != rollout_id:
             return False
         report: dict[str, Any] = {key: int(figures.get(f"{FLAT_PREFIX}{key}") or 0) for key in COUNTS}
         report["reward_sum"] = float(figures.get(f"{FLAT_PREFIX}reward_sum") or 0.0)
@@ -100,6 +106,14 @@ class StepFigures:
     @property
     def default_rate(self) -> float:
         return self.defaults / self.queries if self.queries else 0.0
+
+    @property
+    def answered(self) -> int:
+        return sum(self.latency)
+
+    @property
+    def slow_rate(self) -> float:
+        return self.slow / self.answered if self.answered else 0.0
 
     @property
     def p99_ms(self) -> float | None:
@@ -126,12 +140,13 @@ class StepFigures:
 
     def to_dict(self) -> dict[str, Any]:
         return {"queries": self.queries, "errors": self.errors, "defaults": self.defaults,
-                "latency": list(self.latency), "agree": self.agree, "disagree": self.disagree,
+                "latency": list(self.latency), "slow": self.slow, "agree": self.agree, "disagree": self.disagree,
                 "dropped": self.dropped, "reward_sum": self.reward_sum, "reward_n": self.reward_n}
 
     def summary(self) -> dict[str, Any]:
         """What a person reads (``get_rollout``, ``clipper rollout status``): the counts and the rates."""
         return {"queries": self.queries, "errors": self.errors, "defaults": self.defaults,
                 "error_rate": round(self.error_rate, 6), "default_rate": round(self.default_rate, 6),
-                "p99_ms": self.p99_ms, "agreement": self.agreement, "compared": self.agree + self.disagree,
+                "p99_ms": self.p99_ms, "slow": self.slow, "agreement": self.agreement,
+                "compared": self.agree + self.disagree,
                 "dropped": self.dropped, "mean_reward": self.mean_reward, "feedback": self.reward_n}

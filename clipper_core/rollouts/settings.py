@@ -75,6 +75,8 @@ class RolloutSettings:
         previous = 0.0
         for step in self.steps:
             value = check_number("steps", step, 0.0, 100.0, open_low=True)
+            if value < 0.01:
+                raise InvalidInput(f"'steps' has {value:g}%; expected steps of at least 0.01% (one in 10 000)")
             if value <= previous:
                 raise InvalidInput(f"'steps' is {list(self.steps)}; expected increasing percentages")
             previous = value
@@ -89,6 +91,9 @@ class RolloutSettings:
             check_number("max_p99_ms", self.max_p99_ms, 0.0, 3_600_000.0, open_low=True)
         if self.reward not in REWARD_KINDS:
             raise InvalidInput(f"'reward' is {self.reward!r}; expected one of {', '.join(REWARD_KINDS)}")
+        if self.min_feedback_reward is not None and self.mode == "shadow":
+            raise InvalidInput("'min_feedback_reward' cannot guard a shadow rollout: feedback is about the answers "
+                               "users got, which come from the current version; expected mode 'canary'")
         if self.min_agreement is not None and self.mode != "shadow":
             raise InvalidInput("'min_agreement' is a shadow rollout's guard; expected mode 'shadow' or no "
                                "'min_agreement'")

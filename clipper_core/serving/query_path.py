@@ -15,6 +15,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from clipper_core.config import Config
@@ -40,6 +41,8 @@ __all__ = ["QueryPath"]
 
 log = logging.getLogger(__name__)
 
+Tracked = tuple[Query, "Plan", str, ModelRuntime, list[float | None]]
+"""A query's model under a rollout: its plan, the version's runtime, and when that version's output arrived."""
 Mirror = tuple[str, ModelRuntime, Split]
 """A shadow rollout's candidate a query is mirrored to: (model name, the candidate's runtime, the split)."""
 Route = tuple[Query, bytes | None, list[tuple[str, ModelRuntime]], list[Mirror] | None]
@@ -166,8 +169,8 @@ class QueryPath:
         """The single-flight entries this query made: they end when it stops waiting."""
         cold: list[tuple[Plan, str, asyncio.Future[Any]]] | None = None
         """(plan, model name, future) of tasks queued for a version scaled to zero (None: none, the usual case)."""
-        tracked: list[tuple[Query, Plan, str, ModelRuntime]] | None = None
-        """The (query, plan, model name, runtime) of versions under an active rollout (None: none)."""
+        tracked: list[Tracked] | None = None
+        """The (query, plan, model name, runtime, arrival) of versions under an active rollout (None: none)."""
         mirrored: list[tuple[ModelRuntime, Task]] | None = None
         """Shadow tasks, queued behind the real work once it is admitted."""
         for query, key, chosen, mirrors in routes:
@@ -176,7 +179,7 @@ class QueryPath:
                 if mr.rollout_tracking:
                     if tracked is None:
                         tracked = []
-                    tracked.append((query, plan, name, mr))
+                    tracked.append((query, plan, name, mr, [None]))
                 if key is not None:
                     ckey = (name, mr.version, key)
                     if remote_hits is not None:
@@ -235,6 +238,10 @@ class QueryPath:
                 except Overloaded:
                     for fut in waiting:  # what this query joined too: nobody waits for it on its behalf
                         fut.cancel()
+                    if tracked is not None:  # refused: no output from the versions under a rollout
+                        for entry in tracked:
+                            if entry[3].rollout is not None:
+                                entry[3].rollout.missed()
                     raise
                 for mr, tasks in enqueued.items():
                     mr.enqueued += len(tasks)
@@ -244,6 +251,11 @@ class QueryPath:
             if mirrored:  # shadow work, once the real work is admitted (an Overloaded query mirrors nothing)
                 for shadow, task in mirrored:
                     shadow.queue.put(task)
+            if tracked is not None:  # when each version's output arrives (its own latency, not the query's)
+                for entry in tracked:
+                    value = entry[1].get(entry[2])
+                    if isinstance(value, asyncio.Future) and not value.done():
+                        value.add_done_callback(partial(self._arrived, entry[4]))
             if len(waiting) == 1:
                 await wait_one(loop, waiting[0], deadline - self.clock())
             elif waiting:
@@ -263,7 +275,7 @@ class QueryPath:
                     if single_flight.get(ckey) is task:
                         del single_flight[ckey]
         if tracked is not None:
-            self._count_rollout(tracked, self.clock() - started)
+            self._count_rollout(tracked, started)
         return plans
 
     def _routes(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None, state: Any, cached: bool,
@@ -274,7 +286,7 @@ class QueryPath:
         policy = rt.policy
         assert policy is not None
         current, models = self.snapshot.current, self.snapshot.models
-        splits = self.snapshot.splits if version is None else None
+        splits = self.snapshot.splits if version is None and not every_model else None
         routes: list[Route] = []
         for item in items:
             query = Query(rt.app.name, uid, item, next(self._query_ids))
@@ -305,7 +317,8 @@ class QueryPath:
         counters = shadow.rollout
         if counters is None:
             return
-        if not shadow.replicas or len(shadow.queue) >= SHADOW_QUEUE_LIMIT or shadow.expected_wait(1) > rt.slo:
+        waiting = len(shadow.queue) + len(mirrored)  # (this request's mirrors are not queued yet)
+        if not shadow.replicas or waiting >= SHADOW_QUEUE_LIMIT or shadow.expected_wait(len(mirrored) + 1) > rt.slo:
             counters.dropped()
             return
         fut = loop.create_future()
@@ -333,10 +346,16 @@ class QueryPath:
         else:
             primary.add_done_callback(lambda p: _compare(counters, p, output, tolerance))
 
-    def _count_rollout(self, tracked: list[tuple[Query, Plan, str, ModelRuntime]], latency: float) -> None:
-        """Count what each version under a rollout did for its queries, and remember its outputs for feedback."""
+    def _arrived(self, cell: list[float | None], _: asyncio.Future[Any]) -> None:
+        cell[0] = self.clock()
+
+    def _count_rollout(self, tracked: list[Tracked], started: float) -> None:
+        """Count what each version under a rollout did for its queries (the latency to its own output), and,
+        where the rollout guards the feedback reward, remember its outputs for the feedback on them."""
         answers: dict[int, tuple[Query, dict[str, Any]]] = {}
-        for query, plan, name, mr in tracked:
+        now = self.clock()
+        splits = self.snapshot.splits
+        for query, plan, name, mr, arrival in tracked:
             counters = mr.rollout
             if counters is None:
                 continue
@@ -353,8 +372,10 @@ class QueryPath:
             elif value is _MISSING:
                 counters.missed()
                 continue
-            counters.answered(latency)
-            answers.setdefault(query.query_id, (query, {}))[1][name] = (mr, value)
+            counters.answered((arrival[0] or now) - started)
+            split = splits.get(name)
+            if split is not None and split.rewarded:
+                answers.setdefault(query.query_id, (query, {}))[1][name] = (mr, value)
         for query, outputs in answers.values():
             self.rollout_answers.remember(query, outputs)
 

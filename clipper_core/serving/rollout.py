@@ -40,12 +40,18 @@ class Split:
     step_id: int
     tolerance: float
     reward: str
+    rewarded: bool
+    """The rollout guards the feedback reward: the versions' answers are remembered for the feedback on them."""
+    slow_s: float
+    """Outputs later than this count as slow (``max_p99_ms``; infinite without that guard)."""
 
     @classmethod
     def of(cls, rollout: Rollout) -> Split:
         s = rollout.settings
+        slow = s.max_p99_ms / 1000.0 if s.max_p99_ms is not None else math.inf
         return cls(rollout.model, rollout.candidate, rollout.baseline, s.mode == "shadow",
-                   to_basis_points(rollout.share), rollout.salt, rollout.step_id, s.agreement_tolerance, s.reward)
+                   to_basis_points(rollout.share), rollout.salt, rollout.step_id, s.agreement_tolerance, s.reward,
+                   s.min_feedback_reward is not None, slow)
 
     def takes(self, uid: int, query_id: int) -> bool:
         """Whether this query goes to (or, mirroring, is mirrored to) the candidate."""
@@ -57,6 +63,7 @@ class _Counts:
     queries: int = 0
     errors: int = 0
     defaults: int = 0
+    slow: int = 0
     agree: int = 0
     disagree: int = 0
     dropped: int = 0
@@ -66,32 +73,38 @@ class _Counts:
 
     def figures(self) -> StepFigures:
         return StepFigures(queries=self.queries, errors=self.errors, defaults=self.defaults,
-                           latency=list(self.latency.counts), agree=self.agree, disagree=self.disagree,
+                           latency=list(self.latency.counts), slow=self.slow, agree=self.agree, disagree=self.disagree,
                            dropped=self.dropped, reward_sum=self.reward_sum, reward_n=self.reward_n)
 
 
 class VersionCounters:
-    """A version's rollout counts: those of the current step (``step_id``; published for the controller) and the
-    totals since this frontend started counting the version (``/metrics``)."""
+    """A version's rollout counts: those of the current step of the current rollout (``rollout_id``, its salt,
+    and ``step_id``; published for the controller) and the totals since this frontend started counting the
+    version (``/metrics``)."""
 
-    __slots__ = ("step", "step_id", "total")
+    __slots__ = ("rollout_id", "slow_s", "step", "step_id", "total")
 
-    def __init__(self, step_id: int) -> None:
-        self.step_id = step_id
+    def __init__(self, rollout_id: int, step_id: int, slow_s: float = math.inf) -> None:
+        self.rollout_id, self.step_id, self.slow_s = rollout_id, step_id, slow_s
         self.step = _Counts()
         self.total = _Counts()
 
-    def new_step(self, step_id: int) -> None:
-        if step_id != self.step_id:
-            self.step_id, self.step = step_id, _Counts()
+    def new_step(self, rollout_id: int, step_id: int, slow_s: float = math.inf) -> None:
+        """Count for this step of this rollout (from zero when either changed)."""
+        self.slow_s = slow_s
+        if (rollout_id, step_id) != (self.rollout_id, self.step_id):
+            self.rollout_id, self.step_id, self.step = rollout_id, step_id, _Counts()
 
     def answered(self, latency_s: float) -> None:
         index = bisect_left(LATENCY_BUCKETS, latency_s)
+        slow = latency_s > self.slow_s
         for counts in (self.step, self.total):
             counts.queries += 1
             counts.latency.counts[index] += 1
             counts.latency.sum += latency_s
             counts.latency.count += 1
+            if slow:
+                counts.slow += 1
 
     def failed(self) -> None:
         for counts in (self.step, self.total):
@@ -123,7 +136,7 @@ class VersionCounters:
 
     def report(self) -> dict[str, float]:
         """The step's counts for the load report (``StepFigures.flat``)."""
-        return self.step.figures().flat(self.step_id)
+        return self.step.figures().flat(self.rollout_id, self.step_id)
 
 
 def agrees(a: Any, b: Any, tolerance: float) -> bool:

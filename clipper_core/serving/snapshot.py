@@ -114,15 +114,15 @@ class Snapshot:
 
     def _track(self, splits: dict[str, Split]) -> None:
         """Count the queries of the versions under an active rollout (each step afresh)."""
-        tracked = {(s.model, version): s.step_id for s in splits.values() for version in (s.candidate, s.baseline)}
+        tracked = {(s.model, version): s for s in splits.values() for version in (s.candidate, s.baseline)}
         for key, mr in self.models.items():
-            step_id = tracked.get(key)
-            mr.rollout_tracking = step_id is not None
-            if step_id is not None:
+            split = tracked.get(key)
+            mr.rollout_tracking = split is not None
+            if split is not None:
                 if mr.rollout is None:
-                    mr.rollout = VersionCounters(step_id)
+                    mr.rollout = VersionCounters(split.salt, split.step_id, split.slow_s)
                 else:
-                    mr.rollout.new_step(step_id)
+                    mr.rollout.new_step(split.salt, split.step_id, split.slow_s)
 
     async def _update_models(self, models: list[Model], apps: dict[str, AppRuntime]) -> None:
         """Give every registered version a runtime whose batch budget follows the tightest linked SLO; close the

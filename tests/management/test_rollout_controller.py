@@ -38,16 +38,21 @@ async def _store() -> MemoryStateStore:
     return store
 
 
-def _counts(step_id: int, queries: int, errors: int = 0, latency_s: float = 0.004) -> dict[str, float]:
+def _counts(rollout_id: int, step_id: int, queries: int, errors: int = 0,
+            latency_s: float = 0.004) -> dict[str, float]:
     latency = [0] * (len(LATENCY_BUCKETS) + 1)
     latency[next(i for i, b in enumerate(LATENCY_BUCKETS) if b >= latency_s)] = queries - errors
-    return StepFigures(queries=queries, errors=errors, latency=latency).flat(step_id)
+    return StepFigures(queries=queries, errors=errors, latency=latency).flat(rollout_id, step_id)
 
 
 async def _report(store: MemoryStateStore, frontend: str, step_id: int, candidate: int, errors: int = 0,
-                  baseline: int = 100) -> None:
-    await store.put_load(frontend, {load_key("m", "2"): _counts(step_id, candidate, errors),
-                                    load_key("m", "1"): _counts(step_id, baseline)}, ttl=60)
+                  baseline: int = 100, rollout_id: int | None = None) -> None:
+    """A frontend's load report with these counts of the current rollout's step (or of ``rollout_id``'s)."""
+    record = await store.get_rollout("m")
+    assert record is not None
+    salt = record["salt"] if rollout_id is None else rollout_id
+    await store.put_load(frontend, {load_key("m", "2"): _counts(salt, step_id, candidate, errors),
+                                    load_key("m", "1"): _counts(salt, step_id, baseline)}, ttl=60)
 
 
 async def _started(store: MemoryStateStore, clock: Clock, **settings: Any) -> tuple[RolloutController,
@@ -66,6 +71,7 @@ async def test_a_failing_candidate_is_rolled_back_with_the_guard_and_figures_ove
     await _report(store, "fe1", 1, candidate=15, errors=2)
     await _report(store, "fe2", 1, candidate=15, errors=2)  # 30 queries, 4 failed, over two frontends
     await _report(store, "fe3", 99, candidate=500, errors=500)  # another step's counts: not this one's
+    await _report(store, "fe4", 1, candidate=500, errors=500, rollout_id=12345)  # another rollout's
     clock.now += 1
     [rolled] = await controller.tick()
     assert rolled.state == "rolled_back" and "max_error_rate: 4 of 30 queries failed" in rolled.reason
@@ -148,3 +154,32 @@ async def test_a_deleted_candidate_ends_its_rollout() -> None:
     await store.delete_model("m", "2")
     [ended] = await controller.tick()
     assert ended.state == "aborted" and "was deleted" in ended.reason
+
+
+async def test_a_new_rollout_of_the_same_version_does_not_inherit_the_last_ones_counts() -> None:
+    store, clock = await _store(), Clock()
+    controller, ops = await _started(store, clock)
+    await _report(store, "fe1", 1, candidate=30, errors=30)
+    [rolled] = await controller.tick()
+    assert rolled.state == "rolled_back"
+    await ops.start("m", "2", {"steps": [10, 100], "step_seconds": 30, "min_queries_per_step": 20})
+    assert await controller.tick() == []  # the frontend still reports step 1 of the old rollout: not this one's
+    view = await ops.get("m")
+    assert view["state"] == "running" and view["figures"]["candidate"]["queries"] == 0
+
+
+async def test_the_baseline_deleted_or_no_longer_current_ends_the_rollout() -> None:
+    store, clock = await _store(), Clock()
+    controller, _ = await _started(store, clock)
+    await store.set_current_version("m", "3")  # an operator's set_model_version meanwhile
+    [ended] = await controller.tick()
+    assert ended.state == "aborted" and "the current version became 3" in ended.reason
+    assert await store.get_current_version("m") == "3"  # not overridden
+
+
+async def test_a_candidate_of_another_input_type_is_refused() -> None:
+    store, clock = await _store(), Clock()
+    await store.add_model(Model("m", "4", InputType.STRINGS), make_current=False)
+    await store.add_replica(Replica("m", "4", 0, InputType.STRINGS, frontend="fe1:7000"))
+    with pytest.raises(ClipperError, match="takes strings, the current version '1' doubles"):
+        await RolloutOperations(store, RolloutController(store, clock=clock), clock=clock).start("m", "4", {})

@@ -65,8 +65,10 @@ def test_steps_advance_after_their_time_and_queries_then_the_canary_is_promoted(
 
 def test_every_guard_names_itself() -> None:
     assert "max_default_rate" in decide(_rollout(), _figures(queries=40, defaults=4), T0).reason
-    assert "max_p99_ms" in decide(_rollout(max_p99_ms=50), _figures(queries=40, latency_s=0.2), T0).reason
-    assert decide(_rollout(max_p99_ms=500), _figures(queries=40, latency_s=0.2), T0).action == "hold"
+    slow = _figures(queries=40, latency_s=0.2, slow=2)  # 2 of 40 outputs over the limit: more than 1%
+    verdict = decide(_rollout(max_p99_ms=150), slow, T0)
+    assert verdict.action == "rollback" and "max_p99_ms: 2 of 40 outputs took longer than 150 ms" in verdict.reason
+    assert decide(_rollout(max_p99_ms=150), _figures(queries=40, latency_s=0.2), T0).action == "hold"  # none over
     shadow = _rollout(mode="shadow", min_agreement=0.9)
     assert "min_agreement" in decide(shadow, _figures(queries=40, agree=30, disagree=10), T0).reason
     rewarded = _rollout(min_feedback_reward=0.8, min_feedback=5)
@@ -109,6 +111,8 @@ def test_the_record_round_trips_through_its_dict() -> None:
     ({"reward": "precision"}, "'reward' is 'precision'"),
     ({"min_agreement": 0.9}, "'min_agreement' is a shadow rollout's guard"),
     ({"max_p99_ms": 0}, "'max_p99_ms' is 0"),
+    ({"steps": [0.001, 100]}, "steps of at least 0.01%"),
+    ({"mode": "shadow", "min_feedback_reward": 0.5}, "'min_feedback_reward' cannot guard a shadow rollout"),
     ({"colour": "red"}, "the rollout has the unknown setting(s) 'colour'"),
 ])
 def test_bad_settings_are_refused_with_what_was_expected(settings: dict[str, object], message: str) -> None:

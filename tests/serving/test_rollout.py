@@ -11,11 +11,12 @@ from typing import Any
 
 from clipper_policy_ensemble.mean import Mean
 
+from clipper_core.config import Config
 from clipper_core.rollouts.figures import StepFigures
 from clipper_core.rollouts.record import Rollout
 from clipper_core.rollouts.settings import RolloutSettings
 from clipper_core.serving.rollout import SHADOW_BEHIND_S
-from tests.serving.fakes import FakeReplica, ServingHarness, doubles, run_until
+from tests.serving.fakes import FakeReplica, HarnessFactory, ServingHarness, doubles, run_until
 
 
 async def _two_versions(serving: ServingHarness, **settings: Any) -> tuple[FakeReplica, FakeReplica, Rollout]:
@@ -58,8 +59,9 @@ async def test_a_canary_takes_its_share_of_users_sticky_and_counts_each_version(
         assert step.step.queries == 3 * on_candidate and step.step.errors == 0
         assert base.step.queries == 3 * (40 - on_candidate) + 40  # explicit-version queries count for their version
         figures = StepFigures()
-        assert figures.add_flat(step.report(), rollout.step_id) and figures.queries == 3 * on_candidate
-        assert not StepFigures().add_flat(step.report(), rollout.step_id + 1)  # another step's counts
+        assert figures.add_flat(step.report(), rollout.salt, rollout.step_id) and figures.queries == 3 * on_candidate
+        assert not StepFigures().add_flat(step.report(), rollout.salt, rollout.step_id + 1)  # another step's
+        assert not StepFigures().add_flat(step.report(), rollout.salt + 1, rollout.step_id)  # another rollout's
     finally:
         for task in servers:
             task.cancel()
@@ -67,7 +69,7 @@ async def test_a_canary_takes_its_share_of_users_sticky_and_counts_each_version(
 
 async def test_failures_and_misses_count_against_the_candidate_and_feedback_is_its_reward(
         serving: ServingHarness) -> None:
-    current, candidate, _ = await _two_versions(serving, steps=[100])
+    current, candidate, _ = await _two_versions(serving, steps=[100], min_feedback_reward=0.5)
     query = serving.predict_soon("app", [doubles(1.0)], uid=3)
     batch = await candidate.next_batch()
     batch.fail("ValueError: bad input")
@@ -109,15 +111,30 @@ async def test_a_shadow_candidate_is_mirrored_behind_real_work_and_never_changes
     assert counts.step.queries == 2 and counts.step.errors == 0
 
 
-async def test_shadow_tasks_sort_behind_real_ones_and_are_dropped_without_replicas(serving: ServingHarness) -> None:
+async def test_shadow_tasks_sort_behind_real_ones_and_are_dropped_without_replicas(
+        make_serving: HarnessFactory) -> None:
+    serving = await make_serving(Config(state_store="memory", batches_in_flight=1))  # one batch at a time
     current, candidate, _ = await _two_versions(serving, mode="shadow")
-    queue = serving.runtime(version="2").queue
-    await serving.disconnect(candidate)  # no replica: mirrored queries are dropped, not queued
-    query = serving.predict_soon("app", [doubles(1.0)], uid=1)
-    (await current.next_batch()).answer(["1"])
-    await query
+    # The candidate busy with one batch; then two mirrored queries and a query naming the candidate queue up:
+    # the real one is sent first, although it came last.
+    serving_current = asyncio.get_running_loop().create_task(_answer_all(current, "1"))
+    try:
+        await serving.predict_soon("app", [doubles(1.0)], uid=1)
+        busy = await candidate.next_batch()
+        await asyncio.gather(*[serving.predict_soon("app", [doubles(float(i))], uid=1) for i in (2, 3)])
+        explicit = serving.predict_soon("app", [doubles(9.0)], uid=1, version="2")
+        await run_until(lambda: len(serving.runtime(version="2").queue) == 3)
+        busy.answer(["1"])
+        nxt = await candidate.next_batch()
+        assert float(nxt.inputs[0][0]) == 9.0, nxt.inputs  # the real task overtook the shadow ones
+        nxt.answer(["1"] * len(nxt))
+        assert (await explicit)[0].output == 1
+        await serving.disconnect(candidate)  # no replica: mirrored queries are dropped, not queued
+        await serving.predict_soon("app", [doubles(1.0)], uid=1)
+    finally:
+        serving_current.cancel()
     counts = serving.runtime(version="2").rollout
-    assert counts is not None and counts.step.dropped == 1 and len(queue) == 0
+    assert counts is not None and counts.step.dropped == 1
     assert SHADOW_BEHIND_S > 1000  # a shadow task's deadline orders it behind any real task
 
 
