@@ -127,6 +127,8 @@ async def _start(server: RunningServer, roles: Roles) -> None:
     if "admin" in roles:
         if config.manage_replicas:
             await start("replica supervisor", resources.supervisor(server))
+        # Before the admin API serves (and stopped after it): every rollout operation is under its lock.
+        await start("rollout controller", resources.rollout_controller(server))
         server.sites.append(Site("admin", _admin_app(ctx), config.admin_host, config.admin_port))
     await start("web APIs", resources.web_sites(server))
     if "query" in roles and config.grpc_port is not None:
@@ -137,8 +139,6 @@ async def _start(server: RunningServer, roles: Roles) -> None:
     await start("restored replicas", resources.restored_replicas(server))
     if "admin" in roles and (config.manage_replicas or config.autoscale_manager):
         await start("autoscaler", resources.autoscaler(server))
-    if "admin" in roles:
-        await start("rollout controller", resources.rollout_controller(server))
     await start("drain", resources.drain(server))
     if config.write_runtime:
         await start("runtime file", resources.runtime_file(server))
