@@ -55,6 +55,7 @@ ENV: dict[str, tuple[str, str]] = {
     "CLIPPER_AUTOSCALE_MANAGER_OPTIONS": ("autoscale_manager_options",
                                           "that manager's constructor arguments, as a JSON object"),
     "CLIPPER_ROLLOUT_INTERVAL": ("rollout_interval", "seconds between two looks of the rollout controller (1.0)"),
+    "CLIPPER_ACCESS_LOG": ("access_log", "json: a JSON line per HTTP request on the clipper.access logger (off)"),
 }
 
 
@@ -94,6 +95,8 @@ class Config:
     policy_states_per_app: int = 10_000
     autoscale_interval: float = 0.5
     rollout_interval: float = 1.0
+    access_log: str = ""
+    """``json``: the JSON access log (``server.access_log``); empty: none."""
     autoscale_manager: str = ""
     """A container manager (e.g. ``docker``) the management server's autoscaler acts through when this process
     runs no local replica supervisor; empty: no autoscaler there."""
@@ -136,6 +139,8 @@ class Config:
             raise ConfigError("policy_states_per_app must be at least 1")
         if not 0.05 <= self.autoscale_interval <= 60:
             raise ConfigError("autoscale_interval must be between 0.05 and 60 seconds")
+        if self.access_log not in ("", "json"):
+            raise ConfigError(f"access_log is {self.access_log!r}; expected json, or empty for none")
         if not 0.05 <= self.rollout_interval <= 60:
             raise ConfigError("rollout_interval must be between 0.05 and 60 seconds")
 

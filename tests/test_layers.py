@@ -15,7 +15,7 @@ CORE = Path(clipper_core.__file__).parent
 
 LAYERS: list[set[str]] = [
     {"errors", "version"},                                               # what everything may raise or say
-    {"config", "names", "inputs", "metrics", "processes", "settings_checks"},  # foundation
+    {"config", "names", "inputs", "metrics", "processes", "settings_checks", "tracing"},  # foundation
     {"state", "autoscaling", "rollouts"},                                # records, stores and settings
     {"interfaces"},                                                      # one ABC per plugin kind
     {"hookspecs", "policies", "rpc", "http_api", "openapi"},             # hooks and shared plumbing

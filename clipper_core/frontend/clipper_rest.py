@@ -19,6 +19,7 @@ from clipper_core.http_api import JSON, read_json_object
 from clipper_core.inputs import InputType, decode_input, decode_inputs
 from clipper_core.serving.prediction import Prediction
 from clipper_core.serving.query_path import QueryPath
+from clipper_core.tracing import STATE as TRACING
 
 __all__ = ["EXPECTED_QUERY", "answer_query", "predict", "prediction_json", "update"]
 
@@ -35,7 +36,8 @@ async def answer_query(request: web.BaseRequest, path: QueryPath, app_name: str)
     rt = path.open_app(app_name)
     items, single = read_inputs(body, rt.app.input_type)
     predictions = await path.predict(rt, items, uid=read_uid(body.get("uid", 0)),
-                                     version=read_version(body.get("version")))
+                                     version=read_version(body.get("version")),
+                                     traceparent=request.headers.get("traceparent") if TRACING.enabled else None)
     if single:
         return web.Response(body=orjson.dumps(prediction_json(predictions[0])), content_type=JSON)
     answer = {"batch_predictions": [prediction_json(p) for p in predictions]}

@@ -32,6 +32,7 @@ from clipper_core.serving.app_runtime import AppRuntime
 from clipper_core.serving.prediction import Prediction
 from clipper_core.serving.query_path import QueryPath
 from clipper_core.serving.snapshot import Snapshot
+from clipper_core.tracing import STATE as TRACING
 from clipper_core.version import __version__
 
 __all__ = ["DATATYPES", "SERVER_METADATA", "app_and_version", "metadata", "output_tensor", "setup_v2_routes"]
@@ -132,7 +133,8 @@ async def infer_model(request: web.BaseRequest, path: QueryPath, app_name: str, 
     uid = 0
     if isinstance(body.get("parameters"), dict) and "uid" in body["parameters"]:
         uid = read_uid(body["parameters"]["uid"])
-    predictions = await path.predict(rt, items, uid=uid, version=version)
+    predictions = await path.predict(rt, items, uid=uid, version=version,
+                                     traceparent=request.headers.get("traceparent") if TRACING.enabled else None)
     answer: dict[str, Any] = {"model_name": app_name, "outputs": [output_tensor(predictions)]}
     if version is not None:
         answer["model_version"] = version

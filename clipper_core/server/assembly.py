@@ -30,6 +30,7 @@ from clipper_core.server import resources
 from clipper_core.server.lifecycle import Lifecycle
 from clipper_core.server.local_replicas import LocalReplicaSupervisor
 from clipper_core.serving.snapshot import Snapshot
+from clipper_core.tracing import setup_logging
 
 __all__ = ["RunningServer", "Site", "run", "serve", "start_server"]
 
@@ -116,6 +117,7 @@ async def start_server(config: Config, roles: Roles = ("query", "admin")) -> Run
 async def _start(server: RunningServer, roles: Roles) -> None:
     ctx, config = server.ctx, server.ctx.config
     start = server.lifecycle.start
+    await start("tracing", resources.tracing(server))
     await start("state store", resources.state_store(server))
     if "query" in roles:
         await start("prediction cache", resources.cache(server))
@@ -188,8 +190,7 @@ def freeze_heap() -> None:
 
 def run(config: Config, roles: Roles = ("query", "admin")) -> None:
     """Run the server (by default the embedded one: every role) until SIGTERM/SIGINT or POST /admin/shutdown."""
-    logging.basicConfig(level=os.environ.get("CLIPPER_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(os.environ.get("CLIPPER_LOG_LEVEL", "INFO"))
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX

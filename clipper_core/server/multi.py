@@ -33,6 +33,7 @@ from pathlib import Path
 from clipper_core.config import Config, ConfigError
 from clipper_core.plugins import PluginRegistry, make_plugin_manager
 from clipper_core.server.assembly import freeze_heap, start_server
+from clipper_core.tracing import setup_logging
 
 __all__ = ["AUTO_MAX", "ManagedRedis", "auto_frontends", "free_port", "run_multi"]
 
@@ -191,8 +192,7 @@ async def _serve_multi(config: Config, frontends: int, store_url: str) -> None:
 
 
 def run_multi(config: Config, frontends: int) -> None:
-    logging.basicConfig(level=os.environ.get("CLIPPER_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(os.environ.get("CLIPPER_LOG_LEVEL", "INFO"))
     import uvloop
 
     uvloop.run(serve_multi(config, frontends))

@@ -17,6 +17,7 @@ from clipper_core.http_api import HANDLE_EXCEPTION
 from clipper_core.interfaces import PredictionCache
 from clipper_core.plugins import PluginRegistry
 from clipper_core.rpc import ReplicaConnection, RpcServer
+from clipper_core.server.access_log import JsonAccessLogger, access_logger
 from clipper_core.server.frontend_registry import REFRESH_INTERVAL, sync_frontends
 from clipper_core.server.load_report import LOAD_REPORTER, LoadReporter
 from clipper_core.server.local_replicas import LocalReplicaSupervisor
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from clipper_core.server.assembly import RunningServer
 
 __all__ = ["cache", "drain", "frontend_registry", "grpc_api", "query_path", "restored_replicas", "rpc_server",
-           "runtime_file", "state_store", "supervisor", "web_sites"]
+           "runtime_file", "state_store", "supervisor", "tracing", "web_sites"]
 
 log = logging.getLogger(__name__)
 
@@ -191,12 +192,26 @@ async def restored_replicas(server: RunningServer) -> AsyncIterator[None]:
     yield
 
 
+async def tracing(server: RunningServer) -> AsyncIterator[None]:
+    """OpenTelemetry tracing when the ``OTEL_*`` variables ask for it (``clipper_core.tracing``; off by default),
+    flushed at the end. A process whose tracing was configured before (a test's in-memory exporter) keeps it."""
+    from clipper_core import tracing as otel
+
+    if otel.STATE.enabled or not otel.configure("clipper"):
+        yield
+        return
+    yield
+    otel.shutdown()
+
+
 async def web_sites(server: RunningServer) -> AsyncIterator[None]:
     """The HTTP APIs of this server's roles, each on its own port. They stop in the order they started (the
     query API first): the lifecycle hooks see the apps in one order."""
     for site in server.sites:
         _wire_plugin_hooks(site.app, server.ctx.registry)
-        runner = web.AppRunner(site.app, access_log=None, handle_signals=False)
+        runner = (web.AppRunner(site.app, access_log=None, handle_signals=False) if not server.ctx.config.access_log
+                  else web.AppRunner(site.app, access_log=access_logger(), access_log_class=JsonAccessLogger,
+                                     handle_signals=False))
         await runner.setup()
         if site.wrap_handler is not None:
             assert runner.server is not None

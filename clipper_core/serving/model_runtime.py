@@ -29,7 +29,9 @@ from clipper_core.serving.batch_times import BatchTimes
 from clipper_core.serving.queue import ModelQueue, Task
 from clipper_core.serving.replica import Replica
 from clipper_core.serving.rollout import VersionCounters
+from clipper_core.serving.trace_spans import batch_spans, end_batch_spans
 from clipper_core.state import Model
+from clipper_core.tracing import STATE as TRACING
 
 __all__ = ["ItemFailed", "ModelFailed", "ModelRuntime", "Replica"]
 
@@ -170,11 +172,13 @@ class ModelRuntime:
 
     def _send(self, replica: Replica, sizer: BatchSizer, times: BatchTimes, batch: list[Task]) -> None:
         behind = bool(replica.pending)
-        answer = replica.predict(*encode_inputs([t.item for t in batch], self.dtype))
+        fields, buffers = encode_inputs([t.item for t in batch], self.dtype)
+        spans = batch_spans(self.label, replica.replica_id, batch, fields) if TRACING.enabled else None
+        answer = replica.predict(fields, buffers)
         sent = self.clock()
         times.sent(sent, len(batch), behind_another=behind)
         self.inflight_items += len(batch)
-        answer.add_done_callback(lambda done: self._answered(replica, sizer, times, batch, done, sent, behind))
+        answer.add_done_callback(lambda done: self._answered(replica, sizer, times, batch, done, sent, behind, spans))
 
     async def _until_worth_sending(self, replica: Replica, size: int, times: BatchTimes) -> bool:
         """While another batch of this replica is in flight, wait until a full batch is queued, the replica
@@ -210,9 +214,11 @@ class ModelRuntime:
             times.echo_over(self.clock(), len(self.queue))
 
     def _answered(self, replica: Replica, sizer: BatchSizer, times: BatchTimes, batch: list[Task],
-                  answer: asyncio.Future[dict[str, Any]], sent: float, behind: bool) -> None:
+                  answer: asyncio.Future[dict[str, Any]], sent: float, behind: bool, spans: Any = None) -> None:
         self.inflight_items -= len(batch)
         error = answer.exception() if not answer.cancelled() else ReplicaLost("the batch was cancelled")
+        if spans is not None:
+            end_batch_spans(spans, error)
         if isinstance(error, ReplicaLost):
             back = self.queue.requeue(batch)
             log.info("%s: %d of %d tasks re-queued after replica %s was lost (%s)", self.label, back,

@@ -36,6 +36,7 @@ from clipper_core.serving.rollout import SHADOW_BEHIND_S, Split, VersionCounters
 from clipper_core.serving.snapshot import Snapshot
 from clipper_core.serving.waiting import wait_all, wait_one
 from clipper_core.state import Feedback, ModelKey, StateStore
+from clipper_core.tracing import STATE as TRACING
 
 __all__ = ["QueryPath"]
 
@@ -126,21 +127,50 @@ class QueryPath:
 
     # -- predict -------------------------------------------------------------------------------------------
     async def predict(self, app: AppRuntime | str, items: list[Any], *, uid: int = 0,
-                      version: str | None = None) -> list[Prediction]:
-        """One prediction per decoded input (numeric inputs as 1-D numpy arrays of the app's dtype)."""
+                      version: str | None = None, traceparent: str | None = None) -> list[Prediction]:
+        """One prediction per decoded input (numeric inputs as 1-D numpy arrays of the app's dtype);
+        ``traceparent``: the caller's W3C trace context (used when tracing is on)."""
         started = self.clock()
         if isinstance(app, str):
             rt = self.open_app(app)
         else:
             self._refuse_while_draining("queries")
             rt = app
+        if TRACING.enabled:
+            return await self._traced_predict(rt, items, uid, version, traceparent, started)
+        return await self._predict(rt, items, uid, version, started, None)
+
+    async def _traced_predict(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None,
+                              traceparent: str | None, started: float) -> list[Prediction]:
+        """:meth:`_predict` in a request span (the caller's trace continued), current for the logs."""
+        from opentelemetry import context as otel_context
+        from opentelemetry import trace
+
+        parent = TRACING.propagator.extract({"traceparent": traceparent}) if traceparent else None
+        span = TRACING.tracer.start_span(f"predict {rt.app.name}", context=parent, kind=trace.SpanKind.SERVER,
+                                         attributes={"clipper.app": rt.app.name, "clipper.inputs": len(items)})
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            results = await self._predict(rt, items, uid, version, started, span if span.is_recording() else None)
+            span.set_attribute("clipper.defaults", sum(p.default for p in results))
+            return results
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
+
+    async def _predict(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None, started: float,
+                       span: Any) -> list[Prediction]:
         self.active += 1
         try:
             version = self.resolve_version(rt, version)
             policy = rt.policy
             assert policy is not None
             state = await self.learner.state(rt, uid) if policy.needs_state else None
-            plans = await self._run(rt, items, uid, version, started, state)
+            plans = await self._run(rt, items, uid, version, started, state, trace=span)
             results = [combine(rt, state, query, plan, self.learner.recent) for query, plan in plans]
             rt.latency.observe(self.clock() - started)
             rt.predictions += len(results)
@@ -151,12 +181,16 @@ class QueryPath:
                 self._drained.set()
 
     async def _run(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None, started: float,
-                   state: Any, every_model: bool = False) -> list[tuple[Query, Plan]]:
+                   state: Any, every_model: bool = False, trace: Any = None) -> list[tuple[Query, Plan]]:
         """Send each item to the models the policy selects (or every linked model) and wait for their outputs
-        until the SLO deadline; return, per item, its query and plan."""
+        until the SLO deadline; return, per item, its query and plan. ``trace``: the request's recording span
+        (tracing on and sampled), whose context its tasks carry to the batches."""
         deadline = started + rt.slo
         cache = self.cache if rt.app.cache_enabled else None
-        routes = self._routes(rt, items, uid, version, state, cache is not None, every_model)
+        if trace is None:
+            routes = self._routes(rt, items, uid, version, state, cache is not None, every_model)
+        else:
+            routes = self._traced_routes(trace, rt, items, uid, version, state, cache is not None, every_model)
         # a remote cache is asked before anything is enqueued (what follows must not yield to the loop)
         remote_hits = await self._remote_lookups(routes) if cache is not None and cache.is_async else None
         loop = asyncio.get_running_loop()
@@ -182,11 +216,14 @@ class QueryPath:
                     tracked.append((query, plan, name, mr, [None]))
                 if key is not None:
                     ckey = (name, mr.version, key)
+                    looked_up = time.time_ns() if trace is not None else 0
                     if remote_hits is not None:
                         hit, value = (ckey in remote_hits), remote_hits.get(ckey)
                     else:
                         assert cache is not None
                         hit, value = cache.get(ckey)
+                    if trace is not None:
+                        _cache_span(trace, name, mr.version, hit, looked_up)
                     if hit:
                         mr.cache_hits += 1
                         plan[name] = value
@@ -219,6 +256,8 @@ class QueryPath:
                 else:
                     fut = loop.create_future()
                 task = Task(query.input, key, deadline, fut, group, now)
+                if trace is not None:
+                    task.trace = trace.get_span_context()
                 if key is not None:
                     self._single_flight[ckey] = task
                     leading.append((ckey, task))
@@ -305,6 +344,17 @@ class QueryPath:
                 if mr is not None:
                     chosen.append((name, mr))
             routes.append((query, item_key(item) if cached else None, chosen, mirrors))
+        return routes
+
+    def _traced_routes(self, span: Any, rt: AppRuntime, items: list[Any], uid: int, version: str | None,
+                       state: Any, cached: bool, every_model: bool) -> list[Route]:
+        """:meth:`_routes` in a span of the request (the policy's selection and the versions chosen)."""
+        from opentelemetry import trace
+
+        with TRACING.tracer.start_as_current_span("policy.select", context=trace.set_span_in_context(span),
+                                                  attributes={"clipper.policy": rt.app.policy}) as select:
+            routes = self._routes(rt, items, uid, version, state, cached, every_model)
+            select.set_attribute("clipper.models", sorted({f"{n}:{mr.version}" for r in routes for n, mr in r[2]}))
         return routes
 
     # -- rollouts ------------------------------------------------------------------------------------------
@@ -435,6 +485,16 @@ class QueryPath:
 
 
 _MISSING = object()
+
+
+def _cache_span(request: Any, name: str, version: str, hit: bool, started_ns: int) -> None:
+    """A traced request's cache lookup for one model version (a remote cache's was made before, in one go)."""
+    from opentelemetry import trace
+
+    span = TRACING.tracer.start_span("cache.lookup", context=trace.set_span_in_context(request),
+                                     start_time=started_ns, attributes={"clipper.model": f"{name}:{version}",
+                                                                        "clipper.cache.hit": hit})
+    span.end()
 
 
 def _compare(counters: VersionCounters, primary: asyncio.Future[Any], output: Any, tolerance: float) -> None:

@@ -30,7 +30,8 @@ class Task:
     identical queries that joined it through single flight) resolve to the model output or an exception; each
     query has its own, so one that stops waiting (its SLO passed, its client left) does not touch the others."""
 
-    __slots__ = ("deadline", "done", "enqueued", "expires", "future", "group", "item", "joined", "key", "seq")
+    __slots__ = ("deadline", "done", "enqueued", "expires", "future", "group", "item", "joined", "key", "seq",
+                 "trace")
 
     def __init__(self, item: Any, key: bytes | None, deadline: float, future: asyncio.Future[Any],
                  group: int = 0, enqueued: float | None = None) -> None:
@@ -49,6 +50,8 @@ class Task:
         self.enqueued = time.monotonic() if enqueued is None else enqueued
         self.seq = -1
         """Arrival order in its queue (ties between equal deadlines), set when first queued."""
+        self.trace: Any = None
+        """The span context of the traced request that made it (``clipper_core.tracing``; None: not traced)."""
 
     def wanted(self) -> bool:
         """Whether any query still waits for this output."""

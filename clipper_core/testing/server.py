@@ -33,10 +33,11 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: f
 
 
 def http_json(url: str, body: Any = None, *, method: str | None = None, token: str | None = None,
-              raw: bytes | None = None, timeout: float = 30.0) -> tuple[int, Any]:
-    """Send JSON (or ``raw`` bytes), return (status, decoded JSON body or text)."""
+              raw: bytes | None = None, timeout: float = 30.0,
+              headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """Send JSON (or ``raw`` bytes), with ``headers`` if given; return (status, decoded JSON body or text)."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(headers or {})}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=data, headers=headers, method=method)

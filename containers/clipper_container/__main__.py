@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from clipper_container import __version__
+from clipper_container import __version__, tracing
 from clipper_container.loading import load_model
 from clipper_container.manifest import IncompatibleModel, ManifestError, read_manifest
 from clipper_container.runtime import DEFAULT_DRAIN_SECONDS, ContainerRuntime
@@ -123,7 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                input_type=str(input_type), heartbeat_interval=args.heartbeat_interval,
                                max_batch_size=int(max_batch_size), ready_file=args.ready_file,
                                drain_seconds=args.drain_seconds)
-    return runtime.run()
+    tracing.configure(f"clipper-model {name}:{version}")  # only when the OTEL_* variables ask for it
+    try:
+        return runtime.run()
+    finally:
+        tracing.shutdown()  # export the spans still buffered
 
 
 if __name__ == "__main__":

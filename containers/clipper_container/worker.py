@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import zmq
 
+from clipper_container import tracing
 from clipper_container.loading import Predictor
 from clipper_container.protocol import MsgType, ProtocolError, decode_inputs, pack
 
@@ -92,13 +93,20 @@ def build_result(header: dict[str, Any], frames: list[Any], predictor: Predictor
         return result
     n = _declared_size(header)
     result["n"] = n
+    span = tracing.compute_span(header.get("tp"), n)  # None unless tracing is on and the batch is traced
     start = time.perf_counter()
     try:
         outputs = predictor.predict(batch)
     except BaseException as exc:  # a model must never take the container down
         result.update(error=error_text(exc), compute_ms=(time.perf_counter() - start) * 1e3)
+        if span is not None:
+            span.record_exception(exc)
+            span.set_attribute("error.type", type(exc).__name__)
+            span.end()
         return result
     result["compute_ms"] = (time.perf_counter() - start) * 1e3
+    if span is not None:
+        span.end()
     try:
         if isinstance(outputs, (str, bytes, dict)) or not hasattr(outputs, "__getitem__"):
             raise TypeError

@@ -156,8 +156,9 @@ download() {  # $1: target dir; stdin: requirements. Skipped when the same set w
   echo "$stamp" >"$dir/.stamp"
 }
 # redis marks async-timeout with python_full_version, which pip download evaluates for the host: ask for it.
-requirements "$repo/containers/pyproject.toml" | download "$cache/wheels-model"
-{ requirements "$repo/containers/pyproject.toml" "$repo/pyproject.toml" "$repo/pyproject.toml:redis" \
+requirements "$repo/containers/pyproject.toml" "$repo/containers/pyproject.toml:tracing" | download "$cache/wheels-model"
+{ requirements "$repo/containers/pyproject.toml" "$repo/containers/pyproject.toml:tracing" "$repo/pyproject.toml" \
+    "$repo/pyproject.toml:redis" "$repo/pyproject.toml:tracing" \
     "$repo/plugins/container_managers/docker/pyproject.toml" "$repo/plugins/container_managers/kubernetes/pyproject.toml"
   echo "async-timeout>=4.0.3"; } \
   | download "$cache/wheels-frontend"

@@ -27,6 +27,7 @@ from clipper_core.frontend.grpc import grpc_predict_v2_pb2 as pb
 from clipper_core.frontend.grpc.tensors import infer_response, request_items, request_uid
 from clipper_core.frontend.health import server_not_ready
 from clipper_core.frontend.v2 import SERVER_METADATA, app_and_version, metadata
+from clipper_core.tracing import STATE as TRACING
 
 __all__ = ["CODES", "SERVICE", "InferenceService", "add_to_server", "status_code"]
 
@@ -114,7 +115,9 @@ class InferenceService:
             rt = path.open_app(request.model_name)
             items, raw = request_items(request, rt.app.input_type)
             version = request.model_version or None
-            predictions = await path.predict(rt, items, uid=request_uid(request), version=version)
+            traceparent = _traceparent(context) if TRACING.enabled else None
+            predictions = await path.predict(rt, items, uid=request_uid(request), version=version,
+                                             traceparent=traceparent)
             return infer_response(request, predictions, version, raw)
         except Exception as exc:
             await _abort(context, exc, "ModelInfer")
@@ -140,3 +143,11 @@ def add_to_server(server: aio.Server, service: InferenceService) -> None:
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)
+
+
+def _traceparent(context: Any) -> str | None:
+    """The caller's W3C ``traceparent`` from the call's metadata (None without one)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "traceparent":
+            return str(value)
+    return None

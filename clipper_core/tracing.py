@@ -1,0 +1,107 @@
+"""OpenTelemetry tracing of the query path, **off by default** and configured by the standard ``OTEL_*`` variables
+(docs/tracing.md): on when ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``, ``console``) or an OTLP endpoint is
+set (``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``), and ``OTEL_SDK_DISABLED`` is not
+``true``. The sampler is the SDK's (``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``, default parent-based
+always-on); OTLP goes over HTTP/protobuf (``opentelemetry-exporter-otlp-proto-http``, the ``tracing`` extra).
+
+What the query path does with it (nothing when :data:`STATE.enabled` is false, one attribute test per request):
+
+* a span per predict request (``predict <app>``, kind SERVER), continuing the caller's W3C ``traceparent``;
+* its children: the policy's selection, the cache lookups, each input's queue wait (from its arrival to the
+  batch that took it);
+* one span per batch (``batch <model>:<version>``), a root with a link to every request it served, and its
+  child, the RPC to the replica (kind CLIENT), whose ``traceparent`` travels in the PREDICT header (``tp``), so
+  the model container records its compute span under it and exports it itself.
+
+Only sampled requests cost more than that test: a request whose span does not record puts no context on its
+tasks, and a batch without such tasks makes no span.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from clipper_container.tracing import make_provider, tracing_wanted
+
+__all__ = ["STATE", "TraceLogFilter", "configure", "epoch_ns", "setup_logging", "shutdown", "tracing_wanted"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TracingState:
+    enabled: bool = False
+    tracer: Any = None
+    """An ``opentelemetry.trace.Tracer`` (clipper's), once :func:`configure` turned tracing on."""
+    propagator: Any = None
+    provider: Any = None
+
+
+STATE = TracingState()
+"""The process's tracing: read by the query path (``STATE.enabled`` first)."""
+
+
+def configure(service_name: str, **kwargs: Any) -> bool:
+    """Turn tracing on for this process when the environment asks for it, or with ``exporter=`` (a span exporter,
+    e.g. the SDK's in-memory one in tests; ``simple=True``: exported at once); whether it is on
+    (:func:`clipper_container.tracing.make_provider` reads the variables, for the model containers too)."""
+    provider = make_provider(service_name, **kwargs)
+    if provider is None:
+        return False
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    STATE.provider = provider
+    STATE.tracer = provider.get_tracer("clipper_core")
+    STATE.propagator = TraceContextTextMapPropagator()
+    STATE.enabled = True
+    if type(trace.get_tracer_provider()).__name__ in ("ProxyTracerProvider", "NoOpTracerProvider"):
+        trace.set_tracer_provider(provider)  # the process's provider too (for libraries), unless one was set
+    log.info("tracing on: service %s", service_name)
+    return True
+
+
+def shutdown() -> None:
+    """Flush and stop the exporter (the server's last step)."""
+    provider = STATE.provider
+    STATE.enabled, STATE.tracer, STATE.provider = False, None, None
+    if provider is not None:
+        provider.shutdown()
+
+
+def epoch_ns(monotonic_s: float, now_monotonic: float | None = None) -> int:
+    """A ``time.monotonic()`` instant as the wall-clock nanoseconds spans are stamped with."""
+    now = time.monotonic() if now_monotonic is None else now_monotonic
+    return time.time_ns() - int((now - monotonic_s) * 1e9)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+TRACED_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [trace_id=%(trace_id)s span_id=%(span_id)s]: %(message)s"
+
+
+def setup_logging(level: str) -> None:
+    """The server's logging: with tracing asked for, every line carries the current ``trace_id`` and
+    ``span_id`` (:class:`TraceLogFilter`; ``-`` outside a traced request)."""
+    traced = tracing_wanted()
+    logging.basicConfig(level=level, format=TRACED_LOG_FORMAT if traced else LOG_FORMAT)
+    if traced:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(TraceLogFilter())
+
+
+class TraceLogFilter(logging.Filter):
+    """Adds ``trace_id`` and ``span_id`` (hex, or ``-``) to every record: the span current when it was logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        trace_id = span_id = "-"
+        if STATE.enabled:
+            from opentelemetry import trace
+
+            context = trace.get_current_span().get_span_context()
+            if context.is_valid:
+                trace_id, span_id = f"{context.trace_id:032x}", f"{context.span_id:016x}"
+        record.trace_id, record.span_id = trace_id, span_id
+        return True

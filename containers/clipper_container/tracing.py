@@ -1,0 +1,107 @@
+"""OpenTelemetry in the model container, off by default, on by the same ``OTEL_*`` variables as the frontend
+(clipper_core.tracing, docs/tracing.md): a PREDICT whose header carries ``tp`` (the W3C ``traceparent`` of the
+frontend's RPC span) gets a ``model.predict`` span under it, around the model's call, exported by the container
+itself (OTLP over HTTP/protobuf, or the console). The SDK is optional (``opentelemetry-sdk`` and
+``opentelemetry-exporter-otlp-proto-http``): without it tracing stays off, with one warning.
+
+The frontend uses :func:`tracing_wanted` and :func:`make_provider` too, so both sides read the variables alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["compute_span", "configure", "make_provider", "shutdown", "tracing_wanted"]
+
+log = logging.getLogger("clipper_container")
+
+_tracer: Any = None
+_provider: Any = None
+_propagator: Any = None
+
+
+def tracing_wanted(env: Mapping[str, str] | None = None) -> bool:
+    """On when ``OTEL_TRACES_EXPORTER`` names an exporter (not ``none``), or, without it, an OTLP endpoint is set
+    (``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``); never with ``OTEL_SDK_DISABLED``."""
+    env = os.environ if env is None else env
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter:
+        return exporter != "none"
+    return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+def make_provider(service_name: str, *, exporter: Any = None, env: Mapping[str, str] | None = None,
+                  simple: bool = False) -> Any:
+    """A ``TracerProvider`` exporting to ``exporter`` (default: the one the variables name), or None when
+    tracing is off or cannot be had (logged). ``OTEL_SERVICE_NAME`` overrides ``service_name``; the sampler is
+    the SDK's (``OTEL_TRACES_SAMPLER``)."""
+    env = os.environ if env is None else env
+    if exporter is None and not tracing_wanted(env):
+        return None
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    except ImportError as exc:
+        log.warning("OTEL_* variables ask for traces, but the OpenTelemetry SDK is not installed (%s)", exc)
+        return None
+    if exporter is None:
+        exporter = _exporter(env)
+        if exporter is None:
+            return None
+    provider = TracerProvider(resource=Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or service_name}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter))
+    return provider
+
+
+def _exporter(env: Mapping[str, str]) -> Any:
+    kind = env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
+    if kind == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    if kind != "otlp":
+        log.warning("OTEL_TRACES_EXPORTER=%s is not supported (otlp, console); tracing stays off", kind)
+        return None
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError as exc:
+        log.warning("the OTLP/HTTP span exporter is not installed (%s)", exc)
+        return None
+    return OTLPSpanExporter()  # endpoint, headers and timeout from the OTEL_EXPORTER_OTLP_* variables
+
+
+def configure(service_name: str, **kwargs: Any) -> bool:
+    """Turn the container's tracing on when the variables ask for it (see :func:`make_provider`)."""
+    global _tracer, _provider, _propagator
+    provider = make_provider(service_name, **kwargs)
+    if provider is None:
+        return False
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    _provider, _propagator = provider, TraceContextTextMapPropagator()
+    _tracer = provider.get_tracer("clipper_container")
+    log.info("tracing on (%s)", service_name)
+    return True
+
+
+def compute_span(traceparent: Any, n: int) -> Any:
+    """A started ``model.predict`` span under ``traceparent`` (None when tracing is off or there is none); the
+    caller ends it."""
+    if _tracer is None or not isinstance(traceparent, str):
+        return None
+    context = _propagator.extract({"traceparent": traceparent})
+    return _tracer.start_span("model.predict", context=context, attributes={"clipper.batch_size": n})
+
+
+def shutdown() -> None:
+    """Export what is buffered and stop (at the container's exit)."""
+    global _tracer, _provider
+    provider, _provider, _tracer = _provider, None, None
+    if provider is not None:
+        provider.shutdown()

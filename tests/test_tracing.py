@@ -1,0 +1,172 @@
+"""End-to-end tracing with real replicas: the frontend's spans go to the SDK's in-memory exporter, the model
+container's to a small OTLP/HTTP receiver in this test, which decodes what it is sent. A ``traceparent`` on the
+request continues the caller's trace; the request has the policy, cache and queue-wait spans under it; a batch
+serving two requests links to both and is the parent of the RPC span, under which the container records the
+model's compute span. Also: the OTEL_* rules, trace ids in the logs, and the JSON access log."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from clipper_core import tracing
+from clipper_core.testing import ServerThread, http_json, wait_until
+from tests.conftest import Deploy
+
+pytestmark = pytest.mark.timeout(120)
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    """An OTLP/HTTP trace receiver on 127.0.0.1: every span it is sent, decoded (protobuf)."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.spans: list[Any] = []
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1/traces"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        assert isinstance(self.server, Receiver)
+        for resource_spans in request.resource_spans:
+            service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
+            for scope in resource_spans.scope_spans:
+                self.server.spans += [(service, span) for span in scope.spans]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    memory = InMemorySpanExporter()
+    assert tracing.configure("clipper-test", exporter=memory, simple=True)
+    yield memory
+    tracing.shutdown()  # the rest of the test session runs untraced
+
+
+def _slow(xs: Any) -> list[str]:
+    time.sleep(0.3)
+    return [str(sum(x)) for x in xs]
+
+
+def test_a_traced_request_from_the_caller_to_the_model_containers_compute_span(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exporter: InMemorySpanExporter, receiver: Receiver) -> None:
+    # The model containers (subprocesses of the embedded server) export to the receiver, in batches of 1 span.
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    with ServerThread(tmp_path, batches_in_flight=1) as server:
+        deploy = Deploy(server, tmp_path)
+        deploy.app("traced", slo_micros=10_000_000)
+        deploy("slowpoke", 1, _slow, app="traced")
+        url = f"{server.query_url}/traced/predict"
+        wait_until(lambda: http_json(url, {"input": [0.0]})[1].get("default") is False, 30, what="answers")
+        exporter.clear()
+        # One query in the replica, then two that wait behind it and share the next batch.
+        answers: list[Any] = []
+
+        def ask(value: float, traceparent: str | None = None) -> None:
+            headers = {"traceparent": traceparent} if traceparent else {}
+            answers.append(http_json(url, {"input": [value, 1.0]}, headers=headers, timeout=15))
+
+        first = threading.Thread(target=ask, args=(1.0,))
+        first.start()
+        runtime = server.call(lambda: server.server.ctx.query_path.models[("slowpoke", "1")])
+        wait_until(lambda: server.call(lambda: runtime.inflight_items) == 1, 5, what="the first batch in the replica")
+        # (one batch at a time: the next two queue behind it, together)
+        pair = [threading.Thread(target=ask, args=(2.0, f"00-{TRACE_ID}-{CALLER_SPAN}-01")),
+                threading.Thread(target=ask, args=(3.0,))]
+        for thread in pair:
+            thread.start()
+        for thread in (first, *pair):
+            thread.join(15)
+        assert [status for status, _ in answers] == [200, 200, 200], answers
+        wait_until(lambda: len([s for s in exporter.get_finished_spans() if s.name.startswith("batch ")]) >= 2, 10,
+                   what="the frontend's batch spans")
+        spans = exporter.get_finished_spans()
+        wait_until(lambda: len([s for _, s in receiver.spans if s.name == "model.predict"]) >= 2, 20,
+                   what="the container's compute spans at the receiver")
+
+    requests = [s for s in spans if s.name == "predict traced"]
+    continued = [s for s in requests if f"{s.context.trace_id:032x}" == TRACE_ID]
+    assert len(requests) == 3 and len(continued) == 1
+    request = continued[0]
+    assert request.parent is not None and f"{request.parent.span_id:016x}" == CALLER_SPAN
+    children = {s.name for s in spans if s.parent is not None and s.parent.span_id == request.context.span_id}
+    assert {"policy.select", "cache.lookup", "queue.wait"} <= children, children
+    # The batch that served the traced request and the third one links to both; the RPC is its child.
+    [batch] = [s for s in spans if s.name == "batch slowpoke:1"
+               and request.context.span_id in {link.context.span_id for link in s.links}]
+    linked = {link.context.span_id for link in batch.links}
+    assert len(linked) == 2 and linked <= {s.context.span_id for s in requests}
+    assert batch.attributes["clipper.batch_size"] == 2
+    [rpc] = [s for s in spans if s.name == "rpc slowpoke:1" and s.parent.span_id == batch.context.span_id]
+    # ... and the container's compute span is the RPC's child, in the same trace, exported by the container.
+    computes = [s for service, s in receiver.spans if s.name == "model.predict" and service.startswith("clipper-model")]
+    [compute] = [s for s in computes if s.parent_span_id.hex() == f"{rpc.context.span_id:016x}"]
+    assert compute.trace_id.hex() == f"{rpc.context.trace_id:032x}"
+    assert compute.end_time_unix_nano - compute.start_time_unix_nano >= 0.25e9  # the model's 0.3 s
+
+
+def test_tracing_is_off_unless_the_otel_variables_ask_for_it() -> None:
+    assert not tracing.tracing_wanted({})
+    assert not tracing.tracing_wanted({"OTEL_TRACES_EXPORTER": "none"})
+    assert not tracing.tracing_wanted({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"})
+    assert tracing.tracing_wanted({"OTEL_TRACES_EXPORTER": "otlp"})
+    assert tracing.tracing_wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    assert not tracing.configure("x", env={}) and not tracing.STATE.enabled
+
+
+def test_log_records_carry_the_current_trace_and_span(exporter: InMemorySpanExporter) -> None:
+    record = logging.LogRecord("clipper_core", logging.INFO, __file__, 1, "hello", None, None)
+    with tracing.STATE.tracer.start_as_current_span("work") as span:
+        assert tracing.TraceLogFilter().filter(record)
+    assert record.trace_id == f"{span.get_span_context().trace_id:032x}"  # type: ignore[attr-defined]
+    assert record.span_id == f"{span.get_span_context().span_id:016x}"  # type: ignore[attr-defined]
+    outside = logging.LogRecord("clipper_core", logging.INFO, __file__, 1, "bye", None, None)
+    tracing.TraceLogFilter().filter(outside)
+    assert outside.trace_id == "-"  # type: ignore[attr-defined]
+
+
+def test_the_json_access_log_writes_a_line_per_request(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="clipper.access")
+    with ServerThread(tmp_path, access_log="json") as server:
+        status, _ = http_json(f"{server.query_url}/nowhere/predict", {"input": [1.0]})
+        assert status == 404
+        wait_until(lambda: any(r.name == "clipper.access" for r in caplog.records), 5, what="an access line")
+    entry = json.loads(next(r.getMessage() for r in caplog.records if r.name == "clipper.access"))
+    assert entry["method"] == "POST" and entry["path"] == "/nowhere/predict" and entry["status"] == 404
+    assert entry["duration_ms"] >= 0 and "remote" in entry
