@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from clipper_core import tracing
 from clipper_core.testing import ServerThread, http_json, wait_until
+from tests import models
 from tests.conftest import Deploy
 
 pytestmark = pytest.mark.timeout(120)
@@ -170,3 +171,31 @@ def test_the_json_access_log_writes_a_line_per_request(tmp_path: Path, caplog: p
     entry = json.loads(next(r.getMessage() for r in caplog.records if r.name == "clipper.access"))
     assert entry["method"] == "POST" and entry["path"] == "/nowhere/predict" and entry["status"] == 404
     assert entry["duration_ms"] >= 0 and "remote" in entry
+
+
+async def test_a_grpc_call_with_a_traceparent_continues_the_callers_trace(
+        tmp_path: Path, exporter: InMemorySpanExporter) -> None:
+    import asyncio
+
+    import numpy as np
+    from grpc import aio
+
+    from clipper_core.frontend.grpc import grpc_predict_v2_pb2 as pb
+    from clipper_core.frontend.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+
+    with ServerThread(tmp_path, grpc_port=0) as server:
+        deploy = Deploy(server, tmp_path)
+        deploy.app("g", slo_micros=5_000_000)
+        deploy("gsum", 1, models.float_sum, app="g")
+        request = pb.ModelInferRequest(model_name="g", inputs=[pb.ModelInferRequest.InferInputTensor(
+            name="input", datatype="FP64", shape=[1, 2])], raw_input_contents=[np.array([[1.0, 2.0]]).tobytes()])
+        async with aio.insecure_channel(server.server.grpc_addr) as channel:
+            answer = await pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
+                request, metadata=(("traceparent", f"00-{TRACE_ID}-{CALLER_SPAN}-01"),))
+        assert np.frombuffer(answer.raw_output_contents[0], dtype="<f8").tolist() == [3.0]
+        for _ in range(100):  # the span ends as the call returns; the exporter is synchronous
+            if any(s.name == "predict g" for s in exporter.get_finished_spans()):
+                break
+            await asyncio.sleep(0.05)
+    [span] = [s for s in exporter.get_finished_spans() if s.name == "predict g"]
+    assert f"{span.context.trace_id:032x}" == TRACE_ID and f"{span.parent.span_id:016x}" == CALLER_SPAN
