@@ -91,6 +91,17 @@ def tree_modules(tree: Path) -> dict[str, Path]:
     return modules
 
 
+def _env_options(items: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` options as a dict."""
+    env = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"expected NAME=VALUE, got {item!r}")
+        env[name] = value
+    return env
+
+
 def side_env(tree: Path) -> dict[str, str]:
     """PYTHONPATH puts the tree ahead of the venv's editable installs (those of /work/main). PYTHONSAFEPATH
     keeps ``python -m`` from putting the working directory first: run from a checkout, the server would
@@ -263,6 +274,11 @@ def main() -> int:
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--only", default="noop,batchy", help=f"comma-separated scenarios of {sorted(MODEL_OF)}")
     parser.add_argument("--json", type=Path, help="also write every run and the summary to this file")
+    parser.add_argument("--before-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable of the before side's server (repeatable)")
+    parser.add_argument("--after-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable of the after side's server and its replicas (repeatable), "
+                             "e.g. OTEL_TRACES_EXPORTER=otlp to measure tracing")
     parser.add_argument("--profile", metavar="SCENARIO:CONNS", help="after measuring, sample each server with "
                         "py-spy for --duration s under that load and print where its CPU goes")
     parser.add_argument("--no-measure", action="store_true", help="only profile (with --profile)")
@@ -288,7 +304,7 @@ def main() -> int:
             side = Side(name, trees[name], Path(tempfile.mkdtemp(prefix=f"clipper-ab-{name}-")),
                         commit=describe(trees[name]))
             sides.append(side)
-            side.conn = start_server(side.home, side_env(side.tree))
+            side.conn = start_server(side.home, {**side_env(side.tree), **_env_options(getattr(args, f"{name}_env"))})
             side.addr = side.conn.get_query_addr()
             deploy_apps(side.conn, scenarios)
             verify_imports(side, len(scenarios))
