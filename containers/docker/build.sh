@@ -112,7 +112,7 @@ log "base $base (Python $pyver)"
 local_wheels="$cache/wheels-local"
 src=$(mktemp -d)
 trap 'rm -rf "$src"' EXIT
-(cd "$repo" && git ls-files -co --exclude-standard -- pyproject.toml README.md clipper_core containers \
+(cd "$repo" && git ls-files -co --exclude-standard -- pyproject.toml setup.py README.md clipper_core containers \
    plugins/container_managers/docker plugins/container_managers/kubernetes plugins/deployers | while IFS= read -r f; do [ -f "$f" ] && echo "$f"; done \
    | tar -c --no-recursion -T -) | tar -C "$src" -x  # (files deleted but not yet committed are left out)
 rm -rf "$local_wheels" && mkdir -p "$local_wheels"
@@ -158,7 +158,7 @@ download() {  # $1: target dir; stdin: requirements. Skipped when the same set w
 # redis marks async-timeout with python_full_version, which pip download evaluates for the host: ask for it.
 requirements "$repo/containers/pyproject.toml" "$repo/containers/pyproject.toml:tracing" | download "$cache/wheels-model"
 { requirements "$repo/containers/pyproject.toml" "$repo/containers/pyproject.toml:tracing" "$repo/pyproject.toml" \
-    "$repo/pyproject.toml:redis" "$repo/pyproject.toml:tracing" \
+    "$repo/pyproject.toml:redis" "$repo/pyproject.toml:tracing" "$repo/pyproject.toml:grpc" \
     "$repo/plugins/container_managers/docker/pyproject.toml" "$repo/plugins/container_managers/kubernetes/pyproject.toml"
   echo "async-timeout>=4.0.3"; } \
   | download "$cache/wheels-frontend"
