@@ -20,7 +20,9 @@ tasks, and a batch without such tasks makes no span.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,9 @@ class TracingState:
     enabled: bool = False
     tracer: Any = None
     """An ``opentelemetry.trace.Tracer`` (clipper's), once :func:`configure` turned tracing on."""
+    root_ratio: float = 1.0
+    """The share of requests without a caller's ``traceparent`` that are traced (the sampler's ratio, drawn by
+    the query path before it asks the SDK for anything: an unsampled request costs one random number)."""
     propagator: Any = None
     provider: Any = None
 
@@ -48,13 +53,16 @@ def configure(service_name: str, **kwargs: Any) -> bool:
     """Turn tracing on for this process when the environment asks for it, or with ``exporter=`` (a span exporter,
     e.g. the SDK's in-memory one in tests; ``simple=True``: exported at once); whether it is on
     (:func:`clipper_container.tracing.make_provider` reads the variables, for the model containers too)."""
-    provider = make_provider(service_name, **kwargs)
+    env = kwargs.get("env")
+    ratio, sampler = _root_sampling(os.environ if env is None else env)
+    provider = make_provider(service_name, sampler=sampler, **kwargs)
     if provider is None:
         return False
     from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     STATE.provider = provider
+    STATE.root_ratio = ratio
     STATE.tracer = provider.get_tracer("clipper_core")
     STATE.propagator = TraceContextTextMapPropagator()
     STATE.enabled = True
@@ -62,6 +70,29 @@ def configure(service_name: str, **kwargs: Any) -> bool:
         trace.set_tracer_provider(provider)  # the process's provider too (for libraries), unless one was set
     log.info("tracing on: service %s", service_name)
     return True
+
+
+_RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
+_OFF_SAMPLERS = ("always_off", "parentbased_always_off")
+
+
+def _root_sampling(env: Mapping[str, str]) -> tuple[float, Any]:
+    """``OTEL_TRACES_SAMPLER`` as clipper applies it: the ratio of new traces (requests without a caller's
+    context), which the query path draws itself, and the SDK sampler that follows a caller's sampled flag and
+    records every root the query path chose (parent-based, always on)."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+
+    name = env.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    ratio = 1.0
+    if name in _RATIO_SAMPLERS:
+        try:
+            ratio = min(1.0, max(0.0, float(env.get("OTEL_TRACES_SAMPLER_ARG") or 1.0)))
+        except ValueError:
+            log.warning("OTEL_TRACES_SAMPLER_ARG=%r is not a number; sampling every request",
+                        env.get("OTEL_TRACES_SAMPLER_ARG"))
+    elif name in _OFF_SAMPLERS:
+        ratio = 0.0
+    return ratio, ParentBased(root=ALWAYS_ON)
 
 
 def shutdown() -> None:

@@ -199,3 +199,27 @@ async def test_a_grpc_call_with_a_traceparent_continues_the_callers_trace(
             await asyncio.sleep(0.05)
     [span] = [s for s in exporter.get_finished_spans() if s.name == "predict g"]
     assert f"{span.context.trace_id:032x}" == TRACE_ID and f"{span.parent.span_id:016x}" == CALLER_SPAN
+
+
+def test_new_traces_are_sampled_at_the_ratio_and_a_callers_sampled_trace_always(tmp_path: Path) -> None:
+    memory = InMemorySpanExporter()
+    assert tracing.configure("clipper-test", exporter=memory, simple=True,
+                             env={"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"})
+    try:
+        assert tracing.STATE.root_ratio == 0.0
+        with ServerThread(tmp_path) as server:
+            deploy = Deploy(server, tmp_path)
+            deploy.app("r", slo_micros=5_000_000)
+            deploy("rsum", 1, models.float_sum, app="r")
+            url = f"{server.query_url}/r/predict"
+            for i in range(20):
+                assert http_json(url, {"input": [float(i)]})[0] == 200
+            assert not [s for s in memory.get_finished_spans() if s.name == "predict r"]  # ratio 0: none
+            assert http_json(url, {"input": [99.0]}, headers={"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01"})[0] \
+                == 200
+            unsampled = f"00-{'1' * 32}-{CALLER_SPAN}-00"
+            assert http_json(url, {"input": [98.0]}, headers={"traceparent": unsampled})[0] == 200
+        spans = [s for s in memory.get_finished_spans() if s.name == "predict r"]
+        assert [f"{s.context.trace_id:032x}" for s in spans] == [TRACE_ID]  # the caller's sampled one only
+    finally:
+        tracing.shutdown()

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
+from random import random
 from typing import Any
 
 from clipper_core.config import Config
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 Tracked = tuple[Query, "Plan", str, ModelRuntime, list[float | None]]
 """A query's model under a rollout: its plan, the version's runtime, and when that version's output arrived."""
+_UNTRACED: Any = object()
+"""``QueryPath.predict``'s ``_span`` when the caller is not the traced path (the default)."""
 Mirror = tuple[str, ModelRuntime, Split]
 """A shadow rollout's candidate a query is mirrored to: (model name, the candidate's runtime, the split)."""
 Route = tuple[Query, bytes | None, list[tuple[str, ModelRuntime]], list[Mirror] | None]
@@ -127,31 +130,51 @@ class QueryPath:
 
     # -- predict -------------------------------------------------------------------------------------------
     async def predict(self, app: AppRuntime | str, items: list[Any], *, uid: int = 0,
-                      version: str | None = None, traceparent: str | None = None) -> list[Prediction]:
+                      version: str | None = None, traceparent: str | None = None,
+                      _span: Any = _UNTRACED) -> list[Prediction]:
         """One prediction per decoded input (numeric inputs as 1-D numpy arrays of the app's dtype);
-        ``traceparent``: the caller's W3C trace context (used when tracing is on)."""
+        ``traceparent``: the caller's W3C trace context (used when tracing is on). ``_span``: the request's
+        span, when :meth:`_traced_predict` calls this in it (untraced, the hot path pays one test for tracing)."""
         started = self.clock()
         if isinstance(app, str):
             rt = self.open_app(app)
         else:
             self._refuse_while_draining("queries")
             rt = app
-        if TRACING.enabled:
-            return await self._traced_predict(rt, items, uid, version, traceparent, started)
-        return await self._predict(rt, items, uid, version, started, None)
+        if _span is _UNTRACED:
+            if TRACING.enabled and (traceparent is not None or random() < TRACING.root_ratio):
+                return await self._traced_predict(rt, items, uid, version, traceparent)
+            _span = None
+        self.active += 1
+        try:
+            version = self.resolve_version(rt, version)
+            policy = rt.policy
+            assert policy is not None
+            state = await self.learner.state(rt, uid) if policy.needs_state else None
+            plans = await self._run(rt, items, uid, version, started, state, trace=_span)
+            results = [combine(rt, state, query, plan, self.learner.recent) for query, plan in plans]
+            rt.latency.observe(self.clock() - started)
+            rt.predictions += len(results)
+            return results
+        finally:
+            self.active -= 1
+            if not self.active and self._drained is not None:
+                self._drained.set()
 
     async def _traced_predict(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None,
-                              traceparent: str | None, started: float) -> list[Prediction]:
-        """:meth:`_predict` in a request span (the caller's trace continued), current for the logs."""
+                              traceparent: str | None) -> list[Prediction]:
+        """:meth:`predict` in a request span (the caller's trace continued), current for the logs."""
         from opentelemetry import context as otel_context
         from opentelemetry import trace
 
         parent = TRACING.propagator.extract({"traceparent": traceparent}) if traceparent else None
         span = TRACING.tracer.start_span(f"predict {rt.app.name}", context=parent, kind=trace.SpanKind.SERVER,
                                          attributes={"clipper.app": rt.app.name, "clipper.inputs": len(items)})
+        if not span.is_recording():  # the caller's trace is not sampled: nothing more to do for it
+            return await self.predict(rt, items, uid=uid, version=version, _span=None)
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
-            results = await self._predict(rt, items, uid, version, started, span if span.is_recording() else None)
+            results = await self.predict(rt, items, uid=uid, version=version, _span=span)
             span.set_attribute("clipper.defaults", sum(p.default for p in results))
             return results
         except Exception as exc:
@@ -161,24 +184,6 @@ class QueryPath:
         finally:
             otel_context.detach(token)
             span.end()
-
-    async def _predict(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None, started: float,
-                       span: Any) -> list[Prediction]:
-        self.active += 1
-        try:
-            version = self.resolve_version(rt, version)
-            policy = rt.policy
-            assert policy is not None
-            state = await self.learner.state(rt, uid) if policy.needs_state else None
-            plans = await self._run(rt, items, uid, version, started, state, trace=span)
-            results = [combine(rt, state, query, plan, self.learner.recent) for query, plan in plans]
-            rt.latency.observe(self.clock() - started)
-            rt.predictions += len(results)
-            return results
-        finally:
-            self.active -= 1
-            if not self.active and self._drained is not None:
-                self._drained.set()
 
     async def _run(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None, started: float,
                    state: Any, every_model: bool = False, trace: Any = None) -> list[tuple[Query, Plan]]:

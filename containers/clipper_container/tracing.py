@@ -36,10 +36,10 @@ def tracing_wanted(env: Mapping[str, str] | None = None) -> bool:
 
 
 def make_provider(service_name: str, *, exporter: Any = None, env: Mapping[str, str] | None = None,
-                  simple: bool = False) -> Any:
+                  simple: bool = False, sampler: Any = None) -> Any:
     """A ``TracerProvider`` exporting to ``exporter`` (default: the one the variables name), or None when
     tracing is off or cannot be had (logged). ``OTEL_SERVICE_NAME`` overrides ``service_name``; the sampler is
-    the SDK's (``OTEL_TRACES_SAMPLER``)."""
+    the SDK's (``OTEL_TRACES_SAMPLER``) unless ``sampler`` is given."""
     env = os.environ if env is None else env
     if exporter is None and not tracing_wanted(env):
         return None
@@ -54,7 +54,9 @@ def make_provider(service_name: str, *, exporter: Any = None, env: Mapping[str, 
         exporter = _exporter(env)
         if exporter is None:
             return None
-    provider = TracerProvider(resource=Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or service_name}))
+    resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or service_name})
+    provider = TracerProvider(resource=resource, sampler=sampler) if sampler is not None else \
+        TracerProvider(resource=resource)
     provider.add_span_processor(SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter))
     return provider
 
