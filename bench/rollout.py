@@ -339,6 +339,7 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 
 def main() -> int:
+    global CANDIDATE_SLEEP_S  # set by --candidate-sleep-ms
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=6.0, help="seconds a measured wrk run (default 6)")
     parser.add_argument("--rounds", type=int, default=4, help="rounds, each scenario once a round (default 4)")
@@ -352,7 +353,11 @@ def main() -> int:
                         "machine used less than this %% of a core in each of its measurements (default 15)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="add to the server's "
                         "environment (repeatable), e.g. CLIPPER_RECENT_PREDICTIONS=0")
+    parser.add_argument("--candidate-sleep-ms", type=float, default=5.0,
+                        help="ms the candidate sleeps a batch (default 5; 0: a candidate as fast as noop, which "
+                             "measures what the canary's split itself costs)")
     args = parser.parse_args()
+    CANDIDATE_SLEEP_S = args.candidate_sleep_ms / 1000.0
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
