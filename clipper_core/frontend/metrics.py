@@ -50,16 +50,16 @@ def query_path_rows(path: QueryPath) -> Iterator[Row]:
         yield ("counter", "clipper_model_dropped_expired", "Tasks dropped because their deadline passed",
                labels, mr.queue.dropped)
         if mr.rollout is not None:
-            yield from _rollout_rows(labels, mr.rollout.total)
+            yield from _rollout_rows(labels, mr.rollout.total, mr.rollout.latency)
     cache = path.cache
     if cache is not None:
         yield ("counter", "clipper_cache_hits", "Prediction cache hits, all models", {}, cache.hits)
         yield ("counter", "clipper_cache_misses", "Prediction cache misses, all models", {}, cache.misses)
 
 
-def _rollout_rows(labels: dict[str, str], counts: Any) -> Iterator[Row]:
+def _rollout_rows(labels: dict[str, str], counts: Any, latency: Any) -> Iterator[Row]:
     """A version's rollout totals since this frontend started counting it (``serving.rollout``)."""
     yield ("histogram", "clipper_rollout_latency_seconds", "Query arrival to the version's output, under a rollout",
-           labels, counts.latency)
+           labels, latency)
     for attr, name, help_text in _ROLLOUT_COUNTERS:
         yield ("counter", name, help_text, labels, getattr(counts, attr))

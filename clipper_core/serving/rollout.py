@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from clipper_core.metrics import LATENCY_BUCKETS, FastHistogram
@@ -58,53 +58,35 @@ class Split:
         return point(self.salt, uid, query_id) < self.points
 
 
-@dataclass
-class _Counts:
-    queries: int = 0
-    errors: int = 0
-    defaults: int = 0
-    slow: int = 0
-    agree: int = 0
-    disagree: int = 0
-    dropped: int = 0
-    reward_sum: float = 0.0
-    reward_n: int = 0
-    latency: FastHistogram = field(default_factory=FastHistogram)
-
-    def figures(self) -> StepFigures:
-        return StepFigures(queries=self.queries, errors=self.errors, defaults=self.defaults,
-                           latency=list(self.latency.counts), slow=self.slow, agree=self.agree, disagree=self.disagree,
-                           dropped=self.dropped, reward_sum=self.reward_sum, reward_n=self.reward_n)
-
-
 class VersionCounters:
     """A version's rollout counts: those of the current step of the current rollout (``rollout_id``, its salt,
     and ``step_id``; published for the controller) and the totals since this frontend started counting the
     version (``/metrics``)."""
 
-    __slots__ = ("rollout_id", "slow_s", "step", "step_id", "total")
+    __slots__ = ("latency", "rollout_id", "slow_s", "step", "step_id", "total")
 
     def __init__(self, rollout_id: int, step_id: int, slow_s: float = math.inf) -> None:
         self.rollout_id, self.step_id, self.slow_s = rollout_id, step_id, slow_s
-        self.step = _Counts()
-        self.total = _Counts()
+        self.step = StepFigures()
+        self.total = StepFigures()
+        self.latency = FastHistogram()
+        """The totals' latency histogram (``/metrics``; its buckets are ``total.latency``'s)."""
 
     def new_step(self, rollout_id: int, step_id: int, slow_s: float = math.inf) -> None:
         """Count for this step of this rollout (from zero when either changed)."""
         self.slow_s = slow_s
         if (rollout_id, step_id) != (self.rollout_id, self.step_id):
-            self.rollout_id, self.step_id, self.step = rollout_id, step_id, _Counts()
+            self.rollout_id, self.step_id, self.step = rollout_id, step_id, StepFigures()
 
     def answered(self, latency_s: float) -> None:
         index = bisect_left(LATENCY_BUCKETS, latency_s)
         slow = latency_s > self.slow_s
         for counts in (self.step, self.total):
             counts.queries += 1
-            counts.latency.counts[index] += 1
-            counts.latency.sum += latency_s
-            counts.latency.count += 1
+            counts.latency[index] += 1
             if slow:
                 counts.slow += 1
+        self.latency.observe(latency_s)
 
     def failed(self) -> None:
         for counts in (self.step, self.total):
@@ -136,7 +118,7 @@ class VersionCounters:
 
     def report(self) -> dict[str, float]:
         """The step's counts for the load report (``StepFigures.flat``)."""
-        return self.step.figures().flat(self.rollout_id, self.step_id)
+        return self.step.flat(self.rollout_id, self.step_id)
 
 
 def agrees(a: Any, b: Any, tolerance: float) -> bool:
