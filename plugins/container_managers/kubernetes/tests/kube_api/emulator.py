@@ -942,8 +942,10 @@ class KubeApiEmulator(kmock.KubernetesEmulator):
         return {"type": event["type"], "object": event["object"]} if now else None
 
     def _replay(self, rt: ResourceType, since: str | None, selection: Selection) -> list[JSON]:
-        if not since or since == "0":
-            return [{"type": "ADDED", "object": copy.deepcopy(obj)} for obj in self._all(rt) if selection.matches(obj)]
+        if not since or since == "0":  # the objects there are, oldest write first (as their events came)
+            current = sorted((obj for obj in self._all(rt) if selection.matches(obj)),
+                             key=lambda obj: int(obj["metadata"]["resourceVersion"]))
+            return [{"type": "ADDED", "object": copy.deepcopy(obj)} for obj in current]
         try:
             since_rv = int(since)
         except ValueError:
