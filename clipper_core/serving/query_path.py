@@ -384,12 +384,7 @@ class QueryPath:
 
     def _shadow_answered(self, counters: VersionCounters, primary: Any, tolerance: float, started: float,
                          done: asyncio.Future[Any]) -> None:
-        if done.cancelled():
-            counters.missed()
-            return
-        error = done.exception()
-        if error is not None:
-            counters.failed() if isinstance(error, (ModelFailed, ItemFailed)) else counters.missed()
+        if not _has_output(counters, done):
             return
         counters.answered(self.clock() - started)
         output = done.result()
@@ -416,12 +411,7 @@ class QueryPath:
                 continue
             value = plan.get(name, _MISSING)
             if isinstance(value, asyncio.Future):
-                if not value.done() or value.cancelled():
-                    counters.missed()
-                    continue
-                error = value.exception()
-                if error is not None:
-                    counters.failed() if isinstance(error, (ModelFailed, ItemFailed)) else counters.missed()
+                if not _has_output(counters, value):
                     continue
                 value = value.result()
             elif value is _MISSING:
@@ -500,6 +490,22 @@ def _cache_span(request: Any, name: str, version: str, hit: bool, started_ns: in
                                      start_time=started_ns, attributes={"clipper.model": f"{name}:{version}",
                                                                         "clipper.cache.hit": hit})
     span.end()
+
+
+def _has_output(counters: VersionCounters, fut: asyncio.Future[Any]) -> bool:
+    """Whether a version's future holds its output; if not, counted: failed (the model raised) or missed (not
+    done, cancelled, expired, its replica gone)."""
+    if not fut.done() or fut.cancelled():
+        counters.missed()
+        return False
+    error = fut.exception()
+    if error is None:
+        return True
+    if isinstance(error, (ModelFailed, ItemFailed)):
+        counters.failed()
+    else:
+        counters.missed()
+    return False
 
 
 def _compare(counters: VersionCounters, primary: asyncio.Future[Any], output: Any, tolerance: float) -> None:
