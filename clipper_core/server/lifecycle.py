@@ -5,11 +5,15 @@ order, runs every step even when one fails, and raises the failures together."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 
 __all__ = ["CleanupError", "Lifecycle"]
 
 log = logging.getLogger(__name__)
+
+SLOW_STOP_SECONDS = 2.0
+"""A resource that takes longer than this to stop is named in a warning (what a hung shutdown waited on)."""
 
 
 class CleanupError(Exception):
@@ -38,14 +42,18 @@ class Lifecycle:
         errors: list[Exception] = []
         while self._started:
             name, resource = self._started.pop()
+            began = time.monotonic()
             try:
                 await anext(resource)
             except StopAsyncIteration:
-                continue
+                pass
             except Exception as exc:
                 log.exception("stopping %s failed", name)
                 errors.append(exc)
             else:
                 errors.append(RuntimeError(f"resource {name} yielded more than once"))
+            took = time.monotonic() - began
+            if took > SLOW_STOP_SECONDS:
+                log.warning("stopping %s took %.1f s", name, took)
         if errors:
             raise CleanupError(errors)

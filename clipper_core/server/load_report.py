@@ -50,7 +50,6 @@ calls that when it enqueues work for a version with no replica, so scaling from 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sized
@@ -61,6 +60,7 @@ from clipper_core.context import ServerContext
 from clipper_core.metrics import FastHistogram
 from clipper_core.serving.rollout import VersionCounters
 from clipper_core.state import LoadFigures, StateStore, load_key
+from clipper_core.timeouts import wait_event
 
 __all__ = ["LOAD_REPORTER", "MIN_WAKE_GAP", "REPORT_TTL", "LoadReporter", "ReportedRuntime", "load_reporter"]
 
@@ -245,8 +245,7 @@ class LoadReporter:
         report); True when woken."""
         woken = self._woken
         if not woken.is_set() and timeout > 0:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(woken.wait(), timeout)
+            await wait_event(woken, timeout)
         if not woken.is_set():
             return False
         gap = self._last + self.min_wake_gap - self.clock()

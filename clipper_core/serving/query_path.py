@@ -10,7 +10,6 @@ HTTP or gRPC, and nothing here calls pluggy, threads or pydantic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -37,6 +36,7 @@ from clipper_core.serving.rollout import SHADOW_BEHIND_S, Split, VersionCounters
 from clipper_core.serving.snapshot import Snapshot
 from clipper_core.serving.waiting import wait_all, wait_one
 from clipper_core.state import Feedback, ModelKey, StateStore
+from clipper_core.timeouts import wait_event
 from clipper_core.tracing import STATE as TRACING
 
 __all__ = ["QueryPath"]
@@ -125,8 +125,7 @@ class QueryPath:
         if not self.active:
             return
         self._drained = asyncio.Event()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._drained.wait(), timeout)  # in-flight queries end by their SLO
+        await wait_event(self._drained, timeout)  # in-flight queries end by their SLO
 
     # -- predict -------------------------------------------------------------------------------------------
     async def predict(self, app: AppRuntime | str, items: list[Any], *, uid: int = 0,

@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from clipper_core.timeouts import wait_future
+
 __all__ = ["DeadlineExpired", "ModelQueue", "Task"]
 
 
@@ -191,9 +193,8 @@ class ModelQueue:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
-                await asyncio.wait_for(asyncio.shield(waiter), remaining)
-            except asyncio.TimeoutError:
-                return
+                if not await wait_future(waiter, remaining):
+                    return
             finally:
                 if not waiter.done():
                     waiter.cancel()

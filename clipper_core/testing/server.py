@@ -92,8 +92,28 @@ class ServerThread:
     def stop(self, timeout: float = 60.0) -> None:
         if self.loop is None or self._thread is None or not self._thread.is_alive():
             return
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(timeout=timeout)
+        stopping = asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop)
+        try:
+            stopping.result(timeout=timeout)
+        except TimeoutError:
+            stacks = self._task_stacks()
+            raise TimeoutError(f"the server did not stop within {timeout} s; its tasks:\n{stacks}") from None
         self._thread.join(timeout)
+
+    def _task_stacks(self) -> str:
+        """Where each of the loop's tasks waits (what a hung stop is stuck on)."""
+        import io
+
+        def stacks() -> str:
+            out = io.StringIO()
+            for task in asyncio.all_tasks(self.loop):
+                task.print_stack(limit=8, file=out)
+            return out.getvalue()
+
+        try:
+            return self.call(stacks)
+        except Exception as exc:  # the loop itself is blocked
+            return f"(the loop does not answer: {type(exc).__name__})"
 
     def __enter__(self) -> ServerThread:
         return self.start()

@@ -258,3 +258,26 @@ def test_passwords_never_appear_in_messages() -> None:
     assert "s3cret" not in repr(store)
     error = store._unavailable(ConnectionError("refused"))
     assert "s3cret" not in error.message and "redis://user:***@db.example:6380/2" in error.message
+
+
+async def test_a_task_cancelled_mid_call_stops_even_when_redis_py_drops_the_cancel(redis_url: str) -> None:
+    """redis-py bounds writes with ``asyncio.wait_for``, which on Python 3.11 drops a cancel arriving as the write
+    completes; a loop of store calls (the load reporter's) must stop anyway, or a server's stop waits forever."""
+    store = RedisStateStore(redis_url)
+    await store.open()
+
+    async def report_forever() -> None:
+        while True:
+            await store.put_load("frontend", {}, ttl=5.0)
+
+    try:
+        for steps in range(120):  # cancel at each point of a call's progress in turn
+            task = asyncio.ensure_future(report_forever())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            done, _ = await asyncio.wait((task,), timeout=5)
+            assert done, f"the task cancelled after {steps} loop steps went on running"
+            assert task.cancelled()
+    finally:
+        await store.close()

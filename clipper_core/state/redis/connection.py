@@ -3,10 +3,15 @@
 The clients have connect and read timeouts (``timeout``) and at most one immediate retry, so while Redis is
 unreachable every call fails within about ``timeout`` with :class:`RedisUnavailable` (HTTP 503, "the state
 store (Redis at <url>) is unreachable"); it never hangs. Messages name the URL without its password.
+
+A call also keeps a cancellation: redis-py bounds each write with ``asyncio.wait_for``, which on Python 3.11
+drops a ``cancel()`` that arrives as the write completes (CPython gh-86296); a task stopped at shutdown would
+then go on looping and its owner would wait on it forever. :func:`call` raises it again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -65,11 +70,23 @@ def client(url: str, timeout: float, *, retries: int) -> aioredis.Redis:
 
 
 async def call(url: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """Await ``fn(*args)``, turning Redis failures into :class:`RedisUnavailable` (503)."""
+    """Await ``fn(*args)``, turning Redis failures into :class:`RedisUnavailable` (503), and raising a
+    cancellation that arrived meanwhile even when redis-py returned as if there were none."""
+    task = asyncio.current_task()
+    before = _cancelling(task)
     try:
-        return await fn(*args)
+        result = await fn(*args)
     except (RedisError, OSError) as exc:
         raise unavailable(url, exc) from None
+    if _cancelling(task) > before:
+        raise asyncio.CancelledError("cancelled during a Redis call that did not say so")
+    return result
+
+
+def _cancelling(task: asyncio.Task[Any] | None) -> int:
+    """How many cancellations ``task`` has pending (Python 3.11+; 0 on 3.10, which cannot tell)."""
+    counter = getattr(task, "cancelling", None)
+    return counter() if counter is not None else 0
 
 
 async def transaction(redis: aioredis.Redis, url: str, fn: Callable[[Any], Awaitable[T]], *watch: str) -> T:
