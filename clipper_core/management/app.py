@@ -13,9 +13,11 @@ from clipper_core.errors import Unauthorized
 from clipper_core.http_api import error_middleware
 from clipper_core.management.handlers import CONTEXT, ROUTES
 
-__all__ = ["create_admin_app", "setup_routes"]
+__all__ = ["PUBLIC_ROUTES", "add_public_route", "create_admin_app", "setup_routes"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLIC_ROUTES: web.AppKey[set[web.AbstractRoute]] = web.AppKey("clipper_public_routes", set)
+"""The routes of the management app that the bearer token does not guard (:func:`add_public_route`)."""
 
 
 def create_admin_app(ctx: ServerContext) -> web.Application:
@@ -24,8 +26,18 @@ def create_admin_app(ctx: ServerContext) -> web.Application:
         middlewares.append(bearer_token_middleware(ctx.config.admin_token))
     app = web.Application(middlewares=middlewares, client_max_size=ctx.config.max_body_bytes)
     app[CONTEXT] = ctx
+    app[PUBLIC_ROUTES] = set()
     setup_routes(app)
     return app
+
+
+def add_public_route(app: web.Application, method: str, path: str, handler: Handler) -> web.AbstractRoute:
+    """Add a route that answers without the admin token: a page that carries no data and asks for the token
+    itself (the dashboard plugin's HTML, script and style). Every other route stays guarded. A plugin calls it
+    from ``clipper_startup``, before the app is frozen."""
+    route = app.router.add_route(method, path, handler)
+    app[PUBLIC_ROUTES].add(route)
+    return route
 
 
 def setup_routes(app: web.Application) -> None:
@@ -35,11 +47,13 @@ def setup_routes(app: web.Application) -> None:
 
 def bearer_token_middleware(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     """Every endpoint, ping included, requires ``Authorization: Bearer <token>`` (constant-time compare of the
-    token; the scheme is case-insensitive, RFC 7235 §2.1)."""
+    token; the scheme is case-insensitive, RFC 7235 §2.1); only the routes :func:`add_public_route` added do not."""
     expected = token.encode()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.route in request.app.get(PUBLIC_ROUTES, ()):
+            return await handler(request)
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected):
             raise Unauthorized("this endpoint requires the header 'Authorization: Bearer <CLIPPER_ADMIN_TOKEN>'",
