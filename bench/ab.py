@@ -29,7 +29,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run import SETUPS, Point, deploy_apps, measure_point, run_wrk, start_server, warm, wrk_command  # noqa: E402
+from run import SETUPS, Point, cpu_seconds, deploy_apps, measure_point, run_wrk, start_server, warm, wrk_command  # noqa: E402
 from spy import Profile, profile_under_load  # noqa: E402
 
 SIDES = ("before", "after")
@@ -67,6 +67,8 @@ class Row:
     scenario: str
     connections: int
     runs: dict[str, list[Point]] = field(default_factory=lambda: {side: [] for side in SIDES})
+    cpu_us: dict[str, list[float]] = field(default_factory=lambda: {side: [] for side in SIDES})
+    """Per run: CPU µs a request of the server and its replicas (less moved by a busy machine than req/s)."""
 
     def rps(self, side: str) -> list[float]:
         return [p.rps for p in self.runs[side]]
@@ -79,6 +81,20 @@ class Row:
 
     def round_ratios(self) -> list[float]:
         return [a / b for a, b in zip(self.rps("after"), self.rps("before"), strict=True)]
+
+    def cpu_ratio(self) -> float:
+        """before/after of the median CPU µs a request: above 1 when the after side spends less."""
+        return statistics.median(self.cpu_us["before"]) / statistics.median(self.cpu_us["after"])
+
+
+def side_cpu_seconds(side: Side) -> float:
+    """CPU seconds so far of the side's server and every process it started (its replicas)."""
+    server_pid = int(json.loads((side.home / "runtime.json").read_text())["pid"])
+    total = 0.0
+    for pid in [server_pid, *children(server_pid)]:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
 
 
 def tree_modules(tree: Path) -> dict[str, Path]:
@@ -205,9 +221,12 @@ def measure(sides: list[Side], scenarios: list[str], conns: list[int], rounds: i
                 run_wrk(side.url(scenario), c, warmup)
             for r in range(rounds):
                 for side in sides if r % 2 == 0 else sides[::-1]:
+                    cpu = side_cpu_seconds(side)
                     point = measure_point(side.addr, scenario, f"{side.name} r{r + 1}", side.url(scenario), c,
                                           duration, model, scenario)
+                    cpu = side_cpu_seconds(side) - cpu  # includes measure_point's 100 warm-up requests
                     row.runs[side.name].append(point)
+                    row.cpu_us[side.name].append(cpu * 1e6 / max(1.0, point.rps * duration + 100))
             rows.append(row)
     return rows
 
@@ -222,14 +241,17 @@ def print_table(sides: list[Side], rows: list[Row], duration: float, rounds: int
     print(f"{rounds} rounds of {duration:.0f} s a side, the first side alternating; medians over the rounds")
     print()
     print("| scenario | conns | before req/s median (min–max) | after req/s median (min–max) | after/before "
-          "| per-round ratio min–max | before p50/p99 ms | after p50/p99 ms |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| per-round ratio min–max | before p50/p99 ms | after p50/p99 ms | CPU µs/req before / after | "
+          "CPU before/after |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         ratios = row.round_ratios()
         print(f"| {row.scenario} | {row.connections} | {spread(row.rps('before'), '.0f')} | "
               f"{spread(row.rps('after'), '.0f')} | {row.ratio():.3f} | {min(ratios):.3f}–{max(ratios):.3f} | "
               f"{row.median('before', 'p50_ms'):.2f} / {row.median('before', 'p99_ms'):.2f} | "
-              f"{row.median('after', 'p50_ms'):.2f} / {row.median('after', 'p99_ms'):.2f} |")
+              f"{row.median('after', 'p50_ms'):.2f} / {row.median('after', 'p99_ms'):.2f} | "
+              f"{statistics.median(row.cpu_us['before']):.0f} / {statistics.median(row.cpu_us['after']):.0f} | "
+              f"{row.cpu_ratio():.3f} |")
     for row in rows:
         for side in SIDES:
             errors = sum(p.errors for p in row.runs[side])
@@ -324,7 +346,8 @@ def main() -> int:
         print_profiles(profiles, args.profile, args.duration)
     if args.json:
         summary = [{"scenario": r.scenario, "connections": r.connections, "ratio": r.ratio(),
-                    "round_ratios": r.round_ratios(), "runs": {s: [asdict(p) for p in r.runs[s]] for s in SIDES}}
+                    "round_ratios": r.round_ratios(), "cpu_us": r.cpu_us,
+                    "runs": {s: [asdict(p) for p in r.runs[s]] for s in SIDES}}
                    for r in rows]
         report: dict[str, Any] = {side.name: {"tree": str(side.tree), "commit": side.commit} for side in sides}
         report |= {"duration": args.duration, "rounds": args.rounds, "warmup": args.warmup, "rows": summary}
