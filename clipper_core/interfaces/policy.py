@@ -77,6 +77,12 @@ class SelectionPolicy(abc.ABC):
         """Learn from feedback; return the new state (default: unchanged)."""
         return state
 
+    def describe_state(self, state: Any, models: list[str]) -> dict[str, dict[str, float]]:
+        """What ``state`` has learned, per model: named figures a person reads (a bandit's selection probability
+        or pulls and mean reward). A dashboard calls it, never the request path; the default, nothing to
+        show, has it show the state's JSON instead."""
+        return {}
+
     def dumps_state(self, state: Any) -> bytes:
         import json
 

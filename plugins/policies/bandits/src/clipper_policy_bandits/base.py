@@ -54,6 +54,11 @@ class Bandit(SelectionPolicy):
     def dumps_state(self, state: Any) -> bytes:
         return orjson.dumps(state)
 
+    def describe_state(self, state: Any, models: list[str]) -> dict[str, dict[str, float]]:
+        """Per model: ``pulls`` (feedback it learned from, discounted) and ``mean_reward``."""
+        arms = self.arms(state, models)
+        return {m: {"pulls": float(arms[m]["n"]), "mean_reward": self.mean(arms[m])} for m in models}
+
     def loads_state(self, data: bytes) -> Any:
         state = orjson.loads(data)
         if not isinstance(state, dict) or state.get("policy") != self.name or not isinstance(state.get("arms"), dict):

@@ -38,6 +38,15 @@ class Exp3(Bandit):
         uniform = gamma / len(models)
         return [w * scale + uniform for w in weights]
 
+    def describe_state(self, state: Any, models: list[str]) -> dict[str, dict[str, float]]:
+        """Per model: ``probability`` of being selected next and its ``log_weight`` (largest 0)."""
+        if not models:
+            return {}
+        arms = self.arms(state, models)
+        chances = self.probabilities(arms, models)
+        return {m: {"probability": p, "log_weight": float(arms[m]["logw"])} for m, p in zip(models, chances,
+                                                                                             strict=True)}
+
     def choose(self, arms: dict[str, Any], query: Query, models: list[str]) -> str:
         return self.rng.choices(models, weights=self.probabilities(arms, models))[0]
 

@@ -96,6 +96,17 @@ class LinUCB(Bandit):
                 arm["theta"] = a_inv @ b
         return state
 
+    def describe_state(self, state: Any, models: list[str]) -> dict[str, dict[str, float]]:
+        """Per model: ``pulls`` and the learned coefficients ``theta[i]`` of its linear reward model (the last
+        is the intercept)."""
+        out: dict[str, dict[str, float]] = {}
+        for model in models:
+            arm = state["arms"].get(model, {})
+            figures = {"pulls": float(arm.get("n", 0.0))}
+            figures.update({f"theta[{i}]": float(v) for i, v in enumerate(arm.get("theta", ()))})
+            out[model] = figures
+        return out
+
     # -- select and learn ---------------------------------------------------------------------------------
     def choose(self, arms: dict[str, Any], query: Query, models: list[str]) -> str:
         x = self.context(query)
