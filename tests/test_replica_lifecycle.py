@@ -36,6 +36,9 @@ def test_crashed_replica_is_restarted_and_serves_again(clipper_server: ServerThr
     assert (answer["output"], answer["default"]) == (3.0, False)
     assert clipper_server.server.ctx.supervisor.running("crashy", "1") == 1
     assert any("exited with 17" in r.getMessage() and "restarting in" in r.getMessage() for r in caplog.records)
+    [slot] = [s for s in clipper_server.call(clipper_server.server.ctx.supervisor.slots) if s["model"] == "crashy"]
+    assert (slot["slot"], slot["state"], slot["restarts"]) == (0, "running", 1)
+    assert slot["pid"] > 0 and slot["uptime_s"] >= 0 and slot["log"].endswith("crashy_1_0.log")
 
 
 def test_a_batch_longer_than_the_liveness_timeout_is_not_death(clipper_server: ServerThread,
@@ -146,5 +149,7 @@ def test_a_model_pickled_under_another_cloudpickle_is_refused_clearly(clipper_se
                what="the supervisor to give up on the incompatible replica")
     text = log.read_text()
     assert "cloudpickle 0.5.3" in text and "redeploy" in text.lower()
+    [slot] = [s for s in clipper_server.call(clipper_server.server.ctx.supervisor.slots) if s["model"] == "oldpickle"]
+    assert (slot["state"], slot["pid"], slot["uptime_s"]) == ("failed", None, None)
     answer = clipper_server.predict("old", {"input": [1.0]})[1]
     assert answer["default"] is True

@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from clipper_core.names import NO_CONTAINER
 from clipper_core.processes import pid_alive
@@ -112,6 +113,23 @@ class LocalReplicaSupervisor:
 
     def log_files(self) -> list[Path]:
         return sorted(self.logs_dir.glob("*.log")) if self.logs_dir.exists() else []
+
+    def slots(self) -> list[dict[str, Any]]:
+        """Every replica slot now, for a dashboard: ``model``, ``version``, ``slot``, ``pid`` (None while no
+        process runs), ``state`` (``running``; ``restarting`` while it backs off or starts; ``failed`` after an
+        exit a restart cannot fix), ``restarts``, ``uptime_s`` of the running process (None) and ``log``."""
+        now = time.monotonic()
+        out: list[dict[str, Any]] = []
+        for (name, version), slots in sorted(self._slots.items()):
+            for slot in slots:
+                pid = slot.pid
+                state = "running" if pid is not None else (
+                    "failed" if slot.task is not None and slot.task.done() else "restarting")
+                out.append({"model": name, "version": version, "slot": slot.index, "pid": pid, "state": state,
+                            "restarts": slot.restarts,
+                            "uptime_s": now - slot.started_at if pid is not None and slot.started_at else None,
+                            "log": str(slot.log_path)})
+        return out
 
     def kill(self, pid: int) -> bool:
         """SIGKILL the managed replica with this pid (a stuck one); its slot restarts it. False if not ours."""
