@@ -53,8 +53,14 @@ def configure(service_name: str, **kwargs: Any) -> bool:
     """Turn tracing on for this process when the environment asks for it, or with ``exporter=`` (a span exporter,
     e.g. the SDK's in-memory one in tests; ``simple=True``: exported at once); whether it is on
     (:func:`clipper_container.tracing.make_provider` reads the variables, for the model containers too)."""
-    env = kwargs.get("env")
-    ratio, sampler = _root_sampling(os.environ if env is None else env)
+    env = os.environ if kwargs.get("env") is None else kwargs["env"]
+    if kwargs.get("exporter") is None and not tracing_wanted(env):
+        return False  # off: nothing of the SDK is imported (a plain `pip install clipper-core` has none)
+    try:
+        ratio, sampler = _root_sampling(env)
+    except ImportError as exc:
+        log.warning("OTEL_* variables ask for traces, but the OpenTelemetry SDK is not installed (%s)", exc)
+        return False
     provider = make_provider(service_name, sampler=sampler, **kwargs)
     if provider is None:
         return False
