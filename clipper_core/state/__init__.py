@@ -1,8 +1,9 @@
-"""State stores: what clipper must not forget (apps, models, links, replicas, rollouts, policy state,
+"""State stores: what clipper must not forget (apps, models, links, replicas, rollouts, API keys, policy state,
 feedback)."""
 
 from clipper_core.state.base import ChangeCallback, StateStore
 from clipper_core.state.records import (
+    ApiKey,
     Application,
     ChangeEvent,
     Feedback,
@@ -14,5 +15,5 @@ from clipper_core.state.records import (
     parse_load_key,
 )
 
-__all__ = ["Application", "ChangeCallback", "ChangeEvent", "Feedback", "LoadFigures", "Model", "ModelKey", "Replica",
-           "StateStore", "load_key", "parse_load_key"]
+__all__ = ["ApiKey", "Application", "ChangeCallback", "ChangeEvent", "Feedback", "LoadFigures", "Model", "ModelKey",
+           "Replica", "StateStore", "load_key", "parse_load_key"]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from clipper_core.state import codec
-from clipper_core.state.records import Application, ChangeEvent, Feedback, LoadFigures, Model, Replica
+from clipper_core.state.records import ApiKey, Application, ChangeEvent, Feedback, LoadFigures, Model, Replica
 
 if TYPE_CHECKING:
     from clipper_core.config import Config
@@ -93,7 +93,8 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     async def delete_app(self, name: str) -> None:
-        """Delete the app, its links and its policy state. Raises NotFound("Application '<n>' does not exist")."""
+        """Delete the app, its links, its policy state and its API keys (announcing ``ChangeEvent("api_key",
+        name)`` after the app's event when it had any). Raises NotFound("Application '<n>' does not exist")."""
 
     @abc.abstractmethod
     async def get_app(self, name: str) -> Application | None: ...
@@ -169,6 +170,26 @@ class StateStore(abc.ABC):
     async def delete_rollout(self, model: str) -> None:
         """Delete the model's rollout record; no error when it has none. Announces ``ChangeEvent("rollout",
         model)`` only when a record was deleted."""
+
+    # -- API keys (clipper_core.tenancy.keys makes them; the query path checks them) --------------------
+    # Each write announces ChangeEvent("api_key", <the key's app>), so every frontend's snapshot reloads its keys at
+    # once (a revoked key stops working as soon as the change feed delivers the event).
+    @abc.abstractmethod
+    async def add_api_key(self, key: ApiKey) -> None:
+        """Store ``key``. Raises AppNotFound when its app does not exist, AlreadyExists for a duplicate
+        ``key_id``, TypeError when its limits are not JSON; nothing is stored then."""
+
+    @abc.abstractmethod
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        """The key with that id (a copy), None when there is none."""
+
+    @abc.abstractmethod
+    async def list_api_keys(self, app_name: str | None = None) -> list[ApiKey]:
+        """Every key (of one app when ``app_name`` is given), sorted by (app name, created_at, key id)."""
+
+    @abc.abstractmethod
+    async def delete_api_key(self, key_id: str) -> bool:
+        """Delete (revoke) the key; returns whether there was one. Announces only when there was."""
 
     # -- links ----------------------------------------------------------------------------------------
     @abc.abstractmethod

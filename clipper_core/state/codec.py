@@ -16,14 +16,15 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from clipper_core.inputs import InputType
-from clipper_core.state.records import Application, Feedback, Model, Replica
+from clipper_core.state.records import ApiKey, Application, Feedback, Model, Replica
 
 __all__ = ["JSON_FIELDS", "decode", "dumps", "encode", "json_default", "loads"]
 
-R = TypeVar("R", Application, Model, Replica, Feedback)
+R = TypeVar("R", Application, Model, Replica, Feedback, ApiKey)
 
 JSON_FIELDS: dict[type, tuple[str, ...]] = {
-    Application: ("policy_config",), Model: ("labels", "autoscaling"), Replica: ("info",), Feedback: ("input", "label")}
+    Application: ("policy_config", "limits"), Model: ("labels", "autoscaling"), Replica: ("info",),
+    Feedback: ("input", "label"), ApiKey: ("limits",)}
 """The fields of each record that hold JSON values (a column of JSON text in a flat layout)."""
 
 
@@ -45,7 +46,7 @@ def loads(raw: str | bytes) -> Any:
     return json.loads(raw)
 
 
-def encode(record: Application | Model | Replica | Feedback, *, flat: bool = False) -> dict[str, Any]:
+def encode(record: Application | Model | Replica | Feedback | ApiKey, *, flat: bool = False) -> dict[str, Any]:
     """The record's fields by name, in declaration order, as stored: ``input_type`` as its text and, with
     ``flat``, the JSON-valued fields as JSON text. Raises TypeError for a value JSON cannot hold. The values are
     the record's own (not copies): dump them, do not keep the dict."""
@@ -70,4 +71,6 @@ def decode(kind: type[R], data: Mapping[str, Any], *, flat: bool = False) -> R:
         fields["labels"] = tuple(fields["labels"])
     elif kind is Application:
         fields["cache_enabled"] = bool(fields["cache_enabled"])
+        if "require_api_key" in fields:  # absent from a record written before API keys: the default (False)
+            fields["require_api_key"] = bool(fields["require_api_key"])
     return kind(**fields)

@@ -11,7 +11,16 @@ from clipper_core.config import Config
 from clipper_core.errors import AlreadyExists, AppNotFound, ModelVersionNotFound, NotFound, VersionNotFound
 from clipper_core.state import codec
 from clipper_core.state.base import StateStore
-from clipper_core.state.records import Application, ChangeEvent, Feedback, LoadFigures, Model, ModelKey, Replica
+from clipper_core.state.records import (
+    ApiKey,
+    Application,
+    ChangeEvent,
+    Feedback,
+    LoadFigures,
+    Model,
+    ModelKey,
+    Replica,
+)
 
 __all__ = ["MemoryStateStore"]
 
@@ -48,6 +57,7 @@ class MemoryStateStore(StateStore):
         """frontend -> (expiry in ``time.time()`` seconds, its last load report)."""
         self._rollouts: dict[str, str] = {}
         """model name -> its rollout record as JSON text (as the durable stores keep it: each read decodes a copy)."""
+        self._api_keys: dict[str, ApiKey] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -80,7 +90,12 @@ class MemoryStateStore(StateStore):
         del self._apps[name]
         self._links.pop(name, None)
         self._drop_policy_state(name)
+        keys = [k for k, key in self._api_keys.items() if key.app_name == name]
+        for key_id in keys:
+            del self._api_keys[key_id]
         self._notify(ChangeEvent("app", name))
+        if keys:
+            self._notify(ChangeEvent("api_key", name))
 
     def _drop_policy_state(self, app_name: str) -> None:
         for key in [k for k in self._policy_state if k[0] == app_name]:
@@ -165,6 +180,30 @@ class MemoryStateStore(StateStore):
     async def delete_rollout(self, model: str) -> None:
         if self._rollouts.pop(model, None) is not None:
             self._notify(ChangeEvent("rollout", model))
+
+    # -- API keys -----------------------------------------------------------------------------------
+    async def add_api_key(self, key: ApiKey) -> None:
+        codec.dumps(key.limits)  # JSON only, as the durable stores demand
+        self._require_app(key.app_name)
+        if key.key_id in self._api_keys:
+            raise AlreadyExists(f"API key '{key.key_id}' already exists")
+        self._api_keys[key.key_id] = _copy(key)
+        self._notify(ChangeEvent("api_key", key.app_name))
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        key = self._api_keys.get(key_id)
+        return None if key is None else _copy(key)
+
+    async def list_api_keys(self, app_name: str | None = None) -> list[ApiKey]:
+        keys = [k for k in self._api_keys.values() if app_name is None or k.app_name == app_name]
+        return [_copy(k) for k in sorted(keys, key=lambda k: (k.app_name, k.created_at, k.key_id))]
+
+    async def delete_api_key(self, key_id: str) -> bool:
+        key = self._api_keys.pop(key_id, None)
+        if key is None:
+            return False
+        self._notify(ChangeEvent("api_key", key.app_name))
+        return True
 
     # -- links ----------------------------------------------------------------------------------------
     async def add_links(self, app_name: str, model_names: list[str]) -> None:

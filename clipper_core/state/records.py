@@ -9,8 +9,8 @@ from typing import Any
 from clipper_core.inputs import InputType
 from clipper_core.names import NO_CONTAINER
 
-__all__ = ["Application", "ChangeEvent", "Feedback", "LoadFigures", "Model", "ModelKey", "Replica", "load_key",
-           "parse_load_key"]
+__all__ = ["ApiKey", "Application", "ChangeEvent", "Feedback", "LoadFigures", "Model", "ModelKey", "Replica",
+           "load_key", "parse_load_key"]
 
 ModelKey = tuple[str, str]
 """(model name, model version)."""
@@ -43,6 +43,13 @@ class Application:
     policy: str = "default"
     policy_config: dict[str, Any] = field(default_factory=dict)
     cache_enabled: bool = True
+    require_api_key: bool = False
+    """Whether the query API answers this app only to a request carrying one of its API keys (:class:`ApiKey`)."""
+    priority: str = "normal"
+    """The app's priority class: ``high``, ``normal`` or ``low`` (:data:`clipper_core.tenancy.limits.PRIORITIES`)."""
+    limits: dict[str, Any] | None = None
+    """The app's rate limits, quotas and input limits as a plain JSON object (validated by
+    :class:`clipper_core.tenancy.limits.AppLimits` before it is stored; a store keeps it as given); None: none."""
 
     def replace(self, **changes: Any) -> Application:
         return dataclasses.replace(self, **changes)
@@ -105,13 +112,42 @@ class Feedback:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """One API key of an application's query API, as a store keeps it: never the secret, only its salted digest.
+    :mod:`clipper_core.tenancy.keys` makes keys (``new_key``) and checks a secret against one (``matches``)."""
+
+    key_id: str
+    """12 hex characters, public: the part of the secret that finds this record."""
+    app_name: str
+    label: str = ""
+    """What the key is for, as its creator said (may be empty)."""
+    salt: str = ""
+    """16 random bytes as hex."""
+    digest: str = ""
+    """HMAC-SHA256 of the whole secret under ``salt``, as hex."""
+    created_at: float = 0.0
+    limits: dict[str, Any] | None = None
+    """The key's own rate limits as a plain JSON object (validated by
+    :class:`clipper_core.tenancy.limits.KeyLimits` before it is stored); None: only the app's limits apply."""
+
+    def public(self) -> dict[str, Any]:
+        """What listings show of the key: everything but ``salt`` and ``digest``."""
+        return {"key_id": self.key_id, "app_name": self.app_name, "label": self.label, "limits": self.limits,
+                "created_at": self.created_at}
+
+    def replace(self, **changes: Any) -> ApiKey:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
 class ChangeEvent:
     """A change a store announces to its subscribers. ``kind`` is one of:
 
     ``app`` (added, changed or deleted; ``name`` is the app), ``model`` (``name``/``version``), ``link``
     (``name`` is the app), ``current_version`` (``name`` is the model), ``replica``, ``rollout`` (a rollout record
-    was stored or deleted; ``name`` is the model) and ``reload`` (subscribers must re-read everything, e.g. after
-    a reconnect).
+    was stored or deleted; ``name`` is the model), ``api_key`` (an API key was added or revoked, or an app's keys
+    were deleted with it; ``name`` is the app) and ``reload`` (subscribers must re-read everything, e.g. after a
+    reconnect).
     """
 
     kind: str

@@ -11,12 +11,15 @@ others (:mod:`clipper_core.state.sqlite_feed`: ``PRAGMA data_version`` polled on
 flow and every 250 ms when quiet; rows read only after another connection committed). The registry of live frontends
 is the table ``frontends`` (RPC address, expiry by this host's clock), their load reports the table ``load_reports``
 (frontend, the figures as JSON text, expiry). Each model's rollout record is a row of ``rollouts`` (model name, the
-record as JSON text). Queries never read the file: the query path follows the feed into memory.
+record as JSON text), each API key a row of ``api_keys`` (its salted digest, never the secret). Queries never read
+the file: the query path follows the feed into memory.
 
 Schema versions (``PRAGMA user_version``; opening an older file migrates it in one transaction, keeping its data):
 1 the records; 2 the change feed and the frontend registry; 3 ``models.autoscaling`` (JSON text, ``'null'`` when
 off; rows of an older file get ``'null'``) and the table ``load_reports``; 4 the table ``rollouts`` (empty in a
-migrated file).
+migrated file); 5 (multi-tenancy) ``apps.require_api_key``, ``apps.priority`` and ``apps.limits`` (rows of an older
+file get 0, ``'normal'`` and ``'null'``: no key required, normal priority, no limits) and the table ``api_keys``
+(empty in a migrated file).
 """
 
 from __future__ import annotations
@@ -42,11 +45,11 @@ from clipper_core.errors import (
 )
 from clipper_core.state import codec, sqlite_feed
 from clipper_core.state.base import StateStore
-from clipper_core.state.records import Application, ChangeEvent, Feedback, LoadFigures, Model, Replica
+from clipper_core.state.records import ApiKey, Application, ChangeEvent, Feedback, LoadFigures, Model, Replica
 
 __all__ = ["SCHEMA_VERSION", "SqliteStateStore"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Stored in ``PRAGMA user_version``; bump it and add a step to ``_MIGRATIONS`` when the schema changes."""
 
 _SCHEMA_V1 = """
@@ -89,19 +92,31 @@ CREATE TABLE rollouts (model TEXT PRIMARY KEY, record TEXT NOT NULL);
 """
 """Version 4 (safe rollouts): one rollout record per model name, as JSON text (the record's ``"model"`` is the key)."""
 
-_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3, 3: _SCHEMA_V4}
+_SCHEMA_V5 = """
+ALTER TABLE apps ADD COLUMN require_api_key INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE apps ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
+ALTER TABLE apps ADD COLUMN limits TEXT NOT NULL DEFAULT 'null';
+CREATE TABLE api_keys (key_id TEXT PRIMARY KEY, app_name TEXT NOT NULL, label TEXT NOT NULL, salt TEXT NOT NULL,
+    digest TEXT NOT NULL, created_at REAL NOT NULL, limits TEXT NOT NULL);
+CREATE INDEX api_keys_app ON api_keys (app_name, created_at, key_id);
+"""
+"""Version 5 (multi-tenancy): an app's key requirement, priority class and limits (JSON text, ``'null'`` = none),
+and the API keys (a key's limits as JSON text, ``'null'`` = the app's only)."""
+
+_MIGRATIONS: dict[int, str] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3, 3: _SCHEMA_V4, 4: _SCHEMA_V5}
 """from-version -> the script that brings the schema to from-version + 1."""
 
 _APP_COLS = ("name", "input_type", "default_output", "latency_slo_micros", "policy", "policy_config",
-             "cache_enabled")
+             "cache_enabled", "require_api_key", "priority", "limits")
 _MODEL_COLS = ("name", "version", "input_type", "labels", "container_name", "model_data_path", "batch_size",
                "batch_wait_timeout_micros", "num_replicas", "created_at", "autoscaling")
 _REPLICA_COLS = ("model_name", "model_version", "replica_id", "input_type", "frontend", "info")
 _FEEDBACK_COLS = ("app_name", "uid", "input", "label", "query_id", "received_at", "seq")
+_KEY_COLS = ("key_id", "app_name", "label", "salt", "digest", "created_at", "limits")
 """Each table has a column per record field, of the same name; the JSON-valued ones hold JSON text (the codec's
 ``flat`` layout)."""
 _APPS, _MODELS = ", ".join(_APP_COLS), ", ".join(_MODEL_COLS)
-_REPLICAS, _FEEDBACK = ", ".join(_REPLICA_COLS), ", ".join(_FEEDBACK_COLS)
+_REPLICAS, _FEEDBACK, _KEYS = ", ".join(_REPLICA_COLS), ", ".join(_FEEDBACK_COLS), ", ".join(_KEY_COLS)
 _MODEL_UPDATE = ", ".join(f"{c} = ?" for c in _MODEL_COLS[2:])
 """The SET list of an update: every column but the key (name, version)."""
 
@@ -110,7 +125,7 @@ def _qs(n: int) -> str:
     return ", ".join("?" * n)
 
 
-def _row(record: Application | Model | Replica | Feedback, columns: tuple[str, ...]) -> tuple[Any, ...]:
+def _row(record: Application | Model | Replica | Feedback | ApiKey, columns: tuple[str, ...]) -> tuple[Any, ...]:
     fields = codec.encode(record, flat=True)
     return tuple(fields[c] for c in columns)
 
@@ -129,6 +144,10 @@ def _replica(row: tuple[Any, ...]) -> Replica:
 
 def _feedback(row: tuple[Any, ...]) -> Feedback:
     return codec.decode(Feedback, dict(zip(_FEEDBACK_COLS, row, strict=True)), flat=True)
+
+
+def _api_key(row: tuple[Any, ...]) -> ApiKey:
+    return codec.decode(ApiKey, dict(zip(_KEY_COLS, row, strict=True)), flat=True)
 
 
 def _has_model(db: sqlite3.Connection, name: str, version: str) -> bool:
@@ -253,7 +272,7 @@ class SqliteStateStore(StateStore):
     async def add_app(self, app: Application) -> None:
         with self._tx([ChangeEvent("app", app.name)]) as db:
             try:
-                db.execute(f"INSERT INTO apps ({_APPS}) VALUES ({_qs(7)})", _row(app, _APP_COLS))
+                db.execute(f"INSERT INTO apps ({_APPS}) VALUES ({_qs(len(_APP_COLS))})", _row(app, _APP_COLS))
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"application '{app.name}' already exists") from None
 
@@ -261,15 +280,18 @@ class SqliteStateStore(StateStore):
         with self._tx([ChangeEvent("app", app.name)]) as db:
             _require_app(db, app.name)
             old = _app(db.execute(f"SELECT {_APPS} FROM apps WHERE name = ?", (app.name,)).fetchone())
-            db.execute(f"REPLACE INTO apps ({_APPS}) VALUES ({_qs(7)})", _row(app, _APP_COLS))
+            db.execute(f"REPLACE INTO apps ({_APPS}) VALUES ({_qs(len(_APP_COLS))})", _row(app, _APP_COLS))
             if not old.same_policy(app):
                 db.execute("DELETE FROM policy_state WHERE app_name = ?", (app.name,))
 
     async def delete_app(self, name: str) -> None:
-        with self._tx([ChangeEvent("app", name)]) as db:
+        events = [ChangeEvent("app", name)]
+        with self._tx(events) as db:
             _require_app(db, name)
             for table, column in (("apps", "name"), ("links", "app_name"), ("policy_state", "app_name")):
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
+            if db.execute("DELETE FROM api_keys WHERE app_name = ?", (name,)).rowcount:
+                events.append(ChangeEvent("api_key", name))
 
     async def get_app(self, name: str) -> Application | None:
         row = self._one(f"SELECT {_APPS} FROM apps WHERE name = ?", name)
@@ -350,6 +372,34 @@ class SqliteStateStore(StateStore):
         with self._tx(events) as db:
             if db.execute("DELETE FROM rollouts WHERE model = ?", (model,)).rowcount:
                 events.append(ChangeEvent("rollout", model))
+
+    # -- API keys -----------------------------------------------------------------------------------
+    async def add_api_key(self, key: ApiKey) -> None:
+        row = _row(key, _KEY_COLS)  # fail before taking the write lock
+        with self._tx([ChangeEvent("api_key", key.app_name)]) as db:
+            _require_app(db, key.app_name)
+            try:
+                db.execute(f"INSERT INTO api_keys ({_KEYS}) VALUES ({_qs(len(_KEY_COLS))})", row)
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"API key '{key.key_id}' already exists") from None
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        row = self._one(f"SELECT {_KEYS} FROM api_keys WHERE key_id = ?", key_id)
+        return None if row is None else _api_key(row)
+
+    async def list_api_keys(self, app_name: str | None = None) -> list[ApiKey]:
+        rows = self._conn.execute(f"SELECT {_KEYS} FROM api_keys WHERE ?1 IS NULL OR app_name = ?1 "
+                                  "ORDER BY app_name, created_at, key_id", (app_name,))
+        return [_api_key(r) for r in rows]
+
+    async def delete_api_key(self, key_id: str) -> bool:
+        events: list[ChangeEvent] = []
+        with self._tx(events) as db:
+            row = db.execute("SELECT app_name FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+            if row is not None:
+                db.execute("DELETE FROM api_keys WHERE key_id = ?", (key_id,))
+                events.append(ChangeEvent("api_key", row[0]))
+        return bool(events)
 
     # -- links ----------------------------------------------------------------------------------------
     @staticmethod

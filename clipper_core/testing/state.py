@@ -41,7 +41,7 @@ import pytest
 from clipper_core.errors import AlreadyExists, NotFound
 from clipper_core.inputs import InputType
 from clipper_core.state.base import StateStore
-from clipper_core.state.records import Application, ChangeEvent, Feedback, Model, Replica
+from clipper_core.state.records import ApiKey, Application, ChangeEvent, Feedback, Model, Replica
 
 __all__ = ["StateStoreContract"]
 
@@ -68,6 +68,11 @@ def _rollout(model: str = "m", **fields: Any) -> dict[str, Any]:
     return {"model": model, "stable": "1", "candidate": "2", "mode": "canary", "weight": 0.1,
             "steps": [{"weight": 0.1, "hold_s": 60}, {"weight": 0.5, "hold_s": 300}], "started_at": 1.7e9,
             "paused": False, "error": None, **fields}
+
+
+def _key(key_id: str = "0123456789ab", app: str = "app", created_at: float = 1.7e9, **changes: Any) -> ApiKey:
+    """An API key record as clipper_core.tenancy.keys.new_key makes one (the store checks only its app and id)."""
+    return ApiKey(key_id, app, "ci", "00" * 16, "ab" * 32, created_at).replace(**changes)
 
 
 def _raises(error: type[Exception], message: str) -> AbstractContextManager[Any]:
@@ -347,6 +352,135 @@ class StateStoreContract:
         await store.delete_rollout("m")  # nothing deleted: nothing announced
         await store.delete_rollout("never")
         assert events == [_ev("rollout", "m"), _ev("rollout", "m"), _ev("rollout", "n"), _ev("rollout", "m")]
+
+    # -- tenancy: an app's key requirement, priority and limits; API keys --------------------------------
+    async def test_app_tenancy_fields_roundtrip(self, store: StateStore) -> None:
+        limits = {"requests_per_second": 12.5, "requests_burst": 13, "max_batch_size": 8, "max_body_bytes": 65536}
+        await store.add_app(_app(require_api_key=True, priority="high", limits=limits))
+        await store.add_app(_app("plain"))
+        got = await store.get_app("app")
+        assert got == _app(require_api_key=True, priority="high", limits=limits)
+        assert got is not None and got.limits is not None and got.require_api_key is True
+        plain = await store.get_app("plain")
+        assert plain is not None and (plain.require_api_key, plain.priority, plain.limits) == (False, "normal", None)
+        got.limits["requests_burst"] = 99  # reads are copies
+        again = await store.get_app("app")
+        assert again is not None and again.limits == limits
+
+    async def test_update_app_tenancy_fields(self, store: StateStore) -> None:
+        await store.add_app(_app(policy="exp3", policy_config={"gamma": 0.1}))
+        await store.put_policy_state("app", 0, b"learned")
+        events: list[ChangeEvent] = []
+        store.subscribe(events.append)
+        changed = _app(policy="exp3", policy_config={"gamma": 0.1}, require_api_key=True, priority="low",
+                       limits={"max_concurrent": 4})
+        await store.update_app(changed)
+        assert await store.get_app("app") == changed
+        assert await store.get_policy_state("app", 0) == b"learned"  # limits are not the policy's business
+        await store.update_app(changed.replace(limits=None, require_api_key=False))
+        assert await store.get_app("app") == changed.replace(limits=None, require_api_key=False)
+        assert events == [_ev("app", "app")] * 2  # the frontends' snapshots reload on it
+
+    async def test_app_tenancy_fields_survive_reopen(self, store: StateStore) -> None:
+        await store.add_app(_app(require_api_key=True, priority="low", limits={"inputs_per_second": 100.0}))
+        await store.add_app(_app("b"))
+        store = await self._reopened(store)
+        assert await store.list_apps() == [_app(require_api_key=True, priority="low",
+                                                limits={"inputs_per_second": 100.0}), _app("b")]
+
+    async def test_api_key_roundtrip(self, store: StateStore) -> None:
+        await store.add_app(_app())
+        key = _key(label="ünïcode label", limits={"requests_per_second": 5.0, "requests_burst": 5})
+        assert await store.get_api_key(key.key_id) is None and await store.list_api_keys() == []
+        await store.add_api_key(key)
+        assert await store.get_api_key(key.key_id) == key
+        assert await store.list_api_keys() == [key] and await store.list_api_keys("app") == [key]
+        assert await store.list_api_keys("other") == []
+        assert await store.get_api_key("ffffffffffff") is None
+        got = await store.get_api_key(key.key_id)
+        assert got is not None and got.limits is not None
+        got.limits["requests_burst"] = 50  # reads are copies
+        assert await store.get_api_key(key.key_id) == key
+
+    async def test_add_api_key_needs_the_app_and_a_new_id(self, store: StateStore) -> None:
+        with _raises(NotFound, "Application 'app' does not exist"):
+            await store.add_api_key(_key())
+        await store.add_app(_app())
+        await store.add_app(_app("b"))
+        await store.add_api_key(_key())
+        with _raises(AlreadyExists, "API key '0123456789ab' already exists"):
+            await store.add_api_key(_key(app="b", label="other"))
+        with pytest.raises(TypeError):
+            await store.add_api_key(_key("aaaaaaaaaaaa", limits={"x": object()}))
+        assert await store.list_api_keys() == [_key()]
+
+    async def test_list_api_keys_sorted_and_filtered(self, store: StateStore) -> None:
+        for name in ("b", "a"):
+            await store.add_app(_app(name))
+        keys = [_key("000000000003", "b", 5.0), _key("000000000002", "a", 9.0), _key("000000000001", "a", 9.0),
+                _key("00000000000f", "a", 1.0)]
+        for key in keys:
+            await store.add_api_key(key)
+        assert [k.key_id for k in await store.list_api_keys()] == [
+            "00000000000f", "000000000001", "000000000002", "000000000003"]  # app, created_at, key id
+        assert [k.key_id for k in await store.list_api_keys("a")] == ["00000000000f", "000000000001", "000000000002"]
+        assert [k.key_id for k in await store.list_api_keys("b")] == ["000000000003"]
+
+    async def test_delete_api_key(self, store: StateStore) -> None:
+        await store.add_app(_app())
+        await store.add_api_key(_key("000000000001"))
+        await store.add_api_key(_key("000000000002"))
+        assert await store.delete_api_key("000000000001") is True
+        assert await store.delete_api_key("000000000001") is False  # revoked already
+        assert await store.delete_api_key("never") is False
+        assert await store.get_api_key("000000000001") is None
+        assert [k.key_id for k in await store.list_api_keys("app")] == ["000000000002"]
+
+    async def test_deleting_an_app_deletes_its_keys(self, store: StateStore) -> None:
+        await store.add_app(_app())
+        await store.add_app(_app("b"))
+        await store.add_api_key(_key("000000000001"))
+        await store.add_api_key(_key("000000000002", "b"))
+        events: list[ChangeEvent] = []
+        store.subscribe(events.append)
+        await store.delete_app("app")
+        assert await store.get_api_key("000000000001") is None
+        assert await store.list_api_keys() == [_key("000000000002", "b")]
+        await store.delete_app("b")
+        await store.add_app(_app())  # a new app of the old name has no keys of the old one
+        assert await store.list_api_keys("app") == []
+        await store.delete_app("app")  # no keys: only the app's event
+        assert events == [_ev("app", "app"), _ev("api_key", "app"), _ev("app", "b"), _ev("api_key", "b"),
+                          _ev("app", "app"), _ev("app", "app")]
+
+    async def test_api_key_notifications(self, store: StateStore) -> None:
+        await store.add_app(_app())
+        await store.add_app(_app("b"))
+        events: list[ChangeEvent] = []
+        store.subscribe(events.append)
+        await store.add_api_key(_key("000000000001"))
+        await store.add_api_key(_key("000000000002", "b"))
+        await store.get_api_key("000000000001")
+        await store.list_api_keys()
+        await store.delete_api_key("000000000002")
+        await store.delete_api_key("000000000002")  # nothing deleted: nothing announced
+        with pytest.raises(AlreadyExists):
+            await store.add_api_key(_key("000000000001"))
+        with pytest.raises(NotFound):
+            await store.add_api_key(_key("000000000009", "ghost"))
+        assert events == [_ev("api_key", "app"), _ev("api_key", "b"), _ev("api_key", "b")]
+
+    async def test_api_keys_survive_reopen(self, store: StateStore) -> None:
+        await store.add_app(_app())
+        kept = _key("000000000001", limits={"max_concurrent": 2})
+        await store.add_api_key(kept)
+        await store.add_api_key(_key("000000000002"))
+        await store.delete_api_key("000000000002")
+        store = await self._reopened(store)
+        assert await store.list_api_keys() == [kept]
+        assert await store.get_api_key("000000000001") == kept
+        assert await store.delete_api_key("000000000001") is True  # and stay writable
+        assert await store.list_api_keys() == []
 
     # -- links ----------------------------------------------------------------------------------------
     async def test_links_order_and_idempotence(self, store: StateStore) -> None:

@@ -5,8 +5,9 @@
 Opens a :class:`SqliteStateStore` on PATH, subscribes, prints ``ready``, then prints every event it is told of
 as one JSON line (``{"event": [kind, name, version]}``) while it runs the commands it reads on stdin, one a
 line: ``add_app NAME``, ``delete_app NAME``, ``put_rollout MODEL WEIGHT`` (stores ``{"model": MODEL, "weight":
-WEIGHT}``), ``delete_rollout MODEL``, ``register_frontend ADDR TTL``, ``frontends`` (prints ``{"frontends": [...]}``),
-``quit``. After each command it prints ``{"done": COMMAND}``.
+WEIGHT}``), ``delete_rollout MODEL``, ``add_api_key APP KEY_ID`` (a key record with a fixed salt and digest),
+``delete_api_key KEY_ID``, ``register_frontend ADDR TTL``, ``frontends`` (prints ``{"frontends": [...]}``), ``quit``.
+After each command it prints ``{"done": COMMAND}``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import sys
 
 from clipper_core.inputs import InputType
-from clipper_core.state import Application, ChangeEvent
+from clipper_core.state import ApiKey, Application, ChangeEvent
 from clipper_core.state.sqlite import SqliteStateStore
 
 
@@ -46,6 +47,10 @@ async def main(path: str) -> None:
                 await store.put_rollout({"model": args[0], "weight": float(args[1])})
             elif command == "delete_rollout":
                 await store.delete_rollout(args[0])
+            elif command == "add_api_key":
+                await store.add_api_key(ApiKey(args[1], args[0], "peer", "00" * 16, "ab" * 32, 1.0))
+            elif command == "delete_api_key":
+                await store.delete_api_key(args[0])
             elif command == "register_frontend":
                 await store.register_frontend(args[0], ttl=float(args[1]))
             elif command == "frontends":

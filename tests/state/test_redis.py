@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 
 from clipper_core.errors import ClipperError
 from clipper_core.inputs import InputType
-from clipper_core.state import Application, ChangeEvent, Feedback, Model, Replica, StateStore
-from clipper_core.state.redis import CHANNEL, RedisStateStore, RedisUnavailable, feed
-from clipper_core.state.redis.layout import FRONTENDS, ROLLOUTS
+from clipper_core.state import ApiKey, Application, ChangeEvent, Feedback, Model, Replica, StateStore
+from clipper_core.state.redis import CHANNEL, PREFIX, RedisStateStore, RedisUnavailable, feed
+from clipper_core.state.redis.layout import API_KEYS, APPS, FRONTENDS, ROLLOUTS
 from clipper_core.testing import RedisServer, StateStoreContract
 from tests.state.recorder import Recorder
 
@@ -113,6 +113,58 @@ async def test_rollouts_are_shared_and_announced_across_stores(
         assert ROLLOUTS == "clipper:rollouts"
     finally:
         await raw.aclose()
+
+
+async def test_api_keys_are_shared_and_a_revocation_reaches_another_store_within_a_second(
+        redis_url: str, pair: tuple[RedisStateStore, RedisStateStore]) -> None:
+    """What makes "a revoked key stops working within 1 s on every frontend" possible: each frontend's store hears
+    the api_key event of a key added or revoked through another store, and reads the change when it does."""
+    a, b = pair
+    await a.add_app(app("tenant"))
+    theirs = Recorder(b)
+    key = ApiKey("0123456789ab", "tenant", "ci", "00" * 16, "ab" * 32, 1.7e9, {"requests_per_second": 2.0})
+    await a.add_api_key(key)
+    await theirs.wait(lambda events: ChangeEvent("api_key", "tenant") in events)
+    assert await b.get_api_key(key.key_id) == key  # visible when announced
+    before = len(theirs.events)
+    started = time.monotonic()
+    assert await a.delete_api_key(key.key_id) is True
+    await theirs.wait(lambda events: events[before:] == [ChangeEvent("api_key", "tenant")], timeout=1.0)
+    assert time.monotonic() - started < 1.0
+    assert await b.get_api_key(key.key_id) is None and await b.list_api_keys() == []
+    await b.add_api_key(key.replace(key_id="ba9876543210"))
+    await a.delete_app("tenant")  # its keys go with it, announced as such
+    await theirs.wait(lambda events: events[-2:] == [ChangeEvent("app", "tenant"), ChangeEvent("api_key", "tenant")])
+    raw = aioredis.Redis.from_url(redis_url)
+    try:  # the layout: one hash, key id -> the record's JSON
+        assert API_KEYS == "clipper:api_keys" and await raw.hgetall(API_KEYS) == {}
+        await a.add_app(app("tenant"))
+        await a.add_api_key(key)
+        stored = await raw.hget(API_KEYS, key.key_id)
+        assert stored is not None and b'"digest":"' + b"ab" * 32 + b'"' in stored
+    finally:
+        await raw.aclose()
+
+
+async def test_an_app_record_written_before_api_keys_reads_with_the_defaults(redis_url: str) -> None:
+    raw = aioredis.Redis.from_url(redis_url)
+    try:  # exactly what a clipper before multi-tenancy wrote for an app
+        await raw.hset(APPS, "old", b'{"name":"old","input_type":"doubles","default_output":"-1.0",'
+                                    b'"latency_slo_micros":1000,"policy":"default","policy_config":{},'
+                                    b'"cache_enabled":true}')
+        await raw.hset(PREFIX + "links", "old", b"[]")
+    finally:
+        await raw.aclose()
+    store = RedisStateStore(redis_url)
+    await store.open()
+    try:
+        got = await store.get_app("old")
+        assert got == Application("old", InputType.DOUBLES, "-1.0", 1000)
+        assert got is not None and (got.require_api_key, got.priority, got.limits) == (False, "normal", None)
+        await store.update_app(got.replace(require_api_key=True, limits={"max_body_bytes": 1024}))
+        assert await store.get_app("old") == got.replace(require_api_key=True, limits={"max_body_bytes": 1024})
+    finally:
+        await store.close()
 
 
 async def test_a_store_hears_its_own_changes_exactly_once(pair: tuple[RedisStateStore, RedisStateStore]) -> None:

@@ -84,12 +84,15 @@ async def test_second_store_on_the_same_file_sees_committed_data(opened: SqliteS
 async def test_schema_version_and_pragmas(opened: SqliteStateStore) -> None:
     db = sqlite3.connect(opened.path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"apps", "models", "current_versions", "links", "replicas", "replica_counters", "policy_state",
-                "feedback", "changes", "frontends", "load_reports", "rollouts"} <= tables
+                "feedback", "changes", "frontends", "load_reports", "rollouts", "api_keys"} <= tables
         assert [r[1] for r in db.execute("PRAGMA table_info(rollouts)")] == ["model", "record"]
+        assert [r[1] for r in db.execute("PRAGMA table_info(api_keys)")] == [
+            "key_id", "app_name", "label", "salt", "digest", "created_at", "limits"]
+        assert [r[1] for r in db.execute("PRAGMA table_info(apps)")][-3:] == ["require_api_key", "priority", "limits"]
         columns = [r[1] for r in db.execute("PRAGMA table_info(models)")]
         assert columns[-1] == "autoscaling"
     finally:
@@ -196,7 +199,7 @@ def _make_version_3_file(path: Path) -> None:
 
 async def test_a_version_3_file_is_migrated(tmp_path: Path) -> None:
     """A file written before rollouts opens: the table ``rollouts`` is added (empty), everything else is kept, a
-    rollout can be stored and the file opens again at version 4 with it."""
+    rollout can be stored and the file opens again at the last version with it."""
     from clipper_core.state.records import Feedback, Model
 
     path = tmp_path / "clipper.db"
@@ -216,7 +219,7 @@ async def test_a_version_3_file_is_migrated(tmp_path: Path) -> None:
         await store.close()
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         db.close()
     store = SqliteStateStore(path)
@@ -254,6 +257,55 @@ async def test_a_failed_migration_leaves_the_version_3_file_as_it_was(tmp_path: 
     await store.open()  # the real step then migrates it
     try:
         assert [a.name for a in await store.list_apps()] == ["old"] and await store.list_rollouts() == []
+    finally:
+        await store.close()
+
+
+async def test_a_version_4_file_is_migrated(tmp_path: Path) -> None:
+    """A file written before multi-tenancy opens: its apps get no key requirement, normal priority and no limits
+    (the columns are added with 0, 'normal' and 'null'), the table ``api_keys`` is added (empty), everything else is
+    kept; keys and the new fields can be stored, and the file opens again at the last version with them."""
+    from clipper_core.state import sqlite as sqlite_module
+    from clipper_core.state.records import ApiKey
+
+    path = tmp_path / "clipper.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        for step in range(4):
+            db.executescript(sqlite_module._MIGRATIONS[step])
+        db.execute("INSERT INTO apps VALUES ('old', 'doubles', '-1.0', 1000, 'exp3', '{\"gamma\":0.1}', 0)")
+        db.execute("INSERT INTO links VALUES ('old', 'm', 0)")
+        db.execute("INSERT INTO policy_state VALUES ('old', 3, X'0102')")
+        db.execute("INSERT INTO rollouts VALUES ('m', '{\"model\":\"m\",\"weight\":0.5}')")
+        db.execute("PRAGMA user_version = 4")
+    finally:
+        db.close()
+    old = Application("old", InputType.DOUBLES, "-1.0", 1000, "exp3", {"gamma": 0.1}, False)
+    key = ApiKey("0123456789ab", "old", "ci", "00" * 16, "ab" * 32, 12.5, {"max_concurrent": 2})
+    store = SqliteStateStore(path)
+    await store.open()
+    try:
+        (app,) = await store.list_apps()
+        assert app == old and (app.require_api_key, app.priority, app.limits) == (False, "normal", None)
+        assert await store.get_links("old") == ["m"] and await store.get_policy_state("old", 3) == b"\x01\x02"
+        assert await store.list_rollouts() == [{"model": "m", "weight": 0.5}]
+        assert await store.list_api_keys() == []
+        await store.update_app(old.replace(require_api_key=True, priority="high", limits={"max_batch_size": 4}))
+        await store.add_api_key(key)
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        db.close()
+    store = SqliteStateStore(path)
+    await store.open()
+    try:
+        assert await store.list_apps() == [old.replace(require_api_key=True, priority="high",
+                                                       limits={"max_batch_size": 4})]
+        assert await store.get_policy_state("old", 3) == b"\x01\x02"  # the same policy: what it learned stays
+        assert await store.list_api_keys("old") == [key]
     finally:
         await store.close()
 

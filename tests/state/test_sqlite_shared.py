@@ -139,6 +139,31 @@ async def test_rollout_changes_cross_processes_both_ways(here: SqliteStateStore,
     assert await here.list_rollouts() == []
 
 
+async def test_a_key_revoked_in_another_process_is_heard_here_within_the_bound(
+        here: SqliteStateStore, peer: Peer) -> None:
+    """What makes "a revoked key stops working within 1 s on every frontend" possible with SQLite: a frontend
+    process hears the api_key event of a key another process revoked, and reads the change when it does."""
+    await here.add_app(app("tenant"))
+    await peer.wait_events(1)
+    recorder = Recorder(here)
+    await peer.run("add_api_key tenant 0123456789ab")
+    await recorder.wait_for_count(1, timeout=FOLLOW_BOUND)
+    assert recorder.events == [ChangeEvent("api_key", "tenant")]
+    key = await here.get_api_key("0123456789ab")
+    assert key is not None and (key.app_name, key.label) == ("tenant", "peer")
+    started = time.monotonic()
+    await peer.run("delete_api_key 0123456789ab")
+    await recorder.wait_for_count(2, timeout=FOLLOW_BOUND)
+    assert time.monotonic() - started < FOLLOW_BOUND
+    assert recorder.events == [ChangeEvent("api_key", "tenant")] * 2
+    assert await here.get_api_key("0123456789ab") is None  # committed before it was announced
+    await peer.run("add_api_key tenant ba9876543210")
+    await recorder.wait_for_count(3, timeout=FOLLOW_BOUND)
+    await here.delete_app("tenant")  # the peer hears the app go, and its keys with it
+    await peer.wait_events(6)
+    assert peer.events[-2:] == [ChangeEvent("app", "tenant"), ChangeEvent("api_key", "tenant")]
+
+
 async def test_every_store_hears_each_event_once(here: SqliteStateStore, peer: Peer) -> None:
     recorder = Recorder(here)
     await peer.run("add_app x")

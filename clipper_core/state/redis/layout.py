@@ -1,7 +1,8 @@
 """Where the Redis state store keeps what, and in which form. Every key is under ``clipper:``; NUL separates
 the parts of a composite hash field::
 
-    clipper:apps              hash    app name -> JSON application
+    clipper:apps              hash    app name -> JSON application (a record written before API keys lacks
+                                      require_api_key, priority and limits: it reads with their defaults)
     clipper:links             hash    app name -> JSON list of linked model names, in link order
                                       (present exactly while the app exists)
     clipper:models            hash    "name\\0version" -> JSON model plus "seq" (its creation order)
@@ -10,6 +11,8 @@ the parts of a composite hash field::
     clipper:rollouts          hash    model name -> JSON rollout record (as given; kept when the model's versions
                                       are deleted)
     clipper:replicas          hash    "name\\0version\\0replica id" -> JSON replica
+    clipper:api_keys          hash    key id -> JSON API key (its salted digest, never the secret; deleted with
+                                      its app)
     clipper:replica_ids       hash    "name\\0version" -> replica ids handed out so far (HINCRBY, never reset)
     clipper:policy:<app>      hash    uid -> policy state bytes (deleted with the app)
     clipper:feedback:<app>    list    JSON feedback; the item at index i has seq i + 1 (never trimmed, and
@@ -29,17 +32,18 @@ from __future__ import annotations
 from typing import Any
 
 from clipper_core.state import codec
-from clipper_core.state.records import Application, Feedback, Model, Replica
+from clipper_core.state.records import ApiKey, Application, Feedback, Model, Replica
 
-__all__ = ["APPS", "CHANNEL", "CURRENT", "FEEDBACK_SEQ", "FRONTENDS", "LINKS", "LOAD", "MODELS", "MODEL_SEQ", "PREFIX",
-           "REPLICAS", "REPLICA_IDS", "ROLLOUTS", "SEP", "dump", "dump_feedback", "feedback_key", "model_field",
-           "policy_key", "read_app", "read_feedback", "read_model", "read_replica", "replica_field", "text"]
+__all__ = ["API_KEYS", "APPS", "CHANNEL", "CURRENT", "FEEDBACK_SEQ", "FRONTENDS", "LINKS", "LOAD", "MODELS",
+           "MODEL_SEQ", "PREFIX", "REPLICAS", "REPLICA_IDS", "ROLLOUTS", "SEP", "dump", "dump_feedback", "feedback_key",
+           "model_field", "policy_key", "read_api_key", "read_app", "read_feedback", "read_model", "read_replica",
+           "replica_field", "text"]
 
 PREFIX = "clipper:"
 APPS, LINKS, MODELS, MODEL_SEQ = PREFIX + "apps", PREFIX + "links", PREFIX + "models", PREFIX + "model_seq"
 CURRENT, REPLICAS, REPLICA_IDS = PREFIX + "current", PREFIX + "replicas", PREFIX + "replica_ids"
 FEEDBACK_SEQ, FRONTENDS, CHANNEL = PREFIX + "feedback_seq", PREFIX + "frontends", PREFIX + "changes"
-LOAD, ROLLOUTS = PREFIX + "load", PREFIX + "rollouts"
+LOAD, ROLLOUTS, API_KEYS = PREFIX + "load", PREFIX + "rollouts", PREFIX + "api_keys"
 SEP = "\0"
 
 
@@ -67,7 +71,7 @@ def text(value: bytes | str) -> str:
 
 
 # -- the JSON records -----------------------------------------------------------------------------------
-def dump(record: Application | Model | Replica, **extra: Any) -> str:
+def dump(record: Application | Model | Replica | ApiKey, **extra: Any) -> str:
     """The record's JSON object, with ``extra`` fields (a model's ``seq``) at the end."""
     return codec.dumps({**codec.encode(record), **extra})
 
@@ -91,6 +95,10 @@ def read_model(raw: str | bytes) -> tuple[int, Model]:
 
 def read_replica(raw: str | bytes) -> Replica:
     return codec.decode(Replica, codec.loads(raw))
+
+
+def read_api_key(raw: str | bytes) -> ApiKey:
+    return codec.decode(ApiKey, codec.loads(raw))
 
 
 def read_feedback(raw: str | bytes, seq: int) -> Feedback:

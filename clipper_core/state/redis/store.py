@@ -29,11 +29,12 @@ from clipper_core.config import Config
 from clipper_core.errors import AlreadyExists, AppNotFound, ModelVersionNotFound, NotFound, VersionNotFound
 from clipper_core.state import codec
 from clipper_core.state.base import StateStore
-from clipper_core.state.records import Application, ChangeEvent, Feedback, LoadFigures, Model, Replica
+from clipper_core.state.records import ApiKey, Application, ChangeEvent, Feedback, LoadFigures, Model, Replica
 from clipper_core.state.redis import connection, frontends, layout, load
 from clipper_core.state.redis.connection import RedisUnavailable, redact
 from clipper_core.state.redis.feed import ChangeFeed
 from clipper_core.state.redis.layout import (
+    API_KEYS,
     APPS,
     CURRENT,
     FEEDBACK_SEQ,
@@ -167,16 +168,23 @@ class RedisStateStore(StateStore):
         await self._announce(ChangeEvent("app", app.name))
 
     async def delete_app(self, name: str) -> None:
-        async def write(pipe: Any) -> None:
+        async def write(pipe: Any) -> bool:
             if not await pipe.hexists(APPS, name):
                 raise AppNotFound(name)
+            keys = [k for k, v in (await pipe.hgetall(API_KEYS)).items() if layout.read_api_key(v).app_name == name]
             pipe.multi()
             pipe.hdel(APPS, name)
             pipe.hdel(LINKS, name)
             pipe.delete(policy_key(name))  # feedback stays: it is never lost
+            if keys:
+                pipe.hdel(API_KEYS, *keys)
             await pipe.execute()
-        await self._transaction(write, APPS)
-        await self._announce(ChangeEvent("app", name))  # every store hears it: Clipper's lost "del" is gone
+            return bool(keys)
+        had_keys = await self._transaction(write, APPS, API_KEYS)
+        events = [ChangeEvent("app", name)]  # every store hears it: Clipper's lost "del" is gone
+        if had_keys:
+            events.append(ChangeEvent("api_key", name))
+        await self._announce(*events)
 
     async def get_app(self, name: str) -> Application | None:
         raw = await self._call(self._r.hget, APPS, name)
@@ -332,6 +340,49 @@ class RedisStateStore(StateStore):
         if raw is None:
             raise AppNotFound(app_name)
         return list(json.loads(raw))
+
+    # -- API keys -----------------------------------------------------------------------------------
+    # One hash of every key: listing one app's keys reads them all, which is cheap at the counts API keys come in
+    # (the frontends read them only when the change feed says they changed).
+    async def add_api_key(self, key: ApiKey) -> None:
+        record = layout.dump(key)  # fail on an unstorable record before anything is sent
+
+        async def write(pipe: Any) -> None:
+            if not await pipe.hexists(APPS, key.app_name):
+                raise AppNotFound(key.app_name)
+            if await pipe.hexists(API_KEYS, key.key_id):
+                raise AlreadyExists(f"API key '{key.key_id}' already exists")
+            pipe.multi()
+            pipe.hset(API_KEYS, key.key_id, record)
+            await pipe.execute()
+        await self._transaction(write, APPS, API_KEYS)
+        await self._announce(ChangeEvent("api_key", key.app_name))
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        raw = await self._call(self._r.hget, API_KEYS, key_id)
+        return None if raw is None else layout.read_api_key(raw)
+
+    async def list_api_keys(self, app_name: str | None = None) -> list[ApiKey]:
+        raw = await self._call(self._r.hgetall, API_KEYS)
+        keys = [layout.read_api_key(v) for v in raw.values()]
+        return sorted((k for k in keys if app_name is None or k.app_name == app_name),
+                      key=lambda k: (k.app_name, k.created_at, k.key_id))
+
+    async def delete_api_key(self, key_id: str) -> bool:
+        async def write(pipe: Any) -> str | None:
+            raw = await pipe.hget(API_KEYS, key_id)
+            if raw is None:
+                await pipe.reset()
+                return None
+            pipe.multi()
+            pipe.hdel(API_KEYS, key_id)
+            await pipe.execute()
+            return layout.read_api_key(raw).app_name
+        app_name = await self._transaction(write, API_KEYS)
+        if app_name is None:
+            return False
+        await self._announce(ChangeEvent("api_key", app_name))
+        return True
 
     # -- replicas -------------------------------------------------------------------------------------
     async def add_replica(self, replica: Replica) -> None:
