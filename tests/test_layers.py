@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"errors", "version"},                                               # what everything may raise or say
     {"config", "names", "inputs", "metrics", "processes", "settings_checks", "tracing"},  # foundation
     {"state", "autoscaling", "rollouts"},                                # records, stores and settings
-    {"interfaces"},                                                      # one ABC per plugin kind
+    {"interfaces", "tenancy"},                                           # plugin ABCs; limits and API keys
     {"hookspecs", "policies", "rpc", "http_api", "openapi"},             # hooks and shared plumbing
     {"plugins"},                                                         # the plugin host and registry
     {"serving"},                                                         # the protocol-neutral query path
