@@ -162,13 +162,17 @@ class ClipperConnection:
 
     def register_model(self, name: str, version: Any, input_type: str, image: str | None = None,
                        labels: list[str] | None = None, batch_size: int = -1,
-                       autoscaling: dict[str, Any] | None = None, *, make_current: bool = True) -> None:
+                       autoscaling: dict[str, Any] | None = None, *, make_current: bool = True,
+                       batch_wait_timeout_micros: int = 0) -> None:
         """Register a model version; ``autoscaling``: its settings (see :meth:`set_autoscaling`), or None;
         ``make_current=False``: the model's current version stays as it is (Clipper's add_model always makes
-        the new version current, and so does this by default)."""
+        the new version current, and so does this by default); ``batch_wait_timeout_micros``: how long a batch
+        may wait to fill up (0: not at all)."""
         body = {"model_name": name, "model_version": str(version), "labels": labels or [],
                 "input_type": input_type, "container_name": image or CONTAINERLESS_MODEL_IMAGE,
                 "model_data_path": "DEPRECATED", "batch_size": batch_size}
+        if batch_wait_timeout_micros:  # sent only when set, as the other additions to Clipper's request
+            body["batch_wait_timeout_micros"] = batch_wait_timeout_micros
         if autoscaling is not None:
             body["autoscaling"] = autoscaling
         if not make_current:  # sent only when false: the default request is Clipper's

@@ -188,12 +188,12 @@ def _record_schemas() -> dict[str, Any]:
               latency_slo_micros={"type": "integer"}, linked_models={"type": "array", "items": {"type": "string"}},
               policy={"type": "string"}, policy_config={"type": "object"}, cache_enabled={"type": "boolean"})
     model = obj(["model_name", "model_version", "input_type", "labels", "container_name", "model_data_path",
-                 "is_current_version", "batch_size", "num_replicas", "autoscaling"],
+                 "is_current_version", "batch_size", "batch_wait_timeout_micros", "num_replicas", "autoscaling"],
                 model_name={"type": "string"}, model_version={"type": "string"}, input_type={"type": "string"},
                 labels={"type": "array", "items": {"type": "string"}}, container_name={"type": "string"},
                 model_data_path={"type": "string"}, is_current_version={"type": "boolean"},
-                batch_size={"type": "integer"}, num_replicas={"type": "integer"},
-                autoscaling={**AUTOSCALING, "nullable": True})
+                batch_size={"type": "integer"}, batch_wait_timeout_micros={"type": "integer"},
+                num_replicas={"type": "integer"}, autoscaling={**AUTOSCALING, "nullable": True})
     replica = obj(["model_id", "model_name", "model_version", "model_replica_id", "input_type", "pid"],
                   model_id={"type": "string"}, model_name={"type": "string"}, model_version={"type": "string"},
                   model_replica_id={"type": "integer"}, input_type={"type": "string"},

@@ -1,7 +1,7 @@
 """Records as the management API answers with them: Clipper's JSON objects (plus clipper's additions: policy,
-policy_config and cache_enabled of an app; batch_size and num_replicas of a model; a replica's pid) and the terse
-``name:version[:replica_id]`` strings of non-verbose lists. The OpenAPI document's schemas describe exactly these
-(:mod:`clipper_core.management.openapi`)."""
+policy_config and cache_enabled of an app; batch_size, batch_wait_timeout_micros and num_replicas of a model; a
+replica's pid) and the terse ``name:version[:replica_id]`` strings of non-verbose lists. The OpenAPI document's
+schemas describe exactly these (:mod:`clipper_core.management.openapi`)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def model_json(info: ModelInfo) -> dict[str, Any]:
     return {"model_name": model.name, "model_version": model.version, "input_type": model.input_type.value,
             "labels": list(model.labels), "container_name": model.container_name,
             "model_data_path": model.model_data_path, "is_current_version": info.is_current,
-            "batch_size": model.batch_size, "num_replicas": model.num_replicas, "autoscaling": model.autoscaling}
+            "batch_size": model.batch_size, "batch_wait_timeout_micros": model.batch_wait_timeout_micros,
+            "num_replicas": model.num_replicas, "autoscaling": model.autoscaling}
 
 
 def autoscaling_json(model: Model, status: dict[str, Any] | None) -> dict[str, Any]:

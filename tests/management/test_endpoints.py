@@ -43,10 +43,11 @@ def app_json(name: str, input_type: str, default_output: str, slo: int, links: l
 
 def model_json(name: str, version: str, current: bool, *, input_type: str = "doubles", labels: list[str] | None = None,
                container: str = "NO_CONTAINER", data_path: str = "DEPRECATED", batch_size: int = -1,
-               replicas: int = 0, autoscaling: dict[str, Any] | None = None) -> dict[str, Any]:
+               replicas: int = 0, autoscaling: dict[str, Any] | None = None, wait_micros: int = 0) -> dict[str, Any]:
     return {"model_name": name, "model_version": version, "input_type": input_type, "labels": labels or [],
             "container_name": container, "model_data_path": data_path, "is_current_version": current,
-            "batch_size": batch_size, "num_replicas": replicas, "autoscaling": autoscaling}
+            "batch_size": batch_size, "batch_wait_timeout_micros": wait_micros, "num_replicas": replicas,
+            "autoscaling": autoscaling}
 
 
 AUTOSCALED = {"min_replicas": 2, "max_replicas": 6, "target_inflight_per_replica": 4.0,
