@@ -13,7 +13,10 @@ from clipper_core import ClipperConnection, LocalContainerManager
 from clipper_core.deployers import python as python_deployer
 from clipper_core.testing import ServerThread, http_json
 
-__all__ = ["LEARNER_UID", "Deployment", "Traffic"]
+__all__ = ["LEARNER_UID", "TOKEN", "Deployment", "Traffic"]
+
+TOKEN = "dashboard-test-token"
+"""The admin token the tests' server requires."""
 
 LEARNER_UID = 7
 """The user whose feedback teaches ``pick`` (the policy panel looks this user up)."""
