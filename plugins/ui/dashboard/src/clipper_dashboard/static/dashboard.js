@@ -222,7 +222,7 @@ function chart(title, kind, key, fields, log) {
   const plot = new uPlot({
     title, width: 420, height: 200, series,
     scales: { x: { time: true }, y: log ? { distr: 3 } : {} },
-    axes: [{}, { size: 50 }],
+    axes: [{}, { size: 64 }],
   }, [[]].concat(fields.map(() => [])), box);
   state.charts.push({ plot, kind, key, fields, box });
   return box;
@@ -289,6 +289,7 @@ function refreshable(name, parts, o) {
     "model-rollout": () => rolloutsTable(o.rollouts.filter((r) => r.model === parts[1])),
     "model-autoscaler": () => autoscalerPanel(o.models.find((m) => m.model_name === parts[1] && m.model_version === parts[2])),
     "app-info": () => appInfo(o.apps.find((a) => a.name === parts[1]), o),
+    "model-info": () => modelInfo(o.models.find((m) => m.model_name === parts[1] && m.model_version === parts[2])),
   };
   const el = builders[name]();
   el.dataset.refresh = name;
@@ -464,18 +465,12 @@ function modelPage(name, version, o) {
   const key = `${name}:${version}`;
   const count = h("input", { type: "number", min: "0", step: "1", value: String(m.num_replicas), id: "scale-input" });
   return [
-    h("section", { class: "wide" }, h("h2", {}, `Model ${key}`),
-      h("div", { class: "figures" }, figure(m.is_current_version ? "yes" : "no", "current version"),
-        figure(m.batch_size === -1 ? "adaptive" : String(m.batch_size), "batch size setting"),
-        figure(m.input_type, "input type"), figure(m.container_name, "container")),
+    h("section", { class: "wide" }, h("h2", {}, `Model ${key}`), refreshable("model-info", ["model", name, version], o),
       h("div", { class: "actions" },
         h("label", { for: "scale-input" }, "replicas"), count,
         h("button", { type: "button", id: "scale-button", onclick: () => action(
           `Scale ${key} to ${count.value} replicas?`, "POST", "/admin/set_num_replicas",
-          { model_name: name, model_version: version, num_replicas: Number(count.value) }) }, "Scale"),
-        h("button", { type: "button", id: "current-button", disabled: m.is_current_version, onclick: () => action(
-          `Make ${version} the current version of ${name}?`, "POST", "/admin/set_model_version",
-          { model_name: name, model_version: version }) }, "Set as current version"))),
+          { model_name: name, model_version: version, num_replicas: Number(count.value) }) }, "Scale"))),
     h("section", {}, chart("answered/s", "models", key, [["rps", "inputs/s"]])),
     h("section", {}, chart("batch size (mean)", "models", key, [["batch", "inputs per batch"]])),
     h("section", {}, chart("queue length", "models", key, [["queue", "tasks queued"], ["replicas", "replicas"]])),
@@ -485,6 +480,18 @@ function modelPage(name, version, o) {
     h("section", { class: "wide" }, h("h2", {}, "Replicas"), refreshable("model-replicas", ["model", name, version], o)),
     h("section", { class: "wide" }, h("h2", {}, "Rollout"), refreshable("model-rollout", ["model", name, version], o)),
   ];
+}
+
+function modelInfo(m) {
+  if (!m) return h("p", {}, "");
+  return h("div", {}, h("div", { class: "figures" }, figure(m.is_current_version ? "yes" : "no", "current version"),
+    figure(m.batch_size === -1 ? "adaptive" : String(m.batch_size), "batch size setting"),
+    figure(String(m.num_replicas), "replicas wanted"), figure(m.input_type, "input type"),
+    figure(m.container_name, "container")),
+  h("div", { class: "actions" }, h("button", { type: "button", id: "current-button", disabled: m.is_current_version,
+    onclick: () => action(`Make ${m.model_version} the current version of ${m.model_name}?`, "POST",
+      "/admin/set_model_version", { model_name: m.model_name, model_version: m.model_version }) },
+  "Set as current version")));
 }
 
 function autoscalerPanel(m) {
