@@ -28,7 +28,9 @@ if [ "${1:-}" = "--main" ]; then
   fi
   exit 0
 fi
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -f "${proto%.proto}_pb2.py" ]; then
+# Likewise the dashboard's vendored uPlot (its build runs npm ci; not in git).
+vendor=plugins/ui/dashboard/src/clipper_dashboard/static/vendor/uPlot.iife.min.js
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -f "${proto%.proto}_pb2.py" ] || [ ! -f "$vendor" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ./containers
   .venv/bin/python -m pip install -q -e ".[dev]"

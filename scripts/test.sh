@@ -13,6 +13,16 @@ if ! command -v redis-server >/dev/null 2>&1; then
     echo "redis-server is missing and cannot be installed here (needs root and apt-get)" >&2
   fi
 fi
+# Debian's chromium for the dashboard's browser tests (Playwright drives /usr/bin/chromium; under CI=true they
+# fail without it).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium (Debian)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is missing and cannot be installed here (needs root and apt-get)" >&2
+  fi
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"; ruff check .
 echo "== mypy"; mypy
