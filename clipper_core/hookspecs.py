@@ -78,7 +78,10 @@ def clipper_add_commands(subparsers: argparse._SubParsersAction, parents: list[a
 
 @hookspec
 def clipper_startup(app: web.Application) -> None:
-    """Called once when a clipper web application (query or management) has started, before it serves.
+    """Called once when a clipper web application (query or management) has started, before it serves. The app
+    is not frozen yet: a plugin may add routes (the management app is the one holding
+    ``clipper_core.management.handlers.CONTEXT``; ``management.app.add_public_route`` for a page the admin token
+    does not guard, as clipper-dashboard does). Never called per request.
 
     All non-None results are collected (and ignored)."""
 
