@@ -5,9 +5,10 @@
     python3 scripts/set-version.py 0.2.0      # move every package to 0.2.0
 
 The packages are the root (clipper-core), containers/ (clipper-container) and every plugins/*/*/pyproject.toml.
-Setting a version rewrites, in place and nothing else of the file: clipper_core/version.py,
-clipper_container/__init__.py's ``__version__``, each pyproject's ``version``, and every requirement of one of
-these packages on another (``clipper-core``, ``clipper-docker``, ...) to ``==<version>``: they are released
+Setting a version rewrites, in place and nothing else of the file: every module-level ``__version__ = "..."``
+and ``IMAGE_VERSION = "..."`` (the Docker images' tag) in the packages' sources (clipper_core/version.py,
+clipper_container, plugins/*/*/src), each pyproject's ``version``, and every requirement of one of these
+packages on another (``clipper-core``, ``clipper-docker``, ...) to ``==<version>``: they are released
 together from one tree and tested together, so a plugin asks for exactly the core it was tested with. The
 CHANGELOG's ``## [Unreleased]`` section becomes the new version's, dated today, under a fresh empty one.
 Standard library only (tomllib: Python 3.11).
@@ -24,9 +25,9 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION_FILE = ROOT / "clipper_core" / "version.py"
-CONTAINER_INIT = ROOT / "containers" / "clipper_container" / "__init__.py"
 CHANGELOG = ROOT / "CHANGELOG.md"
 _DUNDER = re.compile(r'^__version__ = "([^"]+)"$', re.MULTILINE)
+_VERSION_LINE = re.compile(r'^(?P<key>__version__|IMAGE_VERSION) = "(?P<value>[^"]*)"$', re.MULTILINE)
 _PROJECT_VERSION = re.compile(r'^(version\s*=\s*)"[^"]*"', re.MULTILINE)
 _SCALAR = re.compile(r'^\s*[\w.-]+\s*=\s*"[^"]*"\s*(#.*)?$')
 """A line ``key = "value"`` (``name = "clipper-core"``): never a requirement list."""
@@ -37,6 +38,14 @@ def pyprojects() -> list[Path]:
     """The pyproject.toml of every package: the root, containers/, then plugins/*/* in name order."""
     return [ROOT / "pyproject.toml", ROOT / "containers" / "pyproject.toml",
             *sorted(ROOT.glob("plugins/*/*/pyproject.toml"))]
+
+
+def version_files() -> list[Path]:
+    """The packages' Python sources that say a version: clipper_core/version.py and every module of
+    clipper_container and of the plugins' src/ with a module-level ``__version__`` or ``IMAGE_VERSION`` line."""
+    sources = [*sorted((ROOT / "containers" / "clipper_container").rglob("*.py")),
+               *sorted(ROOT.glob("plugins/*/*/src/**/*.py"))]
+    return [VERSION_FILE, *(p for p in sources if _VERSION_LINE.search(p.read_text()))]
 
 
 def source_version() -> str:
@@ -65,10 +74,10 @@ def problems() -> list[str]:
     siblings = {n.lower() for n in names.values()}
     pattern = _requirement_pattern(siblings)
     found: list[str] = []
-    container = _DUNDER.search(CONTAINER_INIT.read_text())
-    if container is None or container.group(1) != want:
-        found.append(f"containers/clipper_container/__init__.py: __version__ is "
-                     f"{container.group(1) if container else 'missing'}, not {want}")
+    for path in version_files():
+        for line in _VERSION_LINE.finditer(path.read_text()):
+            if line.group("value") != want:
+                found.append(f"{path.relative_to(ROOT)}: {line.group('key')} is {line.group('value')!r}, not {want}")
     for path, name in names.items():
         project = tomllib.loads(path.read_text())["project"]
         rel = path.relative_to(ROOT)
@@ -101,12 +110,9 @@ def set_version(new: str, today: datetime.date | None = None) -> list[Path]:
             path.write_text(text)
             changed.append(path)
 
-    for path in (VERSION_FILE, CONTAINER_INIT):
-        rel = path.relative_to(ROOT)
-        text, count = _DUNDER.subn(f'__version__ = "{new}"', path.read_text())
-        if count != 1:
-            raise SystemExit(f"{rel}: expected one line __version__ = \"...\", found {count}")
-        write(path, text)
+    source_version()  # clipper_core/version.py has its line
+    for path in version_files():
+        write(path, _VERSION_LINE.sub(lambda m: f'{m.group("key")} = "{new}"', path.read_text()))
     for path in names:
         text, count = _PROJECT_VERSION.subn(rf'\g<1>"{new}"', path.read_text(), count=1)
         if count != 1:

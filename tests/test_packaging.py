@@ -15,6 +15,7 @@ import email.message
 import email.parser
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIRS = [ROOT, ROOT / "containers", *sorted(p.parent for p in ROOT.glob("plugins/*/*/pyproject.toml"))]
 IDS = [str(d.relative_to(ROOT)) or "root" for d in PACKAGE_DIRS]
 SCRIPT = ROOT / "scripts" / "set-version.py"
+SOURCES = [*sorted((ROOT / "containers" / "clipper_container").rglob("*.py")),
+           *sorted(ROOT.glob("plugins/*/*/src/**/*.py"))]
+VERSION_LINE = re.compile(r'^(__version__|IMAGE_VERSION) = "([^"]*)"$', re.MULTILINE)
 
 
 def project(package_dir: Path) -> dict[str, Any]:
@@ -63,10 +67,17 @@ def test_every_package_is_at_clipper_cores_version(package_dir: Path) -> None:
         f"{package_dir / 'pyproject.toml'}: run python3 scripts/set-version.py {__version__}"
 
 
-def test_the_container_runtime_reports_that_version_too() -> None:
+def test_the_sources_say_that_version_too() -> None:
+    """clipper_container's and the plugins' ``__version__``, and the Docker images' tag (build.sh tags them with
+    the version)."""
     import clipper_container
+    from clipper_docker import names
 
-    assert clipper_container.__version__ == __version__
+    assert clipper_container.__version__ == names.IMAGE_VERSION == __version__
+    said = {str(p.relative_to(ROOT)): VERSION_LINE.findall(p.read_text()) for p in SOURCES}
+    said = {path: lines for path, lines in said.items() if lines}
+    assert "plugins/container_managers/docker/src/clipper_docker/names.py" in said
+    assert all(value == __version__ for lines in said.values() for _, value in lines), said
 
 
 @pytest.mark.parametrize("package_dir", PACKAGE_DIRS, ids=IDS)
@@ -100,8 +111,8 @@ def test_the_changelog_has_a_section_for_the_version() -> None:
 @pytest.fixture
 def version_tree(tmp_path: Path) -> Path:
     """The files set-version.py touches, copied with their places in the tree."""
-    files = [SCRIPT, ROOT / "clipper_core" / "version.py", ROOT / "containers" / "clipper_container" / "__init__.py",
-             ROOT / "CHANGELOG.md", *(d / "pyproject.toml" for d in PACKAGE_DIRS)]
+    files = [SCRIPT, ROOT / "clipper_core" / "version.py", ROOT / "CHANGELOG.md", *SOURCES,
+             *(d / "pyproject.toml" for d in PACKAGE_DIRS)]
     for path in files:
         target = tmp_path / path.relative_to(ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -140,8 +151,16 @@ def test_set_version_moves_every_package_and_the_changelog(version_tree: Path) -
         changed = [(a, b) for a, b in zip(old, new, strict=True) if a != b]
         assert changed and all(without_version(a, __version__) == without_version(b, "9.8.7") for a, b in changed), \
             changed  # only versions and pins rewritten
-    for rel in ("clipper_core/version.py", "containers/clipper_container/__init__.py"):
+    for rel in ("clipper_core/version.py", "containers/clipper_container/__init__.py",
+                "plugins/container_managers/docker/src/clipper_docker/__init__.py"):
         assert '__version__ = "9.8.7"' in (version_tree / rel).read_text()
+    for source in SOURCES:
+        copy = version_tree / source.relative_to(ROOT)
+        lines = zip(before[copy].splitlines(), copy.read_text().splitlines(), strict=True)
+        edits = [(a, b) for a, b in lines if a != b]
+        assert all(VERSION_LINE.match(a) and VERSION_LINE.match(b) for a, b in edits), (source, edits)
+    names = (version_tree / "plugins/container_managers/docker/src/clipper_docker/names.py").read_text()
+    assert 'IMAGE_VERSION = "9.8.7"' in names and f'"{__version__}"' not in names
     changelog = (version_tree / "CHANGELOG.md").read_text()
     assert f"## [Unreleased]\n\n## [9.8.7] - {datetime.date.today().isoformat()}\n" in changelog
     assert f"## [{__version__}] - " in changelog
