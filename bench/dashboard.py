@@ -8,7 +8,9 @@ second, the overview every 3 s, charts redrawn), one server, wrk in turns (the o
 The browser is Debian's chromium (Playwright, ``/usr/bin/chromium``) started under ``nice -n --browser-nice``
 (19 by default): a person's browser runs on their own machine, not beside the server, so what is measured is the
 server's side of the dashboard (the requests it answers and the figures it reads), not a browser competing for
-this machine's two cores. ``--browser-nice 0`` measures with it competing. Target (#19): with/without >= 0.97.
+this machine's two cores. ``--browser-nice 0`` measures with it competing. ``--client http`` replaces the
+browser by a thread making the page's requests (``/dashboard/api/live`` every second, ``/dashboard/api/overview``
+every 3 s): the server's cost alone, with no browser process on the machine. Target (#19): with/without >= 0.97.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,36 @@ class Dashboard:
         self.page.close()
 
 
+class Poller:
+    """The page's requests without a browser: live every second, the overview every third, from a thread."""
+
+    def __init__(self, admin_addr: str) -> None:
+        self.base = f"http://{admin_addr}/dashboard/api"
+        self.made = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        tick = 0
+        while not self._stop.wait(1.0):
+            for path in ("live", "overview") if tick % 3 == 0 else ("live",):
+                with urllib.request.urlopen(f"{self.base}/{path}", timeout=10) as response:
+                    response.read()
+            tick += 1
+            self.made += 1
+
+    def readings(self) -> int:
+        return self.made
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds a measured wrk run (default 8)")
@@ -70,11 +104,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of wrk before each run (default 2)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--browser-nice", type=int, default=19, help="niceness of the browser (default 19)")
+    parser.add_argument("--client", choices=("browser", "http"), default="browser",
+                        help="what keeps the dashboard open: headless chromium (default) or a polling thread")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
-    if not os.path.exists(CHROMIUM):
+    if args.client == "browser" and not os.path.exists(CHROMIUM):
         print("chromium is not installed: apt-get install -y chromium", file=sys.stderr)
         return 2
     if args.duration < 1 or args.warmup < 1 or args.rounds < 1 or args.connections < 1:
@@ -91,12 +127,13 @@ def main() -> int:
             url = f"http://{conn.get_query_addr()}/noop/predict"
             admin = conn.cm.get_admin_addr()
             warm(url, 500)
-            browser = p.chromium.launch(executable_path=niced_chromium(Path(tmp), args.browser_nice), args=ARGS)
+            browser = (p.chromium.launch(executable_path=niced_chromium(Path(tmp), args.browser_nice), args=ARGS)
+                       if args.client == "browser" else None)
             for r in range(1, args.rounds + 1):
                 order = ("without", "with") if r % 2 else ("with", "without")
                 for side in order:
                     if side == "with":
-                        with Dashboard(browser, admin, "noop") as board:
+                        with Dashboard(browser, admin, "noop") if browser is not None else Poller(admin) as board:
                             run_wrk(url, args.connections, args.warmup)
                             first = board.readings()
                             rps, _, p99, errors = run_wrk(url, args.connections, args.duration)
@@ -109,14 +146,16 @@ def main() -> int:
                     print(f"  round {r}  {side:8} dashboard  {rps:9.0f} req/s  p99 {p99:7.2f} ms  errors {errors}",
                           flush=True)
                     time.sleep(0.5)
-            browser.close()
+            if browser is not None:
+                browser.close()
         finally:
             conn.stop_all()
     ratio = statistics.median(runs["with"]) / statistics.median(runs["without"])
     per_round = [w / wo for w, wo in zip(runs["with"], runs["without"], strict=True)]
     print()
-    print(f"noop, {args.connections} connections, {args.rounds} rounds of {args.duration:g} s; browser nice "
-          f"{args.browser_nice}; the page made {min(polled)}-{max(polled)} readings a run")
+    client = f"browser nice {args.browser_nice}" if args.client == "browser" else "a polling thread"
+    print(f"noop, {args.connections} connections, {args.rounds} rounds of {args.duration:g} s; {client}; "
+          f"{min(polled)}-{max(polled)} live readings a run")
     print(f"{'dashboard':10} {'req/s median (min-max)':>28} {'p99 ms median':>14}")
     for side in ("without", "with"):
         print(f"{side:10} {statistics.median(runs[side]):12.0f} ({min(runs[side]):.0f}-{max(runs[side]):.0f})"
