@@ -72,6 +72,8 @@ def _query_bodies(path: str) -> st.SearchStrategy[Any]:
     return _mostly(near, CHAOS)
 
 
+LIMIT_NAMES = ["requests_per_second", "requests_burst", "inputs_per_second", "inputs_burst", "max_concurrent",
+               "max_input_length", "max_batch_size", "max_body_bytes"]
 NAMES = _mostly(st.sampled_from([*APPS, BANDIT, MODEL, "ghost", ".", ".."])
                 | st.from_regex(r"[A-Za-z0-9._-]{1,12}", fullmatch=True), TEXT | VALUES)
 ADMIN_FIELDS: dict[str, st.SearchStrategy[Any]] = {key: _mostly(good, VALUES) for key, good in {
@@ -85,6 +87,9 @@ ADMIN_FIELDS: dict[str, st.SearchStrategy[Any]] = {key: _mostly(good, VALUES) fo
     "replica_id": st.integers(0, 2) | INTS, "uid": UIDS, "labels": st.lists(TEXT, max_size=3),
     "container_name": TEXT, "cache_enabled": st.booleans(), "verbose": st.booleans(),
     "version": st.sampled_from([VERSION, "2"]) | INTS | NAMES,
+    "label": TEXT, "key_id": st.sampled_from(["0123456789ab", "ffffffffffff", "ABCDEF012345", ""]) | TEXT,
+    "priority": st.sampled_from(["high", "normal", "low", "urgent"]), "require_api_key": st.booleans(),
+    "limits": st.none() | st.dictionaries(st.sampled_from(LIMIT_NAMES) | TEXT, st.none() | NUMBERS, max_size=4),
 }.items()}
 ADMIN_REQUIRED = {
     "add_app": ["name", "input_type", "default_output", "latency_slo_micros"], "delete_app": ["name"],
@@ -97,6 +102,8 @@ ADMIN_REQUIRED = {
     "start_rollout": ["model_name", "version"], "get_rollout": ["model_name"], "get_rollouts": [],
     "pause_rollout": ["model_name"], "resume_rollout": ["model_name"], "abort_rollout": ["model_name"],
     "promote_rollout": ["model_name"],
+    "add_api_key": ["app_name", "label", "limits"], "get_api_keys": ["app_name"], "revoke_api_key": ["key_id"],
+    "set_app_limits": ["app_name", "require_api_key", "priority", "limits"], "get_app_limits": ["app_name"],
 }
 
 

@@ -21,6 +21,7 @@ import cloudpickle
 import numpy as np
 
 from clipper_core.client.admin_http import AdminClient
+from clipper_core.client.tenancy import TenancyMethods
 from clipper_core.errors import ClipperException, UnconnectedException
 from clipper_core.inputs import decode_input, parse_input_type
 from clipper_core.interfaces import ContainerManager
@@ -43,8 +44,9 @@ _SERVER_DEFAULT: Any = _ServerDefault()
 """A setting left out of a request, so the server's default applies (where None means something else)."""
 
 
-class ClipperConnection:
-    """Create with a container manager, then ``start_clipper()`` or ``connect()``.
+class ClipperConnection(TenancyMethods):
+    """Create with a container manager, then ``start_clipper()`` or ``connect()``. API keys and an app's limits:
+    :class:`~clipper_core.client.tenancy.TenancyMethods` (``create_api_key``, ``set_app_limits``, ...).
 
     :param container_manager: where clipper and the replicas run (``LocalContainerManager`` built in)
     """

@@ -29,6 +29,7 @@ from clipper_core.management.render import (
     replica_label,
 )
 from clipper_core.management.rollouts import RolloutOperations
+from clipper_core.management.tenancy import tenancy_routes
 from clipper_core.names import NO_CONTAINER
 from clipper_core.state import Application, Model
 
@@ -324,6 +325,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/admin/resume_rollout", resume_rollout),
     ("POST", "/admin/abort_rollout", abort_rollout),
     ("POST", "/admin/promote_rollout", promote_rollout),
+    *tenancy_routes(_ctx),  # API keys, an app's limits and priority (management/tenancy.py)
     ("POST", "/admin/get_logs", get_logs),
     ("POST", "/admin/shutdown", shutdown),
 ]

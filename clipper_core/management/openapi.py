@@ -11,6 +11,7 @@ from typing import Any
 
 from clipper_core.autoscaling.config import MAX_AUTOSCALE_REPLICAS
 from clipper_core.management.fields import MAX_REPLICAS, MAX_SLO_MICROS
+from clipper_core.management.tenancy_openapi import APP_LIMITS, PRIORITY, TENANCY_SCHEMAS, tenancy_paths
 from clipper_core.openapi import (
     ERROR,
     INPUT_TYPE,
@@ -51,9 +52,10 @@ def admin_openapi() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{}, {"bearer": []}],
         "paths": {**_discovery_paths(), **_app_paths(), **_link_paths(), **_model_paths(), **_replica_paths(),
-                  **_rollout_paths(), **_server_paths()},
+                  **_rollout_paths(), **tenancy_paths(), **_server_paths()},
         "components": {
-            "schemas": {"Error": ERROR, **_record_schemas(), "Rollout": ROLLOUT, "RolloutFigures": FIGURES},
+            "schemas": {"Error": ERROR, **_record_schemas(), "Rollout": ROLLOUT, "RolloutFigures": FIGURES,
+                        **TENANCY_SCHEMAS},
             "responses": error_components(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "the server's admin token (CLIPPER_ADMIN_TOKEN)"}},
@@ -183,10 +185,12 @@ ROLLOUT["description"] = "A model's rollout (Rollout.view) with the controller's
 def _record_schemas() -> dict[str, Any]:
     """What :mod:`clipper_core.management.render` writes for an application, a model version and a replica."""
     app = obj(["name", "input_type", "default_output", "latency_slo_micros", "linked_models", "policy",
-               "policy_config", "cache_enabled"],
+               "policy_config", "cache_enabled", "require_api_key", "priority", "limits"],
               name={"type": "string"}, input_type={"type": "string"}, default_output={"type": "string"},
               latency_slo_micros={"type": "integer"}, linked_models={"type": "array", "items": {"type": "string"}},
-              policy={"type": "string"}, policy_config={"type": "object"}, cache_enabled={"type": "boolean"})
+              policy={"type": "string"}, policy_config={"type": "object"}, cache_enabled={"type": "boolean"},
+              require_api_key={"type": "boolean"}, priority=PRIORITY,
+              limits={**APP_LIMITS, "nullable": True, "description": "null: no limits (see /admin/get_app_limits)"})
     model = obj(["model_name", "model_version", "input_type", "labels", "container_name", "model_data_path",
                  "is_current_version", "batch_size", "batch_wait_timeout_micros", "num_replicas", "autoscaling"],
                 model_name={"type": "string"}, model_version={"type": "string"}, input_type={"type": "string"},

@@ -17,7 +17,8 @@ def app_json(info: AppInfo) -> dict[str, Any]:
     app = info.app
     return {"name": app.name, "input_type": app.input_type.value, "default_output": app.default_output,
             "latency_slo_micros": app.latency_slo_micros, "linked_models": info.links, "policy": app.policy,
-            "policy_config": app.policy_config, "cache_enabled": app.cache_enabled}
+            "policy_config": app.policy_config, "cache_enabled": app.cache_enabled,
+            "require_api_key": app.require_api_key, "priority": app.priority, "limits": app.limits}
 
 
 def model_json(info: ModelInfo) -> dict[str, Any]:

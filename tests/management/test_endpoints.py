@@ -14,6 +14,7 @@ import pytest
 
 from clipper_core.management.handlers import ROUTES
 from clipper_core.management.openapi import admin_openapi
+from clipper_core.management.tenancy_openapi import tenancy_paths
 from tests.management.harness import Admin, assert_error, start_admin
 
 TOKEN = "s3cret"
@@ -38,7 +39,7 @@ def app_json(name: str, input_type: str, default_output: str, slo: int, links: l
              policy_config: dict[str, Any] | None = None, cache_enabled: bool = True) -> dict[str, Any]:
     return {"name": name, "input_type": input_type, "default_output": default_output, "latency_slo_micros": slo,
             "linked_models": links, "policy": policy, "policy_config": policy_config or {},
-            "cache_enabled": cache_enabled}
+            "cache_enabled": cache_enabled, "require_api_key": False, "priority": "normal", "limits": None}
 
 
 def model_json(name: str, version: str, current: bool, *, input_type: str = "doubles", labels: list[str] | None = None,
@@ -183,10 +184,14 @@ def resolve(expected: Expected, admin: Admin) -> Any:
 ROLLOUT_ROUTES = {(method, path) for method, path, _ in ROUTES if path.endswith(("_rollout", "_rollouts"))}
 """Their successes need a candidate version with a connected replica (and a rollout started): they are
 tests/management/test_rollout_api.py's, on a real server, the bearer token over them included."""
+TENANCY_ROUTES = {("POST", path) for path in tenancy_paths()}
+"""A new key's answer holds a random secret: these are tests/management/test_tenancy_api.py's, the bearer token over
+them included."""
 
 
 def test_every_route_has_a_success_case() -> None:
-    assert {(c.method, c.path) for c in OK} == {(method, path) for method, path, _ in ROUTES} - ROLLOUT_ROUTES
+    assert {(c.method, c.path) for c in OK} == {(method, path) for method, path, _ in ROUTES} - ROLLOUT_ROUTES \
+        - TENANCY_ROUTES
 
 
 def test_every_route_is_in_the_openapi_document() -> None:
@@ -262,7 +267,8 @@ async def guarded(tmp_path: Path) -> AsyncIterator[Admin]:
 FIRST_OK = {(c.method, c.path): c for c in reversed(OK)}  # the first success case of each route
 
 
-@pytest.mark.parametrize(("method", "path"), [(m, p) for m, p, _ in ROUTES if (m, p) not in ROLLOUT_ROUTES])
+@pytest.mark.parametrize(("method", "path"), [(m, p) for m, p, _ in ROUTES
+                                              if (m, p) not in ROLLOUT_ROUTES | TENANCY_ROUTES])
 async def test_token_guards_every_endpoint(guarded: Admin, method: str, path: str) -> None:
     case = FIRST_OK[(method, path)]
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},
