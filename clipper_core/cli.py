@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import inspect
 import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clipper_core.config import ConfigError
@@ -200,45 +198,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_function(spec: str) -> Any:
-    path, sep, func_name = spec.rpartition(":")
-    if not sep or not path.endswith(".py"):
-        raise ClipperException(f"expected FILE.py:FUNCTION, got {spec!r}")
-    file = Path(path).resolve()
-    if not file.is_file():
-        raise ClipperException(f"no such file: {file}")
-    module_spec = importlib.util.spec_from_file_location(file.stem, file)
-    if module_spec is None or module_spec.loader is None:
-        raise ClipperException(f"cannot import {file}")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_spec.name] = module  # cloudpickle pickles by value only modules it can find there
-    try:
-        module_spec.loader.exec_module(module)
-    except SyntaxError as exc:
-        raise ClipperException(f"{file}, line {exc.lineno}: {exc.msg}") from None
-    except Exception as exc:
-        raise ClipperException(f"importing {file} failed: {type(exc).__name__}: {exc}") from None
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        raise ClipperException(f"{file} has no function {func_name!r}")
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(module)  # the file is not importable inside the replica
-    return func
-
-
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from clipper_core.deployers.python import deploy_python_closure
+    """A ``FILE.py:FUNCTION`` closure or a framework model file (clipper_core.declarative.deploy)."""
+    from clipper_core.declarative.deploy import deploy_command
 
-    func = _load_function(args.function)
-    conn = _connect(args)
-    deploy_python_closure(conn, name=args.name, version=args.version, input_type=args.input_type, func=func,
-                          num_replicas=args.replicas, batch_size=args.batch_size, make_current=not args.not_current)
-    if args.app:
-        conn.link_model_to_app(args.app, args.name)
-    print(f"deployed {args.name}:{args.version} with {args.replicas} replica(s)"
-          + (" (not current)" if args.not_current else "") + (f", linked to {args.app}" if args.app else ""))
-    return 0
+    return deploy_command(args, _connect(args), _registry(args))
 
 
 def _policy_config(text: str | None) -> dict[str, Any] | None:
@@ -410,7 +374,10 @@ def _rollout_change(change: str) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    for path in _connect(args).get_clipper_logs(args.dir):
+    paths = _connect(args).get_clipper_logs(args.dir)
+    if args.json:
+        _print(args, paths)
+    for path in [] if args.json else paths:
         print(path)
     return 0
 
@@ -482,16 +449,8 @@ def _add_client_commands(add: Add) -> None:
     add("status", cmd_status, "show the running clipper", json_flag=True)
     add("apps", cmd_apps, "list applications", json_flag=True)
     add("models", cmd_models, "list model versions", json_flag=True)
-    deploy = add("deploy", cmd_deploy, "deploy FILE.py:FUNCTION as a python-closure model")
-    deploy.add_argument("function", help="FILE.py:FUNCTION")
-    deploy.add_argument("--name", required=True)
-    deploy.add_argument("--version", required=True)
-    deploy.add_argument("--input-type", required=True)
-    deploy.add_argument("--replicas", type=int, default=1)
-    deploy.add_argument("--batch-size", type=int, default=-1)
-    deploy.add_argument("--app", default=None, help="link the model to this app")
-    deploy.add_argument("--not-current", action="store_true",
-                        help="keep the model's current version: the new one runs without traffic (to roll it out)")
+    deploy = add("deploy", cmd_deploy, "deploy FILE.py:FUNCTION, or a model file through an installed deployer")
+    _deploy_arguments(deploy)
     register = add("register", cmd_register, "register an application")
     register.add_argument("app")
     register.add_argument("--input-type", required=True)
@@ -524,7 +483,7 @@ def _add_client_commands(add: Add) -> None:
     autoscale.add_argument("--window", type=float, default=5.0, help="smoothing window, seconds (5)")
     autoscale.add_argument("--off", action="store_true", help="turn autoscaling off")
     autoscale.add_argument("--show", action="store_true", help="print the settings and the last decision")
-    logs = add("logs", cmd_logs, "copy every log into DIR")
+    logs = add("logs", cmd_logs, "copy every log into DIR", json_flag=True)
     logs.add_argument("dir", nargs="?", default="clipper_logs")
     stop = add("stop", cmd_stop, "stop clipper and its replicas")
     stop.add_argument("--kill", action="store_true", help="SIGKILL instead of a graceful stop")
@@ -546,11 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, parents=[common, managed] if manager else [common])
         p.set_defaults(func=func)
         if json_flag:
-            p.add_argument("--json", action="store_true", help="print JSON")
+            _output_flags(p)
         return p
 
     _add_server_commands(add)
     _add_client_commands(add)
+    _add_declarative_commands(add)
     _add_rollout_commands(sub, [common, managed])
     _add_plugin_commands(sub, common)
     return parser
@@ -565,7 +525,7 @@ def _add_rollout_commands(sub: Any, parents: list[argparse.ArgumentParser]) -> N
     def action(name: str, func: Any, help: str) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = actions.add_parser(name, help=help, parents=parents)
         p.set_defaults(func=func)
-        p.add_argument("--json", action="store_true", help="print JSON")
+        _output_flags(p)
         return p
 
     start = action("start", cmd_rollout_start, "start rolling VERSION (registered, not current) of MODEL out")
@@ -603,6 +563,42 @@ def _add_rollout_commands(sub: Any, parents: list[argparse.ArgumentParser]) -> N
         action(change, _rollout_change(change), help).add_argument("model")
 
 
+def _output_flags(parser: argparse.ArgumentParser) -> None:
+    """``--output text|json`` (``-o``) and ``--json``, its alias."""
+    parser.add_argument("-o", "--output", choices=["text", "json"], default="text", help="text (default) or json")
+    parser.add_argument("--json", dest="output", action="store_const", const="json", help="the same as --output json")
+
+
+def _deploy_arguments(deploy: argparse.ArgumentParser) -> None:
+    """``clipper deploy``'s arguments; its help ends with the installed deployers."""
+    from clipper_core.declarative.deploy import add_deploy_arguments, deployers_epilog
+    from clipper_core.plugins import PluginRegistry
+
+    add_deploy_arguments(deploy)
+    deploy.formatter_class = argparse.RawDescriptionHelpFormatter
+    try:
+        deploy.epilog = deployers_epilog(PluginRegistry.create())
+    except ClipperError as exc:  # a broken plugin must not take the whole command line down
+        deploy.epilog = f"installed deployers: cannot list them ({exc})"
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    import argcomplete
+
+    print(argcomplete.shellcode(["clipper"], shell=args.shell))
+    return 0
+
+
+def _add_declarative_commands(add: Add) -> None:
+    """``apply``, ``diff``, ``export``, ``schema`` (docs/declarative.md) and ``completion``."""
+    from clipper_core.declarative.commands import add_commands
+
+    add_commands(add, _connect, _registry)
+    completion = add("completion", cmd_completion, "print the shell completion script: eval \"$(clipper "
+                                                   "completion bash)\" (or zsh)", manager=False)
+    completion.add_argument("shell", choices=["bash", "zsh"])
+
+
 def _add_plugin_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Subcommands of installed plugins (the ``clipper_add_commands`` hook; ``$CLIPPER_DISABLE_PLUGINS`` blocks)."""
     from clipper_core.plugins import make_plugin_manager
@@ -611,9 +607,12 @@ def _add_plugin_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not hasattr(args, "json"):
-        args.json = False
+    parser = build_parser()
+    import argcomplete
+
+    argcomplete.autocomplete(parser)  # only when the shell's completion function runs clipper (completion bash)
+    args = parser.parse_args(argv)
+    args.json = getattr(args, "output", "text") == "json"
     try:
         return int(args.func(args))
     except (ClipperException, ClipperError, ConfigError) as exc:

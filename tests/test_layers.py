@@ -15,7 +15,7 @@ CORE = Path(clipper_core.__file__).parent
 
 LAYERS: list[set[str]] = [
     {"errors", "version"},                                               # what everything may raise or say
-    {"config", "names", "inputs", "metrics", "processes", "settings_checks", "tracing"},  # foundation
+    {"config", "names", "inputs", "metrics", "processes", "progress", "settings_checks", "tracing"},  # foundation
     {"state", "autoscaling", "rollouts"},                                # records, stores and settings
     {"interfaces", "tenancy"},                                           # plugin ABCs; limits and API keys
     {"hookspecs", "policies", "rpc", "http_api", "openapi"},             # hooks and shared plumbing
@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"context"},                                                         # what both web apps share
     {"frontend", "management", "client"},                                # adapters and the user's side
     {"default_plugins"},                                                 # built-ins, registered as plugins
-    {"server", "deployers"},                                             # process assembly; Clipper's API
+    {"server", "deployers", "declarative"},                              # process assembly; Clipper's API; apply
     {"cli", "testing"},                                                  # entry points
 ]
 LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}

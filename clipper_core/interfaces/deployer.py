@@ -57,6 +57,11 @@ class Deployer(abc.ABC):
     name: ClassVar[str]
     loader: ClassVar[str]
     """Import path ``module:function`` of the container-side loader."""
+    file_suffixes: ClassVar[tuple[str, ...]] = ()
+    """Model files :meth:`save` also takes as a path instead of an object, by suffix (``(".skops", ".joblib")``):
+    ``clipper deploy FILE`` and a clipper file's ``file:`` pick the deployer of a file by them."""
+    accepts_directory: ClassVar[bool] = False
+    """Whether :meth:`save` takes the path of a directory (a TensorFlow SavedModel)."""
 
     @abc.abstractmethod
     def save(self, model_dir: Path, obj: Any, **options: Any) -> dict[str, Any]:

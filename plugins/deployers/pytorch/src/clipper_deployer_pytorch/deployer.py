@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,14 +53,33 @@ def _example(module: Any, sample: Any, input_shape: Sequence[int] | None, input_
     return x.repeat(2, *([1] * (x.dim() - 1))) if len(x) == 1 else x
 
 
+def _program_input(path: Path) -> tuple[list[int], str] | None:
+    """(one input's shape, dtype name) of the torch.export program saved at ``path``, when it takes one tensor."""
+    import torch
+
+    program = torch.export.load(path)
+    user_inputs = set(program.graph_signature.user_inputs)
+    values = [node.meta.get("val") for node in program.graph.nodes
+              if node.op == "placeholder" and node.name in user_inputs]
+    if len(values) != 1 or not hasattr(values[0], "shape"):
+        return None
+    item = values[0].shape[1:]
+    if not all(isinstance(d, int) for d in item):
+        return None
+    return [int(d) for d in item], str(values[0].dtype).removeprefix("torch.")
+
+
 class PyTorchDeployer(Deployer):
     """Writes ``model.pt2`` (torch.export, the default) or ``model.pt`` (TorchScript) and ``clipper_model.json``."""
 
     name: ClassVar[str] = DEPLOYER
     loader: ClassVar[str] = LOADER
+    file_suffixes: ClassVar[tuple[str, ...]] = (".pt2", ".pt")
 
     def save(self, model_dir: Path, obj: Any, **options: Any) -> dict[str, Any]:
-        """Save the module ``obj`` (in eval mode); return the manifest.
+        """Save the module ``obj`` (in eval mode), or copy the program saved at path ``obj`` (``.pt2``:
+        ``torch.export.save``'s, whose input shape and dtype it records; ``.pt``: TorchScript, whose input the
+        ``input_shape`` and ``input_dtype`` options say); return the manifest.
 
         Options: ``input_type`` (required); ``format`` (``"export"``: torch.export with a dynamic batch
         dimension; ``"torchscript"``: torch.jit.script, else torch.jit.trace, for older containers);
@@ -70,6 +91,8 @@ class PyTorchDeployer(Deployer):
         """
         import torch
 
+        if isinstance(obj, (str, os.PathLike)):
+            return self._save_file(Path(model_dir), Path(obj), options)
         if not isinstance(obj, torch.nn.Module):
             raise TypeError(f"expected a torch.nn.Module, got {type(obj).__module__}.{type(obj).__name__}")
         input_type = str(options["input_type"])
@@ -99,6 +122,36 @@ class PyTorchDeployer(Deployer):
                 manifest["item_shape"] = item_shape
         sample = options.get("sample_input")
         if sample is not None and np.ndim(sample) > 1:  # stored flat, as inputs arrive
+            sample = np.asarray(sample).reshape(len(sample), -1)
+        return finish_manifest(directory, manifest, options, sample)
+
+    def _save_file(self, directory: Path, source: Path, options: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        input_type = str(options["input_type"])
+        require_numeric(input_type, options.get("func"))
+        formats = {".pt2": "export", ".pt": "torchscript"}
+        fmt = formats.get(source.suffix.lower())
+        if fmt is None:
+            raise ValueError(f"{source}: expected a .pt2 (torch.export) or .pt (TorchScript) file")
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / FORMATS[fmt]
+        shutil.copyfile(source, path)
+        manifest: dict[str, Any] = {
+            "deployer": DEPLOYER, "loader": LOADER, "input_type": input_type,
+            "framework": "torch", "framework_version": torch.__version__, "format": fmt, "model_file": path.name,
+        }
+        found = _program_input(path) if fmt == "export" else None
+        item_shape = list(options.get("input_shape") or (found[0] if found else []))
+        dtype = options.get("input_dtype") or (found[1] if found else None)
+        if dtype:
+            manifest["input_dtype"] = str(dtype)
+        if item_shape:
+            manifest["n_features"] = int(np.prod(item_shape))
+            if len(item_shape) > 1:
+                manifest["item_shape"] = item_shape
+        sample = options.get("sample_input")
+        if sample is not None and np.ndim(sample) > 1:
             sample = np.asarray(sample).reshape(len(sample), -1)
         return finish_manifest(directory, manifest, options, sample)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,14 +16,28 @@ from clipper_deployer_sklearn.loader import DEPLOYER, FORMATS, LOADER
 __all__ = ["SklearnDeployer", "create_endpoint", "deploy_sklearn_model"]
 
 
+def _read_file(path: Path) -> tuple[Any, str]:
+    """The estimator saved at ``path`` and its format: a ``.skops`` file (its types trusted: deploying a file by
+    path says it is trusted, as a pickle's would be) or a joblib pickle (``.joblib``, ``.pkl``)."""
+    if path.suffix.lower() == ".skops":
+        import skops.io
+
+        return skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path)), "skops"
+    import joblib
+
+    return joblib.load(path), "joblib"
+
+
 class SklearnDeployer(Deployer):
     """Writes ``model.skops`` (default) or ``model.joblib`` and ``clipper_model.json``."""
 
     name: ClassVar[str] = DEPLOYER
     loader: ClassVar[str] = LOADER
+    file_suffixes: ClassVar[tuple[str, ...]] = (".skops", ".joblib", ".pkl")
 
     def save(self, model_dir: Path, obj: Any, **options: Any) -> dict[str, Any]:
-        """Save the fitted estimator ``obj``; return the manifest.
+        """Save the fitted estimator ``obj``, or the one in the file at path ``obj`` (``.skops``, ``.joblib``,
+        ``.pkl``; saved again in its own format unless ``format`` says otherwise); return the manifest.
 
         Options: ``input_type`` (required); ``method`` (``"predict"``; or ``"predict_proba"``,
         ``"decision_function"``, ``"transform"``...); ``format`` (``"skops"`` or ``"joblib"``); ``func``
@@ -33,7 +48,10 @@ class SklearnDeployer(Deployer):
 
         input_type = str(options["input_type"])
         method = str(options.get("method") or "predict")
-        fmt = str(options.get("format") or "skops")
+        file_format = None
+        if isinstance(obj, (str, os.PathLike)):
+            obj, file_format = _read_file(Path(obj))
+        fmt = str(options.get("format") or file_format or "skops")
         func: Callable[[Any, Any], Any] | None = options.get("func")
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")

@@ -38,6 +38,7 @@ class KerasDeployer(Deployer):
 
     name: ClassVar[str] = "keras"
     loader: ClassVar[str] = LOADER
+    file_suffixes: ClassVar[tuple[str, ...]] = (".keras", ".h5", ".hdf5")
 
     def save(self, model_dir: Path, obj: Any, **options: Any) -> dict[str, Any]:
         """Save ``obj``, a ``keras.Model`` or the path of a ``.keras`` (or legacy ``.h5``) file; return the
@@ -110,6 +111,7 @@ class TensorFlowDeployer(Deployer):
 
     name: ClassVar[str] = "tensorflow"
     loader: ClassVar[str] = LOADER
+    accepts_directory: ClassVar[bool] = True
 
     def save(self, model_dir: Path, obj: Any, **options: Any) -> dict[str, Any]:
         """Save ``obj``: the path of a SavedModel directory, a ``keras.Model`` (exported with

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,15 +17,37 @@ from clipper_deployer_xgboost.loader import BOOSTER, DEPLOYER, ESTIMATORS, LOADE
 __all__ = ["XGBoostDeployer", "create_endpoint", "deploy_xgboost_model"]
 
 
+_ESTIMATOR_TYPES = {"classifier": "XGBClassifier", "regressor": "XGBRegressor", "ranker": "XGBRanker"}
+"""The scikit-learn-API class of a saved model, by the ``_estimator_type`` its file records."""
+
+
+def _read_file(path: Path) -> Any:
+    """The model saved at ``path`` (XGBoost's JSON or UBJSON): the scikit-learn-API estimator it was saved from
+    (the file records its type), else a Booster."""
+    import xgboost
+
+    booster = xgboost.Booster(model_file=str(path))
+    try:
+        estimator_type = json.loads(booster.attr("scikit_learn") or "{}").get("_estimator_type")
+    except ValueError:
+        estimator_type = None
+    if estimator_type not in _ESTIMATOR_TYPES:
+        return booster
+    estimator = getattr(xgboost, _ESTIMATOR_TYPES[estimator_type])()
+    estimator.load_model(str(path))
+    return estimator
+
+
 class XGBoostDeployer(Deployer):
     """Writes ``model.json`` (XGBoost's own JSON model format) and ``clipper_model.json``."""
 
     name: ClassVar[str] = DEPLOYER
     loader: ClassVar[str] = LOADER
+    file_suffixes: ClassVar[tuple[str, ...]] = (".json", ".ubj")
 
     def save(self, model_dir: Path, obj: Any, **options: Any) -> dict[str, Any]:
-        """Save ``obj``, an ``xgboost.Booster`` or a fitted ``XGBClassifier``/``XGBRegressor``/...; return the
-        manifest.
+        """Save ``obj``, an ``xgboost.Booster`` or a fitted ``XGBClassifier``/``XGBRegressor``/..., or the model
+        saved in the file at path ``obj`` (``.json``, ``.ubj``: ``save_model``'s); return the manifest.
 
         Options: ``input_type`` (required); ``method`` (a booster: ``"inplace_predict"``, the objective's
         output, e.g. probabilities for ``binary:logistic``; an estimator: ``"predict"`` or ``"predict_proba"``);
@@ -35,6 +59,8 @@ class XGBoostDeployer(Deployer):
         input_type = str(options["input_type"])
         func: Callable[[Any, Any], Any] | None = options.get("func")
         require_numeric(input_type, func)
+        if isinstance(obj, (str, os.PathLike)):
+            obj = _read_file(Path(obj))
         if isinstance(obj, xgboost.Booster):
             estimator, booster = BOOSTER, obj
         elif type(obj).__name__ in ESTIMATORS and isinstance(obj, xgboost.XGBModel):
