@@ -6,12 +6,15 @@ middleware, so handlers simply raise.
 
 from __future__ import annotations
 
+import math
+
 __all__ = [
     "AlreadyExists",
     "AppNotFound",
     "ClipperError",
     "ClipperException",
     "Conflict",
+    "Forbidden",
     "InvalidInput",
     "ModelNotFound",
     "ModelUnavailable",
@@ -20,6 +23,7 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "PluginError",
+    "RateLimited",
     "Unauthorized",
     "UnconnectedException",
     "UnknownQueryApp",
@@ -125,9 +129,31 @@ class Unauthorized(ClipperError):
     title = "Unauthorized"
 
 
+class Forbidden(ClipperError):
+    """Authenticated, but not for this (an API key of another application)."""
+
+    status = 403
+    title = "Forbidden"
+
+
 class PayloadTooLarge(ClipperError):
     status = 413
     title = "Payload too large"
+
+
+class RateLimited(ClipperError):
+    """Over a rate limit or quota (HTTP 429 with ``Retry-After``); the body names the limit and whose it is."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, message: str, *, limit: str, scope: str, retry_after: float) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
+        self.limit = limit
+        self.scope = scope
+
+    def to_json(self) -> dict[str, str]:
+        return {**super().to_json(), "limit": self.limit, "scope": self.scope}
 
 
 class Overloaded(ClipperError):

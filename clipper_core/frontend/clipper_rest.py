@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from clipper_core.errors import InvalidInput
-from clipper_core.frontend.fields import read_query_id, read_uid, read_version
+from clipper_core.frontend.fields import read_query_id, read_uid, read_version, request_key
 from clipper_core.frontend.keys import QUERY_PATH
 from clipper_core.http_api import JSON, read_json_object
 from clipper_core.inputs import InputType, decode_input, decode_inputs
@@ -32,12 +32,21 @@ async def predict(request: web.Request) -> web.Response:
 
 async def answer_query(request: web.BaseRequest, path: QueryPath, app_name: str) -> web.Response:
     """``POST /{app_name}/predict`` (the query app's route, and the query port's front door)."""
+    known = path.snapshot.apps.get(app_name)
+    guard = known.guard if known is not None else None
+    api_key = None
+    if guard is not None:  # its key and body size before the body is read
+        api_key = request_key(request)
+        guard.precheck(api_key, request.content_length)
     body = await read_json_object(request, EXPECTED_QUERY)
+    if guard is not None and request.content_length is None:  # a chunked body: its size is known now
+        guard.check_body(len(await request.read()))
     rt = path.open_app(app_name)
     items, single = read_inputs(body, rt.app.input_type)
     predictions = await path.predict(rt, items, uid=read_uid(body.get("uid", 0)),
                                      version=read_version(body.get("version")),
-                                     traceparent=request.headers.get("traceparent") if TRACING.enabled else None)
+                                     traceparent=request.headers.get("traceparent") if TRACING.enabled else None,
+                                     api_key=api_key)
     if single:
         return web.Response(body=orjson.dumps(prediction_json(predictions[0])), content_type=JSON)
     answer = {"batch_predictions": [prediction_json(p) for p in predictions]}

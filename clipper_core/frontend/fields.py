@@ -1,13 +1,23 @@
-"""Query fields both query APIs (Clipper REST and V2) read from their JSON: user id, version, query id."""
+"""Query fields both query APIs (Clipper REST and V2) read from their JSON (user id, version, query id) and
+headers (the API key)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+
 from clipper_core.errors import InvalidInput
 from clipper_core.inputs import INT64_MAX, INT64_MIN
+from clipper_core.serving.tenancy import presented_key
 
-__all__ = ["read_query_id", "read_uid", "read_version"]
+__all__ = ["read_query_id", "read_uid", "read_version", "request_key"]
+
+
+def request_key(request: web.BaseRequest) -> str | None:
+    """The API key a request presents (``X-API-Key`` or ``Authorization: Bearer``; None without one)."""
+    headers = request.headers
+    return presented_key(headers.get("Authorization"), headers.get("X-API-Key"))
 
 
 def read_uid(uid: Any) -> int:

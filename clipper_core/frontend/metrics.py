@@ -49,12 +49,41 @@ def query_path_rows(path: QueryPath) -> Iterator[Row]:
         yield ("counter", "clipper_model_cache_misses", "Prediction cache misses", labels, mr.cache_misses)
         yield ("counter", "clipper_model_dropped_expired", "Tasks dropped because their deadline passed",
                labels, mr.queue.dropped)
+        yield ("counter", "clipper_model_cancelled_tasks", "Tasks taken out before dispatch: their clients left",
+               labels, mr.queue.cancelled)
         if mr.rollout is not None:
             yield from _rollout_rows(labels, mr.rollout.total, mr.rollout.latency)
+    yield from _tenancy_rows(path)
     cache = path.cache
     if cache is not None:
         yield ("counter", "clipper_cache_hits", "Prediction cache hits, all models", {}, cache.hits)
         yield ("counter", "clipper_cache_misses", "Prediction cache misses, all models", {}, cache.misses)
+
+
+def _tenancy_rows(path: QueryPath) -> Iterator[Row]:
+    """Per app and API key with limits: queries admitted, refused by each limit, running; keys refused."""
+    for name, rt in sorted(path.snapshot.apps.items()):
+        guard = rt.guard
+        if guard is None:
+            continue
+        yield ("counter", "clipper_app_refused_missing_key", "Queries refused (401): the app requires an API key",
+               {"app": name}, path.snapshot.keys.refusals.missing.get(name, 0))
+        for quota in guard.quotas():
+            labels = {"app": name, "key": quota.key_id or "-"}
+            yield ("counter", "clipper_quota_admitted", "Queries admitted by the rate limits and quotas", labels,
+                   quota.admitted)
+            yield ("gauge", "clipper_quota_running", "Queries running (the max_concurrent count)", labels,
+                   quota.active)
+            yield ("gauge", "clipper_quota_share", "This frontend's share of the limits (of the demand across "
+                   "frontends)", labels, quota.share)
+            for limit, count in sorted(quota.refused.items()):
+                yield ("counter", "clipper_quota_refused", "Queries refused (429) by a limit", {**labels,
+                       "limit": limit}, count)
+    refusals = path.snapshot.keys.refusals
+    yield ("counter", "clipper_api_keys_refused", "Queries refused for their API key (401 invalid, 403 other app)",
+           {"reason": "invalid"}, refusals.invalid)
+    yield ("counter", "clipper_api_keys_refused", "Queries refused for their API key (401 invalid, 403 other app)",
+           {"reason": "other_app"}, refusals.other_app)
 
 
 def _rollout_rows(labels: dict[str, str], counts: Any, latency: Any) -> Iterator[Row]:

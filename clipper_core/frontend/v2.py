@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from clipper_core.errors import InvalidInput, NotFound
-from clipper_core.frontend.fields import read_uid
+from clipper_core.frontend.fields import read_uid, request_key
 from clipper_core.frontend.health import not_ready_reason
 from clipper_core.frontend.keys import QUERY_PATH
 from clipper_core.frontend.v2_binary import (
@@ -118,6 +118,11 @@ async def infer(request: web.Request) -> web.Response:
 async def infer_model(request: web.BaseRequest, path: QueryPath, app_name: str, version: str | None) -> web.Response:
     """``POST /v2/models/{app_name}[/versions/{version}]/infer`` (the route, and the query port's front door)."""
     rt = path.open_app(app_name)
+    guard = rt.guard
+    api_key = None
+    if guard is not None:  # its key and body size before the body is read
+        api_key = request_key(request)
+        guard.precheck(api_key, request.content_length)
     input_type = rt.app.input_type
     header_length = request.headers.get(HEADER_LENGTH)
     if header_length is None:
@@ -133,8 +138,11 @@ async def infer_model(request: web.BaseRequest, path: QueryPath, app_name: str, 
     uid = 0
     if isinstance(body.get("parameters"), dict) and "uid" in body["parameters"]:
         uid = read_uid(body["parameters"]["uid"])
+    if guard is not None and request.content_length is None:  # a chunked body: its size is known now
+        guard.check_body(len(await request.read()))
     predictions = await path.predict(rt, items, uid=uid, version=version,
-                                     traceparent=request.headers.get("traceparent") if TRACING.enabled else None)
+                                     traceparent=request.headers.get("traceparent") if TRACING.enabled else None,
+                                     api_key=api_key)
     answer: dict[str, Any] = {"model_name": app_name, "outputs": [output_tensor(predictions)]}
     if version is not None:
         answer["model_version"] = version

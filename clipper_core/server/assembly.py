@@ -49,6 +49,9 @@ class Site:
     reuse_port: bool = False
     wrap_handler: Callable[[RequestHandler], RequestHandler] | None = None
     """Put in front of the application's request handler (the query port's front door)."""
+    cancel_on_disconnect: bool = False
+    """Cancel a handler whose client disconnected (aiohttp's ``handler_cancellation``): the query port's, so a
+    query whose client left takes its tasks out of the queues (issue #18)."""
     bound: str = ""
     """``host:port`` actually bound, once started."""
 
@@ -125,7 +128,7 @@ async def _start(server: RunningServer, roles: Roles) -> None:
         await start("RPC server", resources.rpc_server(server))
         query_app = create_query_app(ctx)
         server.sites.append(Site("query", query_app, config.query_host, config.query_port, config.reuse_port,
-                                 wrap_handler=front_door(query_app)))
+                                 wrap_handler=front_door(query_app), cancel_on_disconnect=True))
     if "admin" in roles:
         if config.manage_replicas:
             await start("replica supervisor", resources.supervisor(server))

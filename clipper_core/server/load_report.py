@@ -42,6 +42,11 @@ frontend's snapshot (connected replicas or not). Each version's figures, all num
     only for a version under an active rollout: its counts in the rollout's current step, for the management
     server's rollout controller (:meth:`clipper_core.rollouts.figures.StepFigures.flat`).
 
+Besides the versions, a frontend that applies rate limits or quotas (``serving.tenancy``) reports under
+:data:`TENANCY_KEY` (``@tenancy``: no model name holds ``@``) the requests/s
+each limited app (``app``) and key (``app/key_id``) offered it, refused ones included; every frontend then applies
+its share of each limit (:func:`clipper_core.serving.tenancy.demand_shares`).
+
 The frontend's periodic task (:func:`clipper_core.server.resources.frontend_registry`) publishes a report every
 second, and at once (at most every :data:`MIN_WAKE_GAP` seconds) after :meth:`LoadReporter.wake`: the query path
 calls that when it enqueues work for a version with no replica, so scaling from zero does not wait for the tick.
@@ -59,10 +64,12 @@ from typing import Protocol
 from clipper_core.context import ServerContext
 from clipper_core.metrics import FastHistogram
 from clipper_core.serving.rollout import VersionCounters
+from clipper_core.serving.tenancy import Quota, demand_shares, scope_key
 from clipper_core.state import LoadFigures, StateStore, load_key
 from clipper_core.timeouts import wait_event
 
-__all__ = ["LOAD_REPORTER", "MIN_WAKE_GAP", "REPORT_TTL", "LoadReporter", "ReportedRuntime", "load_reporter"]
+__all__ = ["LOAD_REPORTER", "MIN_WAKE_GAP", "REPORT_TTL", "TENANCY_KEY", "LoadReporter", "ReportedRuntime",
+           "apply_shares", "load_reporter"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,8 @@ MIN_WAKE_GAP = 0.05
 """Seconds at least between two reports published because of :meth:`LoadReporter.wake` (a burst of cold queries
 costs one write per gap, not one per query)."""
 LOAD_REPORTER = "load_reporter"
+TENANCY_KEY = "@tenancy"
+"""The entry of a load report holding the demand on each rate-limited scope (see the module)."""
 """The key of a query frontend's :class:`LoadReporter` in :attr:`ServerContext.extra`."""
 
 
@@ -179,12 +188,14 @@ class LoadReporter:
         """When the previous report was made (or the reporter): the start of the next report's interval."""
         self._seen: dict[str, _Seen] = {}
         """``"name:version"`` -> the counters at the previous report."""
+        self._offered: dict[str, tuple[Quota, int]] = {}
+        """Tenancy scope -> its quota and the requests it had been offered at the previous report."""
         self._woken = asyncio.Event()
 
     # -- reports ------------------------------------------------------------------------------------------
-    def report(self, runtimes: Iterable[ReportedRuntime]) -> LoadFigures:
-        """The figures of ``runtimes`` now, rates and quantile over the interval since the previous report;
-        remembers the counters for the next one."""
+    def report(self, runtimes: Iterable[ReportedRuntime], quotas: Iterable[Quota] = ()) -> LoadFigures:
+        """The figures of ``runtimes`` (and the demand on ``quotas``) now, rates and quantile over the interval
+        since the previous report; remembers the counters for the next one."""
         now = self.clock()
         interval = now - self._last
         self._last = now
@@ -220,13 +231,24 @@ class LoadReporter:
             figures[key] = version
             seen[key] = _Seen.of(mr)
         self._seen = seen
+        demand: dict[str, float] = {}
+        offered: dict[str, tuple[Quota, int]] = {}
+        for quota in quotas:
+            scope = scope_key(quota)
+            previous = self._offered.get(scope)
+            then = previous[1] if previous is not None and previous[0] is quota else 0
+            demand[scope] = _rate(quota.offered - then, interval)
+            offered[scope] = (quota, quota.offered)
+        self._offered = offered
+        if demand:
+            figures[TENANCY_KEY] = demand
         return figures
 
     async def publish(self, store: StateStore, frontend_addr: str, runtimes: Iterable[ReportedRuntime],
-                      ttl: float = REPORT_TTL) -> LoadFigures | None:
+                      ttl: float = REPORT_TTL, quotas: Iterable[Quota] = ()) -> LoadFigures | None:
         """Make a report and store it as ``frontend_addr``'s; returns it, or None when the store failed (logged:
         the next tick tries again)."""
-        figures = self.report(runtimes)
+        figures = self.report(runtimes, quotas)
         try:
             await store.put_load(frontend_addr, figures, ttl=ttl)
         except Exception as exc:  # a store outage: the next report replaces this one
@@ -264,3 +286,21 @@ def load_reporter(ctx: ServerContext) -> LoadReporter | None:
     """The query frontend's reporter (None in a process without a query frontend, or before it starts)."""
     reporter = ctx.extra.get(LOAD_REPORTER)
     return reporter if isinstance(reporter, LoadReporter) else None
+
+
+async def apply_shares(store: StateStore, quotas: Iterable[Quota], mine: LoadFigures) -> None:
+    """Give each quota this frontend's share of its limits, from every frontend's last report (``mine`` is this
+    frontend's, just published). A store that cannot be read leaves the shares as they are."""
+    demand = mine.get(TENANCY_KEY)
+    if not demand:
+        return
+    try:
+        reports = await store.list_load()
+    except Exception as exc:  # a store outage: keep the shares of the last report
+        log.warning("cannot read the load reports for the rate limits' shares: %s", exc)
+        return
+    shares = demand_shares(demand, [report.get(TENANCY_KEY, {}) for report in reports.values()])
+    for quota in quotas:
+        share = shares.get(scope_key(quota))
+        if share is not None:
+            quota.set_share(share)

@@ -19,12 +19,13 @@ from clipper_core.plugins import PluginRegistry
 from clipper_core.rpc import ReplicaConnection, RpcServer
 from clipper_core.server.access_log import JsonAccessLogger, access_logger
 from clipper_core.server.frontend_registry import REFRESH_INTERVAL, sync_frontends
-from clipper_core.server.load_report import LOAD_REPORTER, LoadReporter
+from clipper_core.server.load_report import LOAD_REPORTER, LoadReporter, apply_shares
 from clipper_core.server.local_replicas import LocalReplicaSupervisor
 from clipper_core.server.runtime_file import previous_rpc_port, remove_if_ours, write_runtime
 from clipper_core.serving.model_runtime import ModelRuntime
 from clipper_core.serving.query_path import QueryPath
 from clipper_core.serving.snapshot import Snapshot
+from clipper_core.serving.tenancy import Quota
 from clipper_core.state import Replica
 
 if TYPE_CHECKING:
@@ -209,9 +210,10 @@ async def web_sites(server: RunningServer) -> AsyncIterator[None]:
     query API first): the lifecycle hooks see the apps in one order."""
     for site in server.sites:
         _wire_plugin_hooks(site.app, server.ctx.registry)
-        runner = (web.AppRunner(site.app, access_log=None, handle_signals=False) if not server.ctx.config.access_log
+        options: dict[str, Any] = {"handle_signals": False, "handler_cancellation": site.cancel_on_disconnect}
+        runner = (web.AppRunner(site.app, access_log=None, **options) if not server.ctx.config.access_log
                   else web.AppRunner(site.app, access_log=access_logger(), access_log_class=JsonAccessLogger,
-                                     handle_signals=False))
+                                     **options))
         await runner.setup()
         if site.wrap_handler is not None:
             assert runner.server is not None
@@ -300,7 +302,16 @@ async def _refresh(server: RunningServer, reporter: LoadReporter | None) -> None
             if ctx.store.shared:
                 await sync_frontends(ctx, server.rpc)
         if reporter is not None:
-            await reporter.publish(ctx.store, _frontend_id(server), _runtimes(server))
+            quotas = _quotas(server)
+            mine = await reporter.publish(ctx.store, _frontend_id(server), _runtimes(server), quotas=quotas)
+            if mine is not None and quotas and ctx.store.shared:  # several frontends: each applies its share
+                await apply_shares(ctx.store, quotas, mine)
+
+
+def _quotas(server: RunningServer) -> list[Quota]:
+    """The rate limits and quotas this frontend applies (``serving.tenancy``)."""
+    path = server.ctx.query_path
+    return path.snapshot.quotas.all() if path is not None else []
 
 
 async def drain(server: RunningServer) -> AsyncIterator[None]:

@@ -12,15 +12,17 @@ from clipper_core.serving.queue import Task
 __all__ = ["admit"]
 
 
-def admit(limit: float, slo: float, enqueued: dict[ModelRuntime, list[Task]]) -> None:
+def admit(limit: float, slo: float, enqueued: dict[ModelRuntime, list[Task]], length_share: float = 1.0) -> None:
     """Raise Overloaded unless every model version can take its new tasks and finish them within ``limit``
-    seconds (a fraction of the ``slo``). On refusal the new tasks' futures are cancelled: nothing awaits them
+    seconds (a fraction of the ``slo``), its queue holding at most ``length_share`` of its maximum length (a
+    low priority class gets a part). On refusal the new tasks' futures are cancelled: nothing awaits them
     yet, as the caller has not yielded to the loop since creating them."""
     for mr, tasks in enqueued.items():
         queued = len(mr.queue)
         wait = mr.expected_wait(len(tasks))
-        if queued + len(tasks) > mr.queue.max_length:
-            why = f"its queue is full ({queued} tasks waiting, limit {mr.queue.max_length})"
+        longest = mr.queue.max_length if length_share >= 1.0 else int(mr.queue.max_length * length_share)
+        if queued + len(tasks) > longest:
+            why = f"its queue is full ({queued} tasks waiting, limit {longest})"
         elif wait > limit:
             why = f"{queued} tasks are queued, about {wait * 1000:.0f} ms of work for an SLO of {slo * 1000:.0f} ms"
         else:

@@ -11,6 +11,7 @@ import orjson
 
 from clipper_core.interfaces import SelectionPolicy
 from clipper_core.metrics import FastHistogram
+from clipper_core.serving.tenancy import Guard
 from clipper_core.state import Application
 
 __all__ = ["AppRuntime", "as_json_value"]
@@ -40,3 +41,5 @@ class AppRuntime:
     latency: FastHistogram = field(default_factory=FastHistogram)
     predictions: int = 0
     defaults: int = 0
+    guard: Guard | None = None
+    """Its API keys, limits and priority class (:mod:`.tenancy`); None: it has none (one test a query)."""

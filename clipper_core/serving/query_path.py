@@ -129,11 +129,13 @@ class QueryPath:
 
     # -- predict -------------------------------------------------------------------------------------------
     async def predict(self, app: AppRuntime | str, items: list[Any], *, uid: int = 0,
-                      version: str | None = None, traceparent: str | None = None,
+                      version: str | None = None, traceparent: str | None = None, api_key: str | None = None,
                       _span: Any = _UNTRACED) -> list[Prediction]:
         """One prediction per decoded input (numeric inputs as 1-D numpy arrays of the app's dtype);
-        ``traceparent``: the caller's W3C trace context (used when tracing is on). ``_span``: the request's
-        span, when :meth:`_traced_predict` calls this in it (untraced, the hot path pays one test for tracing)."""
+        ``traceparent``: the caller's W3C trace context (used when tracing is on); ``api_key``: the key the
+        caller presented (checked, with the app's limits, when the app has a guard: :mod:`.tenancy`). ``_span``:
+        the request's span, when :meth:`_traced_predict` calls this in it (untraced, the hot path pays one test
+        for tracing)."""
         started = self.clock()
         if isinstance(app, str):
             rt = self.open_app(app)
@@ -142,8 +144,10 @@ class QueryPath:
             rt = app
         if _span is _UNTRACED:
             if TRACING.enabled and (traceparent is not None or random() < TRACING.root_ratio):
-                return await self._traced_predict(rt, items, uid, version, traceparent)
+                return await self._traced_predict(rt, items, uid, version, traceparent, api_key)
             _span = None
+        guard = rt.guard
+        admitted = guard.enter(api_key, items) if guard is not None else None
         self.active += 1
         try:
             version = self.resolve_version(rt, version)
@@ -156,12 +160,14 @@ class QueryPath:
             rt.predictions += len(results)
             return results
         finally:
+            if admitted is not None:
+                admitted.leave()
             self.active -= 1
             if not self.active and self._drained is not None:
                 self._drained.set()
 
     async def _traced_predict(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None,
-                              traceparent: str | None) -> list[Prediction]:
+                              traceparent: str | None, api_key: str | None) -> list[Prediction]:
         """:meth:`predict` in a request span (the caller's trace continued), current for the logs."""
         from opentelemetry import context as otel_context
         from opentelemetry import trace
@@ -170,10 +176,10 @@ class QueryPath:
         span = TRACING.tracer.start_span(f"predict {rt.app.name}", context=parent, kind=trace.SpanKind.SERVER,
                                          attributes={"clipper.app": rt.app.name, "clipper.inputs": len(items)})
         if not span.is_recording():  # the caller's trace is not sampled: nothing more to do for it
-            return await self.predict(rt, items, uid=uid, version=version, _span=None)
+            return await self.predict(rt, items, uid=uid, version=version, api_key=api_key, _span=None)
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
-            results = await self.predict(rt, items, uid=uid, version=version, _span=span)
+            results = await self.predict(rt, items, uid=uid, version=version, api_key=api_key, _span=span)
             span.set_attribute("clipper.defaults", sum(p.default for p in results))
             return results
         except Exception as exc:
@@ -190,6 +196,8 @@ class QueryPath:
         until the SLO deadline; return, per item, its query and plan. ``trace``: the request's recording span
         (tracing on and sampled), whose context its tasks carry to the batches."""
         deadline = started + rt.slo
+        guard = rt.guard
+        rank_offset = guard.rank_offset if guard is not None else 0.0
         cache = self.cache if rt.app.cache_enabled else None
         if trace is None:
             routes = self._routes(rt, items, uid, version, state, cache is not None, every_model)
@@ -260,6 +268,8 @@ class QueryPath:
                 else:
                     fut = loop.create_future()
                 task = Task(query.input, key, deadline, fut, group, now)
+                if rank_offset:
+                    task.rank = deadline + rank_offset
                 if trace is not None:
                     task.trace = trace.get_span_context()
                 if key is not None:
@@ -277,7 +287,11 @@ class QueryPath:
         try:
             if enqueued:
                 try:
-                    admit(rt.slo * self.admission_slo_fraction, rt.slo, enqueued)
+                    if guard is None:
+                        admit(rt.slo * self.admission_slo_fraction, rt.slo, enqueued)
+                    else:  # a priority class: high may use the whole SLO, low half of the limits
+                        fraction = 1.0 if guard.priority == "high" else self.admission_slo_fraction
+                        admit(rt.slo * fraction * guard.admission_share, rt.slo, enqueued, guard.admission_share)
                 except Overloaded:
                     for fut in waiting:  # what this query joined too: nobody waits for it on its behalf
                         fut.cancel()
@@ -303,6 +317,10 @@ class QueryPath:
                 await wait_one(loop, waiting[0], deadline - self.clock())
             elif waiting:
                 await wait_all(loop, waiting, deadline - self.clock())
+        except asyncio.CancelledError:  # the client left: its tasks still queued are skipped, never sent
+            for fut in waiting:
+                fut.cancel()
+            raise
         finally:
             if cold is not None:
                 for plan, name, fut in cold:

@@ -32,15 +32,18 @@ class Task:
     identical queries that joined it through single flight) resolve to the model output or an exception; each
     query has its own, so one that stops waiting (its SLO passed, its client left) does not touch the others."""
 
-    __slots__ = ("deadline", "done", "enqueued", "expires", "future", "group", "item", "joined", "key", "seq",
-                 "trace")
+    __slots__ = ("deadline", "done", "enqueued", "expires", "future", "group", "item", "joined", "key", "rank",
+                 "seq", "trace")
 
     def __init__(self, item: Any, key: bytes | None, deadline: float, future: asyncio.Future[Any],
                  group: int = 0, enqueued: float | None = None) -> None:
         self.item = item
         self.key = key
         self.deadline = deadline
-        """Orders the queue (earliest first): the deadline of the query that made the task."""
+        """The deadline of the query that made the task."""
+        self.rank = deadline
+        """Orders the queue (lowest first): the deadline, plus its app's priority class offset
+        (:data:`clipper_core.serving.tenancy.RANK_OFFSET`; 0 for ``normal``)."""
         self.expires = deadline
         """When the task is dropped as too late: the latest deadline of the queries waiting for it (an identical
         query joining through single flight extends it)."""
@@ -79,7 +82,7 @@ class Task:
                 fut.exception()  # mark retrieved: the query may have stopped waiting
 
     def __lt__(self, other: Task) -> bool:
-        return (self.deadline, self.seq) < (other.deadline, other.seq)
+        return (self.rank, self.seq) < (other.rank, other.seq)
 
 
 class ModelQueue:
@@ -97,6 +100,8 @@ class ModelQueue:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._length_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.dropped = 0
+        self.cancelled = 0
+        """Tasks taken out before dispatch because every query waiting for them was cancelled (clients left)."""
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -113,6 +118,8 @@ class ModelQueue:
                 if task.expires <= now:
                     self.dropped += 1
                     task.fail(DeadlineExpired())
+                elif not task.wanted() and task.future.cancelled():
+                    self.cancelled += 1
             heapq.heapify(kept)
             self._heap = kept
         return dropped
@@ -209,8 +216,10 @@ class ModelQueue:
                 self.dropped += 1
                 task.fail(DeadlineExpired())
                 continue
-            if not task.wanted():
-                continue  # nobody waits for it any more (its queries were cancelled: their clients left)
+            if not task.wanted():  # nobody waits for it any more (its queries were cancelled: their clients left)
+                if task.future.cancelled():
+                    self.cancelled += 1
+                continue
             batch.append(task)
         if heap and batch and batch[-1].group:
             self._keep_group_together(batch)

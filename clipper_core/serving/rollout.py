@@ -21,8 +21,9 @@ from clipper_core.serving.app_runtime import as_json_value
 
 __all__ = ["SHADOW_BEHIND_S", "Split", "VersionCounters", "agrees"]
 
-SHADOW_BEHIND_S = 1e6
-"""Added to a mirrored task's deadline for the queue's order: shadow work sorts behind every real task."""
+SHADOW_BEHIND_S = 1e7
+"""Added to a mirrored task's deadline for the queue's order: shadow work sorts behind every real task (the
+lowest priority class included: :data:`clipper_core.serving.tenancy.RANK_OFFSET`)."""
 
 
 @dataclass(frozen=True)

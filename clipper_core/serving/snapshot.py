@@ -22,6 +22,7 @@ from clipper_core.rollouts.record import read_rollouts
 from clipper_core.serving.app_runtime import AppRuntime, as_json_value
 from clipper_core.serving.model_runtime import ModelRuntime, Replica
 from clipper_core.serving.rollout import Split, VersionCounters
+from clipper_core.serving.tenancy import Guard, KeyTable, QuotaRegistry
 from clipper_core.state import Application, ChangeEvent, Model, ModelKey, StateStore
 
 __all__ = ["Snapshot"]
@@ -50,6 +51,9 @@ class Snapshot:
         self.models: dict[ModelKey, ModelRuntime] = {}
         self.splits: dict[str, Split] = {}
         """Model name -> its active rollout (empty without one: the query path checks it once per request)."""
+        self.keys = KeyTable(())
+        """Every API key (issue #18), rebuilt on each load: a revoked key is gone with the next reload."""
+        self.quotas = QuotaRegistry(clock)
         self._dirty = False
         self._reload_task: asyncio.Task[None] | None = None
 
@@ -85,6 +89,7 @@ class Snapshot:
             apps.append(app)
         models = await store.list_models()
         current = await store.current_versions()
+        keys = KeyTable(await store.list_api_keys(), self.keys.refusals)
         versions: dict[str, dict[str, Model]] = {}
         for model in models:
             versions.setdefault(model.name, {})[model.version] = model
@@ -96,6 +101,10 @@ class Snapshot:
                 new_apps[app.name] = old
             else:
                 new_apps[app.name] = self._app_runtime(app, links[app.name])
+        for rt in new_apps.values():
+            rt.guard = Guard.of(rt.app, keys, self.quotas)
+        self.quotas.retain_used()
+        self.keys = keys
         splits = self._splits(await store.list_rollouts(), versions)
         self.apps, self.current, self.versions = new_apps, current, versions
         await self._update_models(models, new_apps)

@@ -267,9 +267,11 @@ class ServingHarness:
     # -- registration (through the store, then the snapshot reloads) ---------------------------------------
     async def add_app(self, name: str = "app", *, input_type: InputType = InputType.DOUBLES,
                       default_output: str = "-1.0", slo_micros: int = 100_000, policy: str = "default",
-                      cache_enabled: bool = True, models: Sequence[str] = ()) -> None:
+                      cache_enabled: bool = True, models: Sequence[str] = (), require_api_key: bool = False,
+                      priority: str = "normal", limits: dict[str, Any] | None = None) -> None:
         await self.store.add_app(Application(name, input_type, default_output, slo_micros, policy=policy,
-                                             cache_enabled=cache_enabled))
+                                             cache_enabled=cache_enabled, require_api_key=require_api_key,
+                                             priority=priority, limits=limits))
         if models:
             await self.store.add_links(name, list(models))
         await self.snapshot.sync()
@@ -305,9 +307,10 @@ class ServingHarness:
 
     # -- queries -------------------------------------------------------------------------------------------
     def predict_soon(self, app: AppRuntime | str, items: list[Any], *, uid: int = 0,
-                     version: str | None = None) -> asyncio.Task[list[Prediction]]:
+                     version: str | None = None, api_key: str | None = None) -> asyncio.Task[list[Prediction]]:
         """Start a prediction as its own task (like one HTTP request); cancelled at teardown if still running."""
-        task = asyncio.get_running_loop().create_task(self.path.predict(app, items, uid=uid, version=version))
+        task = asyncio.get_running_loop().create_task(self.path.predict(app, items, uid=uid, version=version,
+                                                                        api_key=api_key))
         self._tasks.append(task)
         return task
 

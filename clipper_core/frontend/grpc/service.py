@@ -27,6 +27,7 @@ from clipper_core.frontend.grpc import grpc_predict_v2_pb2 as pb
 from clipper_core.frontend.grpc.tensors import infer_response, request_items, request_uid
 from clipper_core.frontend.health import server_not_ready
 from clipper_core.frontend.v2 import SERVER_METADATA, app_and_version, metadata
+from clipper_core.serving.tenancy import presented_key
 from clipper_core.tracing import STATE as TRACING
 
 __all__ = ["CODES", "SERVICE", "InferenceService", "add_to_server", "status_code"]
@@ -113,11 +114,16 @@ class InferenceService:
         try:
             path = self.path
             rt = path.open_app(request.model_name)
+            guard = rt.guard
+            api_key = None
+            if guard is not None:  # its key (call metadata) and message size before its tensors are read
+                api_key = _api_key(context)
+                guard.precheck(api_key, request.ByteSize() if guard.limits.max_body_bytes is not None else None)
             items, raw = request_items(request, rt.app.input_type)
             version = request.model_version or None
             traceparent = _traceparent(context) if TRACING.enabled else None
             predictions = await path.predict(rt, items, uid=request_uid(request), version=version,
-                                             traceparent=traceparent)
+                                             traceparent=traceparent, api_key=api_key)
             return infer_response(request, predictions, version, raw)
         except Exception as exc:
             await _abort(context, exc, "ModelInfer")
@@ -143,6 +149,15 @@ def add_to_server(server: aio.Server, service: InferenceService) -> None:
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)
+
+
+def _api_key(context: Any) -> str | None:
+    """The API key in the call's metadata: ``x-api-key``, or ``authorization: Bearer <key>``."""
+    found: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if key in ("authorization", "x-api-key"):
+            found[key] = str(value)
+    return presented_key(found.get("authorization"), found.get("x-api-key"))
 
 
 def _traceparent(context: Any) -> str | None:
