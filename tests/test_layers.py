@@ -15,7 +15,8 @@ CORE = Path(clipper_core.__file__).parent
 
 LAYERS: list[set[str]] = [
     {"errors", "version"},                                               # what everything may raise or say
-    {"config", "names", "inputs", "metrics", "processes", "progress", "settings_checks", "tracing"},  # foundation
+    {"config", "names", "inputs", "metrics", "processes", "progress", "settings_checks", "timeouts",  # foundation
+     "tracing"},
     {"state", "autoscaling", "rollouts"},                                # records, stores and settings
     {"interfaces", "tenancy"},                                           # plugin ABCs; limits and API keys
     {"hookspecs", "policies", "rpc", "http_api", "openapi"},             # hooks and shared plumbing
