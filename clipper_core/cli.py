@@ -512,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_commands(add)
     _add_declarative_commands(add)
     _add_rollout_commands(sub, [common, managed])
+    _add_tenancy_commands(sub, [common, managed])
     _add_plugin_commands(sub, common)
     return parser
 
@@ -561,6 +562,177 @@ def _add_rollout_commands(sub: Any, parents: list[argparse.ArgumentParser]) -> N
                          ("abort", "end a rollout: the current version answers every query"),
                          ("promote", "end a rollout now, making the candidate the current version")):
         action(change, _rollout_change(change), help).add_argument("model")
+
+
+def _add_tenancy_commands(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """``clipper keys create | list | revoke`` and ``clipper limits set | show`` (docs/tenancy.md)."""
+    def group(name: str, help: str) -> Any:
+        parser = sub.add_parser(name, help=help, parents=parents)
+        return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+
+    def action(actions: Any, name: str, func: Any, help: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = actions.add_parser(name, help=help, parents=parents)
+        p.set_defaults(func=func)
+        p.add_argument("-o", "--output", choices=["text", "json"], default="text", help="text (default) or json")
+        p.add_argument("--json", dest="output", action="store_const", const="json", help="the same as --output json")
+        return p
+
+    def rate_flags(p: argparse.ArgumentParser, kind: Callable[[str], Any]) -> None:
+        p.add_argument("--rps", type=kind, default=None, metavar="N", help="requests per second (a token bucket)")
+        p.add_argument("--burst", type=kind, default=None, metavar="N",
+                       help="its size (default: one second's worth of --rps)")
+        p.add_argument("--ips", type=kind, default=None, metavar="N", help="inputs per second (a token bucket)")
+        p.add_argument("--inputs-burst", type=kind, default=None, metavar="N",
+                       help="its size (default: one second's worth of --ips)")
+        p.add_argument("--max-concurrent", type=kind, default=None, metavar="N", help="queries in flight at once")
+
+    keys = group("keys", "API keys of an application's query API")
+    create = action(keys, "create", cmd_keys_create, "make a key of APP (shown once)")
+    create.add_argument("app")
+    create.add_argument("--label", default=None, help="what the key is for")
+    rate_flags(create, _number)
+    action(keys, "list", cmd_keys_list, "the keys (of APP), never their secrets").add_argument(
+        "app", nargs="?", default=None)
+    action(keys, "revoke", cmd_keys_revoke, "revoke a key: every frontend refuses it within a second").add_argument(
+        "key_id", help="the key's id, as `clipper keys list` shows it")
+    limits = group("limits", "an application's key requirement, priority class and limits")
+    set_limits = action(limits, "set", cmd_limits_set,
+                        "change APP's key requirement, priority or limits (a limit: N, or 'off' to remove it)")
+    set_limits.add_argument("app")
+    set_limits.add_argument("--require-key", action=argparse.BooleanOptionalAction, default=None,
+                            help="answer only queries that carry one of the app's API keys")
+    set_limits.add_argument("--priority", choices=["high", "normal", "low"], default=None)
+    rate_flags(set_limits, _limit_value)
+    set_limits.add_argument("--max-input-length", type=_limit_value, default=None, metavar="N",
+                            help="elements of a numeric input, bytes of a bytes or string input")
+    set_limits.add_argument("--max-batch-size", type=_limit_value, default=None, metavar="N",
+                            help="inputs a request may carry")
+    set_limits.add_argument("--max-body-bytes", type=_limit_value, default=None, metavar="N",
+                            help="a request body's size")
+    set_limits.add_argument("--clear", action="store_true", help="remove every limit (before the ones given here)")
+    action(limits, "show", cmd_limits_show, "APP's key requirement, priority and limits").add_argument("app")
+
+
+_KEY_LIMIT_FLAGS = (("rps", "requests_per_second"), ("burst", "requests_burst"), ("ips", "inputs_per_second"),
+                    ("inputs_burst", "inputs_burst"), ("max_concurrent", "max_concurrent"))
+_APP_LIMIT_FLAGS = (*_KEY_LIMIT_FLAGS, ("max_input_length", "max_input_length"),
+                    ("max_batch_size", "max_batch_size"), ("max_body_bytes", "max_body_bytes"))
+"""(argument, limit): what ``clipper keys create`` and ``clipper limits set`` pass on when given."""
+_BUCKETS = (("requests_per_second", "requests_burst"), ("inputs_per_second", "inputs_burst"))
+
+
+def _number(text: str) -> int | float:
+    """A limit as given on the command line: an integer stays one (bursts, counts), else a number; the server
+    says what is wrong with it."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _limit_value(text: str) -> int | float | str:
+    """A limit, or ``off`` to remove it."""
+    return "off" if text.lower() in ("off", "none") else _number(text)
+
+
+def _wants_json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False)) or getattr(args, "output", "text") == "json"
+
+
+def _utc(seconds: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _limits_text(limits: dict[str, Any] | None) -> str:
+    return " ".join(f"{k}={v:g}" for k, v in limits.items()) if limits else "-"
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    options = {limit: getattr(args, attr) for attr, limit in _KEY_LIMIT_FLAGS if getattr(args, attr) is not None}
+    created = _connect(args).create_api_key(args.app, args.label, **options)
+    if _wants_json(args):
+        print(json.dumps(created, indent=2))
+    else:
+        print(f"API key {created['key_id']} of {created['app_name']}"
+              + (f" ({created['label']})" if created["label"] else "") + ", limits: "
+              + _limits_text(created["limits"]), file=sys.stderr)
+        print(created["api_key"])
+    print("clipper: warning: this is the only time the key is shown: clipper keeps a salted hash of it, nothing it "
+          "could show it from again. Store it now.", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    keys = _connect(args).list_api_keys(args.app)
+    if _wants_json(args):
+        print(json.dumps(keys, indent=2))
+        return 0
+    if not keys:
+        print("no API keys" + (f" of {args.app}" if args.app else ""))
+        return 0
+    rows = [{"key_id": k["key_id"], "app": k["app_name"], "label": k["label"] or "-",
+             "created": _utc(k["created_at"]), "limits": _limits_text(k["limits"])} for k in keys]
+    _print(args, rows, ["key_id", "app", "label", "created", "limits"])
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    revoked = _connect(args).revoke_api_key(args.key_id)
+    if _wants_json(args):
+        print(json.dumps(revoked, indent=2))
+    else:
+        print(f"revoked API key {revoked['key_id']} of {revoked['app_name']}")
+    return 0
+
+
+def _print_limits(args: argparse.Namespace, answer: dict[str, Any]) -> None:
+    if _wants_json(args):
+        print(json.dumps(answer, indent=2))
+        return
+    keys = answer["api_keys"]
+    required = "API key required" if answer["require_api_key"] else "no API key required"
+    print(f"{answer['app_name']}: {required} ({keys} key{'' if keys == 1 else 's'}), priority {answer['priority']}"
+          + ("" if answer["limits"] else ", no limits"))
+    if answer["require_api_key"] and not keys:
+        print("  every query is refused until a key is made: clipper keys create " + answer["app_name"])
+    limits = answer["limits"] or {}
+    width = max((len(name) for name in limits), default=0)
+    for name, value in limits.items():
+        print(f"  {name.ljust(width)}  {value:g}")
+
+
+def cmd_limits_set(args: argparse.Namespace) -> int:
+    given = {limit: getattr(args, attr) for attr, limit in _APP_LIMIT_FLAGS if getattr(args, attr) is not None}
+    if not (given or args.clear or args.require_key is not None or args.priority is not None):
+        raise ClipperException("nothing to set: give --require-key or --no-require-key, --priority, a limit (e.g. "
+                               "--rps 100, or --rps off) or --clear")
+    conn = _connect(args)
+    limits: dict[str, Any] | None = None
+    if given or args.clear:  # the app's limits with these changed (the server takes the whole set)
+        limits = {} if args.clear else dict(conn.get_app_limits(args.app)["limits"] or {})
+        for rate, burst in _BUCKETS:
+            if rate in given and burst not in given:
+                limits.pop(burst, None)  # a new rate's burst is one second's worth of it, unless given
+        for limit, value in given.items():
+            if value == "off":
+                limits.pop(limit, None)
+                limits.pop(dict(_BUCKETS).get(limit, ""), None)  # a rate's burst goes with it
+            else:
+                limits[limit] = value
+    _print_limits(args, conn.set_app_limits(args.app, require_api_key=args.require_key, priority=args.priority,
+                                            limits=limits))
+    return 0
+
+
+def cmd_limits_show(args: argparse.Namespace) -> int:
+    _print_limits(args, _connect(args).get_app_limits(args.app))
+    return 0
 
 
 def _output_flags(parser: argparse.ArgumentParser) -> None:
