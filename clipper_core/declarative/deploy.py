@@ -9,11 +9,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clipper_core.declarative.apply import wait_for_replicas
-from clipper_core.declarative.load import CLOSURE_DEPLOYER
-from clipper_core.declarative.sources import deployer_for, model_directory
+from clipper_core.declarative.sources import CLOSURE_DEPLOYER
 from clipper_core.errors import ClipperException
-from clipper_core.progress import Progress
 
 if TYPE_CHECKING:
     from clipper_core.client.connection import ClipperConnection
@@ -76,6 +73,10 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def deploy_command(args: argparse.Namespace, conn: ClipperConnection, registry: PluginRegistry) -> int:
+    from clipper_core.declarative.apply import wait_for_replicas  # not imported to build the parser
+    from clipper_core.declarative.sources import deployer_for, model_directory
+    from clipper_core.progress import Progress
+
     options = parse_options(args.option)
     if is_function(args.model):
         kind, value = "module", args.model

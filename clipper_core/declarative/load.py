@@ -20,7 +20,7 @@ import yaml
 
 from clipper_core.autoscaling.config import AutoscalingConfig
 from clipper_core.declarative.schema import SCHEMA, SOURCE_FIELDS
-from clipper_core.declarative.sources import deployer_for
+from clipper_core.declarative.sources import CLOSURE_DEPLOYER, deployer_for
 from clipper_core.declarative.spec import (
     AppSpec,
     Desired,
@@ -37,9 +37,8 @@ from clipper_core.names import NO_CONTAINER
 from clipper_core.plugins import PluginRegistry
 from clipper_core.rollouts.settings import RolloutSettings
 
-__all__ = ["CLOSURE_DEPLOYER", "Document", "load_file", "load_text", "parse"]
+__all__ = ["Document", "load_file", "load_text", "parse"]
 
-CLOSURE_DEPLOYER = "python_closure"
 MANIFEST = "clipper_model.json"
 Path_ = tuple[str | int, ...]
 

@@ -16,7 +16,10 @@ from clipper_core.errors import ClipperException
 from clipper_core.interfaces import Deployer
 from clipper_core.plugins import PluginRegistry
 
-__all__ = ["deployer_for", "load_function", "model_directory", "takes_path"]
+__all__ = ["CLOSURE_DEPLOYER", "deployer_for", "load_function", "model_directory", "takes_path"]
+
+CLOSURE_DEPLOYER = "python_closure"
+"""The built-in deployer of ``FILE.py:FUNCTION``."""
 
 
 def load_function(spec: str) -> Any:
@@ -88,7 +91,7 @@ def model_directory(registry: PluginRegistry, kind: str, value: str, deployer: s
         return
     if kind == "module":
         obj: Any = load_function(value)
-        cls = registry.deployers.get(deployer or "python_closure")
+        cls = registry.deployers.get(deployer or CLOSURE_DEPLOYER)
     elif kind == "file":
         path = Path(value)
         obj, cls = path, deployer_for(registry, path, deployer)
