@@ -142,3 +142,25 @@ def test_wrong_or_unknown_files_are_refused(clipper_server: ServerThread, clippe
                "or a model file)\n")
     assert cli("deploy", str(weights), "--option", "no-equals", *common) == (
         1, "", "clipper: error: --option 'no-equals': expected KEY=VALUE, e.g. method=predict_proba\n")
+
+
+def test_a_clipper_file_deploys_a_framework_file(clipper_server: ServerThread, clipper_home: Path, tmp_path: Path,
+                                                 cli: Run) -> None:
+    pytest.importorskip("sklearn")
+    skops_io = pytest.importorskip("skops.io")
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=(30, 3))
+    reg = LinearRegression().fit(data, data @ np.array([1.0, -2.0, 0.5]))
+    skops_io.dump(reg, tmp_path / "reg.skops")
+    file = tmp_path / "clipper.yaml"
+    file.write_text("applications:\n  - {name: m, input_type: doubles, slo_micros: 20000000}\n"
+                    "models:\n  - {name: m, version: 1, input_type: doubles, file: reg.skops}\n"
+                    "links:\n  - {app: m, model: m}\n")
+    code, out, err = cli("apply", "--home", str(clipper_home), "-f", str(file))
+    assert (code, err) == (0, ""), err
+    assert f"+ model m:1: deploy file {tmp_path / 'reg.skops'} with sklearn, 1 replica(s)" in out.splitlines()
+    status, answer = clipper_server.predict("m", {"input_batch": X})
+    assert status == 200 and np.allclose([p["output"] for p in answer["batch_predictions"]], reg.predict(np.array(X)))
+    assert "no changes" in cli("apply", "--home", str(clipper_home), "-f", str(file))[1]
