@@ -31,6 +31,8 @@ async def sync_frontends(ctx: ServerContext, rpc: RpcServer | None) -> None:
     except Exception as exc:  # a store outage: keep what we know, try again on the next tick
         log.warning("cannot refresh the frontend registry: %s", exc)
         return
+    if ctx.query_path is not None:  # rate limits start with an equal share of each (``serving.tenancy``)
+        ctx.query_path.snapshot.quotas.frontends = max(1, len(frontends))
     local = _local_addresses(ctx, rpc, frontends)
     if rpc is not None:
         rpc.announce_peers(frontends, local)

@@ -288,7 +288,7 @@ def load_reporter(ctx: ServerContext) -> LoadReporter | None:
     return reporter if isinstance(reporter, LoadReporter) else None
 
 
-async def apply_shares(store: StateStore, quotas: Iterable[Quota], mine: LoadFigures) -> None:
+async def apply_shares(store: StateStore, quotas: Iterable[Quota], mine: LoadFigures, frontends: int = 1) -> None:
     """Give each quota this frontend's share of its limits, from every frontend's last report (``mine`` is this
     frontend's, just published). A store that cannot be read leaves the shares as they are."""
     demand = mine.get(TENANCY_KEY)
@@ -299,7 +299,8 @@ async def apply_shares(store: StateStore, quotas: Iterable[Quota], mine: LoadFig
     except Exception as exc:  # a store outage: keep the shares of the last report
         log.warning("cannot read the load reports for the rate limits' shares: %s", exc)
         return
-    shares = demand_shares(demand, [report.get(TENANCY_KEY, {}) for report in reports.values()])
+    shares = demand_shares(demand, [report.get(TENANCY_KEY, {}) for report in reports.values()],
+                           max(frontends, len(reports)))
     for quota in quotas:
         share = shares.get(scope_key(quota))
         if share is not None:

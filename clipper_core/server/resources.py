@@ -305,7 +305,8 @@ async def _refresh(server: RunningServer, reporter: LoadReporter | None) -> None
             quotas = _quotas(server)
             mine = await reporter.publish(ctx.store, _frontend_id(server), _runtimes(server), quotas=quotas)
             if mine is not None and quotas and ctx.store.shared:  # several frontends: each applies its share
-                await apply_shares(ctx.store, quotas, mine)
+                await apply_shares(ctx.store, quotas, mine, ctx.query_path.snapshot.quotas.frontends
+                                   if ctx.query_path is not None else 1)
 
 
 def _quotas(server: RunningServer) -> list[Quota]:

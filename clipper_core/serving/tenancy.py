@@ -317,12 +317,17 @@ class QuotaRegistry:
         self.clock = clock
         self._quotas: dict[tuple[str, str], Quota] = {}
         self._used: set[tuple[str, str]] = set()
+        self.frontends = 1
+        """Live query frontends (the registry's count, kept by the server): a new quota starts with an equal
+        share, until the load reports tell the demand."""
 
     def get(self, app: str, key_id: str, limits: KeyLimits) -> Quota:
         found = self._quotas.get((app, key_id))
         limits = limits.normalised()
         if found is None or found.limits != limits:
             found = self._quotas[(app, key_id)] = Quota(app, key_id, limits, self.clock)
+            if self.frontends > 1:
+                found.set_share(1.0 / self.frontends)
         self._used.add((app, key_id))
         return found
 
@@ -340,16 +345,18 @@ def scope_key(quota: Quota) -> str:
     return f"{quota.app}/{quota.key_id}" if quota.key_id else quota.app
 
 
-def demand_shares(mine: Mapping[str, float], everyone: Iterable[Mapping[str, float]]) -> dict[str, float]:
+def demand_shares(mine: Mapping[str, float], everyone: Iterable[Mapping[str, float]],
+                  frontends: int = 1) -> dict[str, float]:
     """Per scope of ``mine`` (this frontend's requests/s offered): its share of every frontend's demand
     (``everyone``, this frontend's report included), each frontend counted with one request/s more so that
-    the shares add up to 1 and an idle frontend keeps a little."""
+    the shares add up to 1 and an idle frontend keeps a little. A scope no other report has yet gets an equal
+    share of the ``frontends`` live ones."""
     reports = list(everyone)
     shares: dict[str, float] = {}
     for scope, demand in mine.items():
         demands = [r[scope] for r in reports if scope in r]
         if len(demands) <= 1:
-            shares[scope] = 1.0
+            shares[scope] = 1.0 / max(1, frontends)
             continue
         shares[scope] = (demand + 1.0) / (sum(demands) + len(demands))
     return shares
