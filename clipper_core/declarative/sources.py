@@ -53,9 +53,7 @@ def load_function(spec: str) -> Any:
 
 def takes_path(cls: type[Deployer], path: Path) -> bool:
     """Whether deployer ``cls`` saves the model at ``path`` (by its ``file_suffixes``, or ``accepts_directory``)."""
-    if path.is_dir():
-        return cls.accepts_directory
-    return path.suffix.lower() in {suffix.lower() for suffix in cls.file_suffixes}
+    return cls.model_path(path) is not None
 
 
 def deployer_for(registry: PluginRegistry, path: Path, name: str | None, hint: str = "--deployer"
@@ -101,6 +99,6 @@ def model_directory(registry: PluginRegistry, kind: str, value: str, deployer: s
         try:
             cls().save(Path(tmp), obj, input_type=input_type, name=name, version=version,
                        pkgs_to_install=pkgs_to_install, **(options or {}))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OSError) as exc:
             raise ClipperException(f"deployer {cls.name!r} could not save {value}: {exc}") from None
         yield tmp

@@ -37,6 +37,7 @@ and ``[project.entry-points.clipper] acme = "acme_deployer.hooks"`` in its pypro
 from __future__ import annotations
 
 import abc
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -62,6 +63,17 @@ class Deployer(abc.ABC):
     ``clipper deploy FILE`` and a clipper file's ``file:`` pick the deployer of a file by them."""
     accepts_directory: ClassVar[bool] = False
     """Whether :meth:`save` takes the path of a directory (a TensorFlow SavedModel)."""
+
+    @classmethod
+    def model_path(cls, obj: Any) -> Path | None:
+        """``obj`` as the path of a model file (by :attr:`file_suffixes`) or directory (:attr:`accepts_directory`)
+        this deployer takes, else None (then it is a model object, or something :meth:`save` refuses)."""
+        if not isinstance(obj, (str, os.PathLike)):
+            return None
+        path = Path(obj)
+        if path.is_dir():
+            return path if cls.accepts_directory else None
+        return path if path.suffix.lower() in {suffix.lower() for suffix in cls.file_suffixes} else None
 
     @abc.abstractmethod
     def save(self, model_dir: Path, obj: Any, **options: Any) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -91,8 +90,9 @@ class PyTorchDeployer(Deployer):
         """
         import torch
 
-        if isinstance(obj, (str, os.PathLike)):
-            return self._save_file(Path(model_dir), Path(obj), options)
+        path = self.model_path(obj)
+        if path is not None:
+            return self._save_file(Path(model_dir), path, options)
         if not isinstance(obj, torch.nn.Module):
             raise TypeError(f"expected a torch.nn.Module, got {type(obj).__module__}.{type(obj).__name__}")
         input_type = str(options["input_type"])

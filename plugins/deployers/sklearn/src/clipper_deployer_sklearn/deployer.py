@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,8 +48,9 @@ class SklearnDeployer(Deployer):
         input_type = str(options["input_type"])
         method = str(options.get("method") or "predict")
         file_format = None
-        if isinstance(obj, (str, os.PathLike)):
-            obj, file_format = _read_file(Path(obj))
+        path = self.model_path(obj)
+        if path is not None:
+            obj, file_format = _read_file(path)
         fmt = str(options.get("format") or file_format or "skops")
         func: Callable[[Any, Any], Any] | None = options.get("func")
         if fmt not in FORMATS:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -59,8 +58,9 @@ class XGBoostDeployer(Deployer):
         input_type = str(options["input_type"])
         func: Callable[[Any, Any], Any] | None = options.get("func")
         require_numeric(input_type, func)
-        if isinstance(obj, (str, os.PathLike)):
-            obj = _read_file(Path(obj))
+        path = self.model_path(obj)
+        if path is not None:
+            obj = _read_file(path)
         if isinstance(obj, xgboost.Booster):
             estimator, booster = BOOSTER, obj
         elif type(obj).__name__ in ESTIMATORS and isinstance(obj, xgboost.XGBModel):
