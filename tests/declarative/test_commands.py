@@ -235,3 +235,21 @@ def test_errors_of_the_file_come_before_any_connection(clipper_home: Path, tmp_p
     code, out, err = cli("diff", "--home", str(clipper_home), "-f", str(bad))
     assert code == 1 and out == ""
     assert err.startswith(f"clipper: error: {bad}:4: applications[0].slo: unknown field; expected one of: name, ")
+
+
+def test_recreate_registers_a_changed_application_again(clipper_server: ServerThread, clipper_home: Path,
+                                                        project: Path, cli: Run) -> None:
+    home = ["--home", str(clipper_home)]
+    file = str(project / "clipper.yaml")
+    ok(cli("apply", *home, "-f", file))
+    edit(project / "clipper.yaml", "slo_micros: 2000000", "slo_micros: 3000000")
+    code, out, err = cli("apply", *home, "-f", file)
+    assert out == ""
+    assert code == 1 and err.startswith(f"clipper: error: {file}:5: applications[0].slo_micros: fixed once "
+                                        "registered (running: 2000000, file: 3000000); give the application ")
+    assert ok(cli("apply", *home, "-f", file, "--recreate")).splitlines() == [
+        "~ application calc: delete and register again: slo_micros 2000000 -> 3000000", "+ link twice -> calc",
+        f"{file}: applied 2 change(s)"]
+    (app,) = connection(clipper_home).get_all_apps(verbose=True)
+    assert (app["latency_slo_micros"], app["linked_models"]) == (3000000, ["twice"])
+    assert clipper_server.predict("calc", {"input": [1.0, 2.0]})[1]["output"] == 6.0
