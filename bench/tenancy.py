@@ -8,7 +8,7 @@ One server of this tree on free loopback ports, model ``noop`` (bench/models.py)
 * ``open``: app ``noop``, no key, no limits (no guard: the query path's usual case);
 * ``keyed``: app ``noop-keyed``, ``require_api_key``, generous limits on the app (10⁶ requests/s and inputs/s,
   10⁵ concurrent queries) and on its key (10⁶ requests/s); every request sends the key in ``X-API-Key``
-  (bench/post_key.lua, post.lua's bodies: none answered from the cache).
+  (bench/post.lua with CLIPPER_BENCH_KEY set: its bodies differ, none is answered from the cache).
 
 Each round runs wrk against one scenario then the other (the first alternating), so the machine's drift lands on
 both. Printed: req/s, p50 and p99 medians over the rounds (min–max), the keyed/open ratio of the medians with the
@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 from ab import children  # noqa: E402
 from run import cpu_seconds, deploy_apps, run_wrk, start_server  # noqa: E402
 
-KEYED_SCRIPT = HERE / "post_key.lua"
+KEYED_SCRIPT = HERE / "post.lua"  # with CLIPPER_BENCH_KEY set, it sends X-API-Key
 GENEROUS = {"requests_per_second": 1e6, "inputs_per_second": 1e6, "max_concurrent": 100_000}
 
 
@@ -86,19 +86,25 @@ def main() -> int:
         conn.link_model_to_app(app_name="noop-keyed", model_name="noop")
         conn.set_app_limits("noop-keyed", require_api_key=True, limits=GENEROUS)
         key = conn.create_api_key("noop-keyed", "bench", requests_per_second=1e6)["api_key"]
-        os.environ["CLIPPER_BENCH_KEY"] = key  # wrk's post_key.lua reads it
         addr = conn.get_query_addr()
         urls = {"open": f"http://{addr}/noop/predict", "keyed": f"http://{addr}/noop-keyed/predict"}
         scripts = {"open": HERE / "post.lua", "keyed": KEYED_SCRIPT}
+
+        def run(scenario: str, c: int, seconds: float) -> tuple[float, float, float, int]:
+            os.environ.pop("CLIPPER_BENCH_KEY", None)
+            if scenario == "keyed":  # post.lua sends it in X-API-Key; the open runs send no key
+                os.environ["CLIPPER_BENCH_KEY"] = key
+            return run_wrk(urls[scenario], c, seconds, scripts[scenario])
+
         time.sleep(1.0)  # the snapshot has the key
         for c in conns:
             point = Point(c)
             for scenario in ("open", "keyed"):
-                run_wrk(urls[scenario], c, args.warmup, scripts[scenario])
+                run(scenario, c, args.warmup)
             for r in range(args.rounds):
                 for scenario in ("open", "keyed") if r % 2 == 0 else ("keyed", "open"):
                     before = server_cpu(home)
-                    rps, p50, p99, errors = run_wrk(urls[scenario], c, args.duration, scripts[scenario])
+                    rps, p50, p99, errors = run(scenario, c, args.duration)
                     used = server_cpu(home) - before
                     run = Run(scenario, c, r + 1, rps, p50, p99, errors, used * 1e6 / max(1.0, rps * args.duration))
                     point.runs[scenario].append(run)
