@@ -1,5 +1,5 @@
 """Read what a running clipper holds (:class:`.spec.Running`) through ``ClipperConnection``: its applications and
-links, model versions, rollouts and connected replicas."""
+links, model versions and rollouts; and its connected replicas (:func:`ready_replicas`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from clipper_core.client.connection import ClipperConnection
 from clipper_core.declarative.spec import DIGEST_LABEL, Running, RunningApp, RunningModel
 
-__all__ = ["read_running", "split_labels"]
+__all__ = ["read_running", "ready_replicas", "split_labels"]
 
 
 def split_labels(labels: list[str]) -> tuple[tuple[str, ...], str | None]:
@@ -39,7 +39,6 @@ def read_running(conn: ClipperConnection) -> Running:
         running.models[model.key] = model
     for rollout in conn.get_rollouts():
         running.rollouts[rollout["model"]] = rollout
-    running.ready = ready_replicas(conn)
     return running
 
 

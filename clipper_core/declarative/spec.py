@@ -179,8 +179,6 @@ class Running:
     """By ``name:version``."""
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Each model's rollout (the active one, else the last), as ``get_rollouts`` answers it."""
-    ready: dict[str, int] = field(default_factory=dict)
-    """Connected replicas by ``name:version``."""
 
     def versions(self, name: str) -> list[RunningModel]:
         return [m for m in self.models.values() if m.name == name]
