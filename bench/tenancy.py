@@ -90,7 +90,7 @@ def main() -> int:
         urls = {"open": f"http://{addr}/noop/predict", "keyed": f"http://{addr}/noop-keyed/predict"}
         scripts = {"open": HERE / "post.lua", "keyed": KEYED_SCRIPT}
 
-        def run(scenario: str, c: int, seconds: float) -> tuple[float, float, float, int]:
+        def wrk(scenario: str, c: int, seconds: float) -> tuple[float, float, float, int]:
             os.environ.pop("CLIPPER_BENCH_KEY", None)
             if scenario == "keyed":  # post.lua sends it in X-API-Key; the open runs send no key
                 os.environ["CLIPPER_BENCH_KEY"] = key
@@ -100,11 +100,11 @@ def main() -> int:
         for c in conns:
             point = Point(c)
             for scenario in ("open", "keyed"):
-                run(scenario, c, args.warmup)
+                wrk(scenario, c, args.warmup)
             for r in range(args.rounds):
                 for scenario in ("open", "keyed") if r % 2 == 0 else ("keyed", "open"):
                     before = server_cpu(home)
-                    rps, p50, p99, errors = run(scenario, c, args.duration)
+                    rps, p50, p99, errors = wrk(scenario, c, args.duration)
                     used = server_cpu(home) - before
                     run = Run(scenario, c, r + 1, rps, p50, p99, errors, used * 1e6 / max(1.0, rps * args.duration))
                     point.runs[scenario].append(run)
