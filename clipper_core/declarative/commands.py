@@ -77,6 +77,9 @@ def cmd_apply(args: argparse.Namespace, connect: Connect, registry: Registry) ->
 
     conn, plugins, desired, plan = _plan(args, connect, registry)
     if plan.errors:
+        if args.json:
+            print(json.dumps({"applied": [], "errors": [str(e) for e in plan.errors], "notes": plan.notes},
+                             indent=2))
         return _errors(plan)
 
     def report(action: Action) -> None:
@@ -86,7 +89,7 @@ def cmd_apply(args: argparse.Namespace, connect: Connect, registry: Registry) ->
     done = apply_plan(plan, conn, plugins, report=report, timeout=args.timeout)
     changes = [a for a in done if a.kind != "wait"]
     if args.json:
-        print(json.dumps({"applied": [a.to_json() for a in done], "notes": plan.notes}, indent=2))
+        print(json.dumps({"applied": [a.to_json() for a in done], "errors": [], "notes": plan.notes}, indent=2))
         return 0
     for note in plan.notes:
         print(f"note: {note}")

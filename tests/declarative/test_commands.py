@@ -143,6 +143,10 @@ def test_apply_twice_then_one_change_then_a_refused_one(clipper_server: ServerTh
         f"(sha256 {model['labels'][1][14:26]}... running, " + err.split("running, ")[1].split("...")[0]
         + "... in the file); a changed model needs a new version"]
     assert clipper_server.predict("calc", {"input": [1.0, 2.0]})[1]["output"] == 6.0  # nothing was changed
+    code, out, err = cli("apply", *home, "-f", file, "--output", "json")
+    assert code == 1 and len(err.splitlines()) == 2
+    assert json.loads(out) == {"applied": [], "errors": [line.removeprefix("clipper: error: ")
+                                                         for line in err.splitlines()], "notes": []}
 
 
 def test_a_new_version_and_prune(clipper_server: ServerThread, clipper_home: Path, project: Path, cli: Run) -> None:
