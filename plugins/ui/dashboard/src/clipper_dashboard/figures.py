@@ -120,6 +120,8 @@ def _from_reports(reports: dict[str, dict[str, dict[str, float]]]) -> dict[str, 
     models: dict[str, Any] = {}
     for figures in reports.values():
         for key, version in figures.items():
+            if key.startswith("@"):  # not a model version: the rate limits' demand (``@tenancy``)
+                continue
             name, _, number = key.rpartition(":")
             row = models.setdefault(key, {"model": name, "version": number, "queue_length": 0.0, "inflight": 0.0,
                                           "replicas": 0.0, "answered_per_s": 0.0, "arrivals_per_s": 0.0,
