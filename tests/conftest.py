@@ -140,7 +140,24 @@ def query_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThr
     home = tmp_path_factory.mktemp("openapi-query")
     with ServerThread(home, max_body_bytes=64 * 1024) as server:
         _deploy_fixture_apps(server, home)
+        _deploy_tenant_app(server)
         yield server
+
+
+TENANT = "tenant"
+"""The query server's app with keys required and limits (issue #18): its key is ``server.tenant_key``."""
+
+
+def _deploy_tenant_app(server: ServerThread) -> None:
+    deploy = Deploy(server, Path("."))
+    deploy.app(TENANT)
+    deploy.admin("add_model_links", {"app_name": TENANT, "model_names": [MODEL]})
+    deploy.admin("set_app_limits", {"app_name": TENANT, "require_api_key": True, "limits": {
+        "requests_per_second": 100.0, "requests_burst": 20, "max_concurrent": 4, "max_input_length": 8,
+        "max_batch_size": 3, "max_body_bytes": 4096}})
+    server.tenant_key = deploy.admin("add_api_key", {"app_name": TENANT})["api_key"]  # type: ignore[attr-defined]
+    wait_until(lambda: server.call(lambda: len(server.server.ctx.query_path.snapshot.keys.by_id)) == 1, 10,
+               what="the tenant key in the snapshot")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clipper_core.testing import ServerThread, http_json
+from tests.conftest import TENANT
 from tests.openapi_apps import APPS, BANDIT, INT64_MAX, MODEL, SETTINGS, TOO_BIG, VERSION
 
 # -- hypothesis: random JSON and bytes at both APIs -----------------------------------------------------
@@ -118,8 +119,18 @@ def _admin_bodies(endpoint: str) -> st.SearchStrategy[Any]:
 
 QUERY_PATHS = [f"/{app}/{verb}" for app in [*APPS, BANDIT] for verb in ("predict", "update")] + [
     "/ghost/predict", "/hello-world/predict/", "/hello-world/update/", "/v2/models/hello-world/infer",
-    "/v2/models/strings/infer", f"/v2/models/{BANDIT}/infer", f"/v2/models/hello-world/versions/{VERSION}/infer"]
-QUERY_REQUESTS = st.sampled_from(QUERY_PATHS).flatmap(lambda path: st.tuples(st.just(path), _query_bodies(path)))
+    "/v2/models/strings/infer", f"/v2/models/{BANDIT}/infer", f"/v2/models/hello-world/versions/{VERSION}/infer",
+    f"/{TENANT}/predict", f"/v2/models/{TENANT}/infer", f"/{TENANT}/predict", f"/v2/models/{TENANT}/infer"]
+VALID_KEY = "(the tenant app's key)"
+"""Replaced by the query server's key of app ``tenant`` when the request is sent."""
+HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=70)
+"""What a header value can be (visible ASCII: control characters are refused by the HTTP parser, before clipper)."""
+KEY_VALUES = st.sampled_from([VALID_KEY, "", " ", "clk_0123456789ab_" + "A" * 43, "clk_", "Bearer"]) | HEADER_TEXT
+HEADERS = st.fixed_dictionaries({}, optional={
+    "X-API-Key": KEY_VALUES, "Authorization": KEY_VALUES | KEY_VALUES.map(lambda key: f"Bearer {key}")})
+"""Keys on the query API (issue #18): the valid one, malformed, unknown, empty, random text."""
+QUERY_REQUESTS = st.sampled_from(QUERY_PATHS).flatmap(
+    lambda path: st.tuples(st.just(path), _query_bodies(path), HEADERS))
 ADMIN_REQUESTS = st.sampled_from(sorted(ADMIN_REQUIRED)).flatmap(
     lambda endpoint: st.tuples(st.just(f"/admin/{endpoint}"), _admin_bodies(endpoint)))
 
@@ -130,9 +141,11 @@ def _encode(body: Any, ascii_only: bool) -> bytes:
 
 
 def _check(status: int, answer: Any, *, text_ok: bool) -> None:
-    """2xx (JSON, or text where the admin API answers text), or 4xx with exactly {"error": str, "cause": str}."""
+    """2xx (JSON, or text where the admin API answers text), or 4xx with exactly {"error": str, "cause": str}
+    (and a 429 the limit and its scope)."""
     if 400 <= status < 500:
-        assert isinstance(answer, dict) and set(answer) == {"error", "cause"}, (status, answer)
+        expected = {"error", "cause", "limit", "scope"} if status == 429 else {"error", "cause"}
+        assert isinstance(answer, dict) and set(answer) == expected, (status, answer)
         assert isinstance(answer["error"], str) and isinstance(answer["cause"], str), answer
     else:
         assert 200 <= status < 300, (status, answer)
@@ -147,9 +160,12 @@ def _alive(*servers: ServerThread) -> None:
 
 @settings(SETTINGS, max_examples=200)
 @given(call=QUERY_REQUESTS, ascii_only=st.booleans())
-def test_random_json_at_the_query_api(query_server: ServerThread, call: tuple[str, Any], ascii_only: bool) -> None:
-    path, body = call
-    status, answer = http_json(f"{query_server.query_url}{path}", raw=_encode(body, ascii_only))
+def test_random_json_at_the_query_api(query_server: ServerThread, call: tuple[str, Any, dict[str, str]],
+                                      ascii_only: bool) -> None:
+    path, body, headers = call
+    key = query_server.tenant_key  # type: ignore[attr-defined]
+    sent = {name: value.replace(VALID_KEY, key) for name, value in headers.items()}
+    status, answer = http_json(f"{query_server.query_url}{path}", raw=_encode(body, ascii_only), headers=sent)
     _check(status, answer, text_ok=False)
     _alive(query_server)
 
