@@ -36,11 +36,11 @@ async def answer_query(request: web.BaseRequest, path: QueryPath, app_name: str)
     guard = known.guard if known is not None else None
     api_key = None
     if guard is not None:  # its key and body size before the body is read
-        api_key = request_key(request)
-        guard.precheck(api_key, request.content_length)
+        size = request.content_length
+        api_key = guard.precheck(request_key(request), size)
+        if size is None and guard.max_body is not None:  # a chunked body: its size once it is read
+            guard.check_body(len(await request.read()))
     body = await read_json_object(request, EXPECTED_QUERY)
-    if guard is not None and request.content_length is None:  # a chunked body: its size is known now
-        guard.check_body(len(await request.read()))
     rt = path.open_app(app_name)
     items, single = read_inputs(body, rt.app.input_type)
     predictions = await path.predict(rt, items, uid=read_uid(body.get("uid", 0)),

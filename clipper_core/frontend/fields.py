@@ -17,7 +17,8 @@ __all__ = ["read_query_id", "read_uid", "read_version", "request_key"]
 def request_key(request: web.BaseRequest) -> str | None:
     """The API key a request presents (``X-API-Key`` or ``Authorization: Bearer``; None without one)."""
     headers = request.headers
-    return presented_key(headers.get("Authorization"), headers.get("X-API-Key"))
+    key = headers.get("X-API-Key")
+    return presented_key(None if key else headers.get("Authorization"), key)
 
 
 def read_uid(uid: Any) -> int:

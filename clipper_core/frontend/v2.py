@@ -121,8 +121,10 @@ async def infer_model(request: web.BaseRequest, path: QueryPath, app_name: str, 
     guard = rt.guard
     api_key = None
     if guard is not None:  # its key and body size before the body is read
-        api_key = request_key(request)
-        guard.precheck(api_key, request.content_length)
+        size = request.content_length
+        api_key = guard.precheck(request_key(request), size)
+        if size is None and guard.max_body is not None:  # a chunked body: its size once it is read
+            guard.check_body(len(await request.read()))
     input_type = rt.app.input_type
     header_length = request.headers.get(HEADER_LENGTH)
     if header_length is None:
@@ -138,8 +140,6 @@ async def infer_model(request: web.BaseRequest, path: QueryPath, app_name: str, 
     uid = 0
     if isinstance(body.get("parameters"), dict) and "uid" in body["parameters"]:
         uid = read_uid(body["parameters"]["uid"])
-    if guard is not None and request.content_length is None:  # a chunked body: its size is known now
-        guard.check_body(len(await request.read()))
     predictions = await path.predict(rt, items, uid=uid, version=version,
                                      traceparent=request.headers.get("traceparent") if TRACING.enabled else None,
                                      api_key=api_key)

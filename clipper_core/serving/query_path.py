@@ -35,7 +35,7 @@ from clipper_core.serving.recent import RecentPredictions
 from clipper_core.serving.rollout import SHADOW_BEHIND_S, Split, VersionCounters, agrees
 from clipper_core.serving.snapshot import Snapshot
 from clipper_core.serving.waiting import wait_all, wait_one
-from clipper_core.state import Feedback, ModelKey, StateStore
+from clipper_core.state import ApiKey, Feedback, ModelKey, StateStore
 from clipper_core.timeouts import wait_event
 from clipper_core.tracing import STATE as TRACING
 
@@ -129,7 +129,8 @@ class QueryPath:
 
     # -- predict -------------------------------------------------------------------------------------------
     async def predict(self, app: AppRuntime | str, items: list[Any], *, uid: int = 0,
-                      version: str | None = None, traceparent: str | None = None, api_key: str | None = None,
+                      version: str | None = None, traceparent: str | None = None,
+                      api_key: str | ApiKey | None = None,
                       _span: Any = _UNTRACED) -> list[Prediction]:
         """One prediction per decoded input (numeric inputs as 1-D numpy arrays of the app's dtype);
         ``traceparent``: the caller's W3C trace context (used when tracing is on); ``api_key``: the key the
@@ -147,7 +148,7 @@ class QueryPath:
                 return await self._traced_predict(rt, items, uid, version, traceparent, api_key)
             _span = None
         guard = rt.guard
-        admitted = guard.enter(api_key, items) if guard is not None else None
+        admitted = guard.enter(api_key, items) if guard is not None else ()
         self.active += 1
         try:
             version = self.resolve_version(rt, version)
@@ -160,14 +161,14 @@ class QueryPath:
             rt.predictions += len(results)
             return results
         finally:
-            if admitted is not None:
-                admitted.leave()
+            for quota in admitted:
+                quota.active -= 1
             self.active -= 1
             if not self.active and self._drained is not None:
                 self._drained.set()
 
     async def _traced_predict(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None,
-                              traceparent: str | None, api_key: str | None) -> list[Prediction]:
+                              traceparent: str | None, api_key: str | ApiKey | None) -> list[Prediction]:
         """:meth:`predict` in a request span (the caller's trace continued), current for the logs."""
         from opentelemetry import context as otel_context
         from opentelemetry import trace

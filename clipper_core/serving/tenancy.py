@@ -26,7 +26,7 @@ from clipper_core.state import ApiKey, Application
 from clipper_core.tenancy.keys import matches, parse_key_id
 from clipper_core.tenancy.limits import AppLimits, KeyLimits
 
-__all__ = ["ADMISSION_SHARE", "RANK_OFFSET", "Admitted", "Guard", "KeyTable", "Quota", "QuotaRegistry",
+__all__ = ["ADMISSION_SHARE", "RANK_OFFSET", "Guard", "KeyTable", "Quota", "QuotaRegistry",
            "TokenBucket", "demand_shares", "presented_key", "scope_key"]
 
 RANK_OFFSET = {"high": -1e6, "normal": 0.0, "low": 1e6}
@@ -94,6 +94,8 @@ class Quota:
         self.inputs = (TokenBucket(limits.inputs_per_second, float(limits.inputs_burst or 1), now)
                        if limits.inputs_per_second else None)
         self.cap = limits.max_concurrent
+        self.local_cap = limits.max_concurrent
+        """This frontend's part of ``cap`` (its share; at least 1)."""
         self.active = 0
         self.offered = 0
         """Requests that asked (admitted or refused): the demand a load report publishes."""
@@ -111,7 +113,7 @@ class Quota:
     def check(self, n: int, now: float) -> None:
         """Raise :class:`RateLimited` unless a request of ``n`` inputs fits now (nothing is taken yet)."""
         self.offered += 1
-        if self.cap is not None and self.active >= self._local_cap():
+        if self.local_cap is not None and self.active >= self.local_cap:
             self._refuse("max_concurrent", f"{self._whose()} has {self.active} queries running, its limit "
                          f"max_concurrent is {self.cap}" + self._shared(), 1.0)
         if self.requests is not None:
@@ -140,10 +142,6 @@ class Quota:
         self.active += 1
         self.admitted += 1
 
-    def _local_cap(self) -> int:
-        assert self.cap is not None
-        return max(1, round(self.cap * self.share))
-
     def _shared(self) -> str:
         return "" if self.share >= 1.0 else f"; this frontend applies {self.share:.0%} of it, its share of the " \
                                             "demand across frontends"
@@ -157,23 +155,12 @@ class Quota:
         share = min(1.0, max(share, 1e-3))
         self.share = share
         limits = self.limits
+        if self.cap is not None:
+            self.local_cap = max(1, round(self.cap * share))
         if self.requests is not None and limits.requests_per_second:
             self.requests.rescale(limits.requests_per_second * share, max(1.0, (limits.requests_burst or 1) * share))
         if self.inputs is not None and limits.inputs_per_second:
             self.inputs.rescale(limits.inputs_per_second * share, max(1.0, (limits.inputs_burst or 1) * share))
-
-
-class Admitted:
-    """The quotas a query entered; :meth:`leave` when it ends."""
-
-    __slots__ = ("quotas",)
-
-    def __init__(self, quotas: tuple[Quota, ...]) -> None:
-        self.quotas = quotas
-
-    def leave(self) -> None:
-        for quota in self.quotas:
-            quota.active -= 1
 
 
 @dataclass
@@ -235,6 +222,10 @@ class Guard:
     rank_offset: float = 0.0
     admission_share: float = 1.0
 
+    def __post_init__(self) -> None:
+        self.checks_inputs = self.limits.max_batch_size is not None or self.limits.max_input_length is not None
+        self.max_body = self.limits.max_body_bytes
+
     @classmethod
     def of(cls, app: Application, keys: KeyTable, quotas: QuotaRegistry) -> Guard | None:
         """The app's guard, None when it asks nothing of its queries. Quotas whose limits did not change keep
@@ -251,14 +242,34 @@ class Guard:
                    None if quota_limits.unlimited else quotas.get(app.name, "", quota_limits), keys, key_quotas,
                    RANK_OFFSET.get(app.priority, 0.0), ADMISSION_SHARE.get(app.priority, 1.0))
 
-    def enter(self, secret: str | None, items: list[Any]) -> Admitted | None:
-        """Check a query of ``items`` presenting ``secret`` (None: no key): authentication (401/403), input
-        limits (413/400), then every quota (429, nothing taken unless all admit it). What it entered, to leave."""
-        key: ApiKey | None = None
-        if secret is not None:
-            key = self.keys.authenticate(self.app, secret)
-        elif self.require_key:
+    def enter(self, key: str | ApiKey | None, items: list[Any]) -> tuple[Quota, ...]:
+        """Check a query of ``items`` presenting ``key`` (a secret, or the record :meth:`precheck` found; None:
+        none): authentication (401/403), input limits (413/400), then every quota (429, nothing taken unless all
+        admit it). The quotas it entered: the caller lowers each one's ``active`` when the query ends."""
+        if key.__class__ is str:
+            key = self.keys.authenticate(self.app, key)
+        elif key is None and self.require_key:
             self._missing_key()
+        n = len(items)
+        if self.checks_inputs:
+            self._check_inputs(items)
+        quota = self.quota
+        key_quota = self.key_quotas.get(key.key_id) if key is not None and self.key_quotas else None  # type: ignore[union-attr]
+        if key_quota is None:
+            if quota is None:
+                return ()
+            quota.check(n, quota.clock())
+            quota.take(n)
+            return (quota,)
+        quotas = (key_quota,) if quota is None else (quota, key_quota)
+        now = key_quota.clock()
+        for q in quotas:
+            q.check(n, now)
+        for q in quotas:
+            q.take(n)
+        return quotas
+
+    def _check_inputs(self, items: list[Any]) -> None:
         limits = self.limits
         n = len(items)
         if limits.max_batch_size is not None and n > limits.max_batch_size:
@@ -270,27 +281,18 @@ class Guard:
                 if len(item) > most:
                     raise InvalidInput(f"input {i} has length {len(item)}; application '{self.app}' takes inputs "
                                        f"of at most max_input_length = {most} (elements, or bytes)")
-        quotas: tuple[Quota, ...] = ()
-        if self.quota is not None:
-            quotas = (self.quota,)
-        if key is not None and (kq := self.key_quotas.get(key.key_id)) is not None:
-            quotas = (*quotas, kq)
-        if not quotas:
-            return None
-        now = quotas[0].clock()
-        for quota in quotas:
-            quota.check(n, now)
-        for quota in quotas:
-            quota.take(n)
-        return Admitted(quotas)
 
-    def precheck(self, secret: str | None, body_size: int | None) -> None:
-        """What an adapter checks before it reads a request: its key (401/403) and its body size (413)."""
+    def precheck(self, secret: str | None, body_size: int | None) -> ApiKey | None:
+        """What an adapter checks before it reads a request: its key (401/403) and its body size (413). The
+        key's record, for :meth:`enter`."""
+        key = None
         if secret is not None:
-            self.keys.authenticate(self.app, secret)
+            key = self.keys.authenticate(self.app, secret)
         elif self.require_key:
             self._missing_key()
-        self.check_body(body_size)
+        if self.max_body is not None and body_size is not None:
+            self.check_body(body_size)
+        return key
 
     def _missing_key(self) -> None:
         missing = self.keys.refusals.missing

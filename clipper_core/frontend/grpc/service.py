@@ -117,8 +117,8 @@ class InferenceService:
             guard = rt.guard
             api_key = None
             if guard is not None:  # its key (call metadata) and message size before its tensors are read
-                api_key = _api_key(context)
-                guard.precheck(api_key, request.ByteSize() if guard.limits.max_body_bytes is not None else None)
+                api_key = guard.precheck(_api_key(context),
+                                         request.ByteSize() if guard.max_body is not None else None)
             items, raw = request_items(request, rt.app.input_type)
             version = request.model_version or None
             traceparent = _traceparent(context) if TRACING.enabled else None
