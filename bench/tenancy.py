@@ -6,8 +6,9 @@
 One server of this tree on free loopback ports, model ``noop`` (bench/models.py) linked to two apps (SLO 1 s):
 
 * ``open``: app ``noop``, no key, no limits (no guard: the query path's usual case);
-* ``keyed``: app ``noop-keyed``, ``require_api_key``, generous limits on the app (10⁶ requests/s and inputs/s,
-  10⁵ concurrent queries) and on its key (10⁶ requests/s); every request sends the key in ``X-API-Key``
+* ``keyed``: app ``noop-keyed``, ``require_api_key`` and a generous rate limit on the app (10⁶ requests/s and
+  inputs/s; with ``--every-limit`` also 10⁵ concurrent queries on the app and 10⁶ requests/s and 10⁵ concurrent
+  on its key: two quotas a query); every request sends the key in ``X-API-Key``
   (bench/post.lua with CLIPPER_BENCH_KEY set: its bodies differ, none is answered from the cache).
 
 Each round runs wrk against one scenario then the other (the first alternating), so the machine's drift lands on
@@ -35,7 +36,8 @@ from ab import children  # noqa: E402
 from run import cpu_seconds, deploy_apps, run_wrk, start_server  # noqa: E402
 
 KEYED_SCRIPT = HERE / "post.lua"  # with CLIPPER_BENCH_KEY set, it sends X-API-Key
-GENEROUS = {"requests_per_second": 1e6, "inputs_per_second": 1e6, "max_concurrent": 100_000}
+GENEROUS = {"requests_per_second": 1e6, "inputs_per_second": 1e6}
+KEY_LIMITS = {"requests_per_second": 1e6, "max_concurrent": 100_000}
 
 
 @dataclass
@@ -74,6 +76,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", default="16")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--every-limit", action="store_true",
+                        help="a concurrency cap on the app, and the key's own rate and cap too (two quotas a query)")
+    parser.add_argument("--open-sends-key", action="store_true",
+                        help="the open runs send the key too (the app ignores it): what the header itself costs")
     args = parser.parse_args()
     conns = [int(c) for c in args.connections.split(",")]
     home = Path(tempfile.mkdtemp(prefix="clipper-bench-tenancy-"))
@@ -84,15 +90,16 @@ def main() -> int:
         conn.register_application(name="noop-keyed", input_type="doubles", default_output="-1.0",
                                   slo_micros=1_000_000)
         conn.link_model_to_app(app_name="noop-keyed", model_name="noop")
-        conn.set_app_limits("noop-keyed", require_api_key=True, limits=GENEROUS)
-        key = conn.create_api_key("noop-keyed", "bench", requests_per_second=1e6)["api_key"]
+        limits = {**GENEROUS, "max_concurrent": 100_000} if args.every_limit else GENEROUS
+        conn.set_app_limits("noop-keyed", require_api_key=True, limits=limits)
+        key = conn.create_api_key("noop-keyed", "bench", **(KEY_LIMITS if args.every_limit else {}))["api_key"]
         addr = conn.get_query_addr()
         urls = {"open": f"http://{addr}/noop/predict", "keyed": f"http://{addr}/noop-keyed/predict"}
         scripts = {"open": HERE / "post.lua", "keyed": KEYED_SCRIPT}
 
         def wrk(scenario: str, c: int, seconds: float) -> tuple[float, float, float, int]:
             os.environ.pop("CLIPPER_BENCH_KEY", None)
-            if scenario == "keyed":  # post.lua sends it in X-API-Key; the open runs send no key
+            if scenario == "keyed" or args.open_sends_key:  # post.lua sends it in X-API-Key
                 os.environ["CLIPPER_BENCH_KEY"] = key
             return run_wrk(urls[scenario], c, seconds, scripts[scenario])
 
