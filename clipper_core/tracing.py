@@ -24,11 +24,13 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from random import getrandbits
 from typing import Any
 
 from clipper_container.tracing import make_provider, tracing_wanted
 
-__all__ = ["STATE", "TraceLogFilter", "configure", "epoch_ns", "setup_logging", "shutdown", "tracing_wanted"]
+__all__ = ["STATE", "TraceLogFilter", "child_context", "configure", "epoch_ns", "record", "setup_logging", "shutdown",
+           "tracing_wanted"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,10 @@ class TracingState:
     the query path before it asks the SDK for anything: an unsampled request costs one random number)."""
     propagator: Any = None
     provider: Any = None
+    processor: Any = None
+    """The provider's span processors (one ``SynchronousMultiSpanProcessor``): :func:`record` hands them the
+    spans the query path makes without the SDK's ``Span``."""
+    scope: Any = None
 
 
 STATE = TracingState()
@@ -65,9 +71,12 @@ def configure(service_name: str, **kwargs: Any) -> bool:
     if provider is None:
         return False
     from opentelemetry import trace
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     STATE.provider = provider
+    STATE.processor = provider._active_span_processor  # make_provider gave it one SynchronousMultiSpanProcessor
+    STATE.scope = InstrumentationScope("clipper_core")
     STATE.root_ratio = ratio
     STATE.tracer = provider.get_tracer("clipper_core")
     STATE.propagator = TraceContextTextMapPropagator()
@@ -104,9 +113,40 @@ def _root_sampling(env: Mapping[str, str]) -> tuple[float, Any]:
 def shutdown() -> None:
     """Flush and stop the exporter (the server's last step)."""
     provider = STATE.provider
-    STATE.enabled, STATE.tracer, STATE.provider = False, None, None
+    STATE.enabled, STATE.tracer, STATE.provider, STATE.processor = False, None, None, None
     if provider is not None:
         provider.shutdown()
+
+
+def child_context(parent: Any) -> Any:
+    """A new sampled span context in ``parent``'s trace (for a span :func:`record` reports once it has ended)."""
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    return SpanContext(parent.trace_id, getrandbits(64) or 1, is_remote=False,
+                       trace_flags=TraceFlags(TraceFlags.SAMPLED), trace_state=parent.trace_state)
+
+
+def record(name: str, context: Any, parent: Any, start_ns: int, end_ns: int, attributes: dict[str, Any], *,
+           kind: Any = None, links: tuple[Any, ...] = (), error: BaseException | None = None) -> None:
+    """Report an ended span (``context``, a child of ``parent``, both span contexts) straight to the span
+    processors, as the SDK's ``Span.end`` would, without its ``Span``: no sampler call (the request that
+    holds the trace was sampled), no lock, no attribute validation, no copy on end. The query path's inner spans
+    (policy, cache lookups, queue waits, the batch and its RPC), whose times it knows, cost a fifth of an SDK
+    span this way; each traced request makes about eight."""
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    status = Status(StatusCode.UNSET)
+    events: tuple[Any, ...] = ()
+    if error is not None:
+        message = f"{type(error).__name__}: {error}"
+        status = Status(StatusCode.ERROR, message)
+        events = (Event("exception", {"exception.type": type(error).__name__, "exception.message": str(error)},
+                        end_ns),)
+    STATE.processor.on_end(ReadableSpan(
+        name, context, parent, STATE.provider.resource, attributes, events, links,
+        SpanKind.INTERNAL if kind is None else kind, status=status, start_time=start_ns, end_time=end_ns,
+        instrumentation_scope=STATE.scope))
 
 
 def epoch_ns(monotonic_s: float, now_monotonic: float | None = None) -> int:

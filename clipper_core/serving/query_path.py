@@ -38,6 +38,7 @@ from clipper_core.serving.waiting import wait_all, wait_one
 from clipper_core.state import ApiKey, Feedback, ModelKey, StateStore
 from clipper_core.timeouts import wait_event
 from clipper_core.tracing import STATE as TRACING
+from clipper_core.tracing import child_context, record
 
 __all__ = ["QueryPath"]
 
@@ -372,12 +373,12 @@ class QueryPath:
     def _traced_routes(self, span: Any, rt: AppRuntime, items: list[Any], uid: int, version: str | None,
                        state: Any, cached: bool, every_model: bool) -> list[Route]:
         """:meth:`_routes` in a span of the request (the policy's selection and the versions chosen)."""
-        from opentelemetry import trace
-
-        with TRACING.tracer.start_as_current_span("policy.select", context=trace.set_span_in_context(span),
-                                                  attributes={"clipper.policy": rt.app.policy}) as select:
-            routes = self._routes(rt, items, uid, version, state, cached, every_model)
-            select.set_attribute("clipper.models", sorted({f"{n}:{mr.version}" for r in routes for n, mr in r[2]}))
+        started = time.time_ns()
+        routes = self._routes(rt, items, uid, version, state, cached, every_model)
+        request = span.get_span_context()
+        record("policy.select", child_context(request), request, started, time.time_ns(),
+               {"clipper.policy": rt.app.policy,
+                "clipper.models": sorted({f"{n}:{mr.version}" for r in routes for n, mr in r[2]})})
         return routes
 
     # -- rollouts ------------------------------------------------------------------------------------------
@@ -502,12 +503,9 @@ _MISSING = object()
 
 def _cache_span(request: Any, name: str, version: str, hit: bool, started_ns: int) -> None:
     """A traced request's cache lookup for one model version (a remote cache's was made before, in one go)."""
-    from opentelemetry import trace
-
-    span = TRACING.tracer.start_span("cache.lookup", context=trace.set_span_in_context(request),
-                                     start_time=started_ns, attributes={"clipper.model": f"{name}:{version}",
-                                                                        "clipper.cache.hit": hit})
-    span.end()
+    parent = request.get_span_context()
+    record("cache.lookup", child_context(parent), parent, started_ns, time.time_ns(),
+           {"clipper.model": f"{name}:{version}", "clipper.cache.hit": hit})
 
 
 def _has_output(counters: VersionCounters, fut: asyncio.Future[Any]) -> bool:

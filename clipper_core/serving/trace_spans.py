@@ -2,57 +2,64 @@
 requests. Each such task's queue wait (a child of its request, from its arrival to now); the batch (a child of
 the first traced request, so that it is sampled with it, and linked to every traced request it serves); and the
 RPC to the replica (a child of the batch, kind CLIENT), whose ``traceparent`` goes in the PREDICT header (``tp``)
-for the container's compute span."""
+for the container's compute span. They are reported with :func:`clipper_core.tracing.record` once they end (the
+batch and its RPC when the replica answers), not made as SDK spans."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from clipper_core.serving.queue import Task
-from clipper_core.tracing import STATE as TRACING
-from clipper_core.tracing import epoch_ns
+from clipper_core.tracing import child_context, epoch_ns, record
 
-__all__ = ["batch_spans", "end_batch_spans"]
+__all__ = ["BatchSpans", "batch_spans", "end_batch_spans"]
 
 
-def batch_spans(label: str, replica_id: int, batch: list[Task], fields: dict[str, Any]) -> tuple[Any, Any] | None:
-    """Start the batch's spans (see the module) and put the RPC's trace context in ``fields``; None when no task
-    of the batch is traced."""
+@dataclass
+class BatchSpans:
+    """A traced batch's span contexts until the replica answers."""
+
+    label: str
+    replica_id: int
+    size: int
+    batch: Any
+    rpc: Any
+    first: Any
+    """The first traced request's span context (the batch's parent)."""
+    links: tuple[Any, ...]
+    started_ns: int
+
+
+def batch_spans(label: str, replica_id: int, batch: list[Task], fields: dict[str, Any]) -> BatchSpans | None:
+    """Report the traced tasks' queue waits, and put the RPC's trace context in ``fields``; None when no task of
+    the batch is traced."""
     traced = [t.trace for t in batch if t.trace is not None]
     if not traced:
         return None
-    from opentelemetry import trace
+    from opentelemetry.trace import Link
 
-    tracer = TRACING.tracer
     now_ns, now = time.time_ns(), time.monotonic()
     for task in batch:
         if task.trace is not None:
-            request = trace.set_span_in_context(trace.NonRecordingSpan(task.trace))
-            wait = tracer.start_span("queue.wait", context=request, start_time=epoch_ns(task.enqueued, now),
-                                     attributes={"clipper.model": label})
-            wait.end(end_time=now_ns)
+            record("queue.wait", child_context(task.trace), task.trace, epoch_ns(task.enqueued, now), now_ns,
+                   {"clipper.model": label})
     unique = list({(c.trace_id, c.span_id): c for c in traced}.values())
-    first = trace.set_span_in_context(trace.NonRecordingSpan(unique[0]))
-    batch_span = tracer.start_span(f"batch {label}", context=first, links=[trace.Link(c) for c in unique],
-                                   attributes={"clipper.model": label, "clipper.batch_size": len(batch),
-                                               "clipper.traced_requests": len(unique)})
-    rpc = tracer.start_span(f"rpc {label}", context=trace.set_span_in_context(batch_span),
-                            kind=trace.SpanKind.CLIENT, attributes={"clipper.replica": replica_id})
-    carrier: dict[str, str] = {}
-    TRACING.propagator.inject(carrier, context=trace.set_span_in_context(rpc))
-    if "traceparent" in carrier:
-        fields["tp"] = carrier["traceparent"]
-    return batch_span, rpc
+    batch_context = child_context(unique[0])
+    rpc = child_context(batch_context)
+    fields["tp"] = f"00-{rpc.trace_id:032x}-{rpc.span_id:016x}-01"
+    return BatchSpans(label, replica_id, len(batch), batch_context, rpc, unique[0], tuple(Link(c) for c in unique),
+                      now_ns)
 
 
-def end_batch_spans(spans: tuple[Any, Any], error: BaseException | None) -> None:
-    """End the RPC and batch spans (an error marks both)."""
-    from opentelemetry import trace
+def end_batch_spans(spans: BatchSpans, error: BaseException | None) -> None:
+    """Report the RPC and batch spans, now that the replica answered (an error marks both)."""
+    from opentelemetry.trace import SpanKind
 
-    batch_span, rpc = spans
-    for span in (rpc, batch_span):
-        if error is not None:
-            span.record_exception(error)
-            span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-        span.end()
+    end = time.time_ns()
+    record(f"rpc {spans.label}", spans.rpc, spans.batch, spans.started_ns, end, {"clipper.replica": spans.replica_id},
+           kind=SpanKind.CLIENT, error=error)
+    record(f"batch {spans.label}", spans.batch, spans.first, spans.started_ns, end,
+           {"clipper.model": spans.label, "clipper.batch_size": spans.size,
+            "clipper.traced_requests": len(spans.links)}, links=spans.links, error=error)

@@ -45,7 +45,7 @@ def make_provider(service_name: str, *, exporter: Any = None, env: Mapping[str, 
         return None
     try:
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
     except ImportError as exc:
         log.warning("OTEL_* variables ask for traces, but the OpenTelemetry SDK is not installed (%s)", exc)
@@ -54,11 +54,27 @@ def make_provider(service_name: str, *, exporter: Any = None, env: Mapping[str, 
         exporter = _exporter(env)
         if exporter is None:
             return None
-    resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or service_name})
-    provider = TracerProvider(resource=resource, sampler=sampler) if sampler is not None else \
-        TracerProvider(resource=resource)
+    resource = _hashed(Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or service_name}))
+    options: dict[str, Any] = {"resource": resource, "active_span_processor": SynchronousMultiSpanProcessor()}
+    provider = TracerProvider(sampler=sampler, **options) if sampler is not None else TracerProvider(**options)
     provider.add_span_processor(SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter))
     return provider
+
+
+def _hashed(resource: Any) -> Any:
+    """``resource`` with its hash computed once: the OTLP encoder groups every exported span by its resource, and
+    the SDK's ``Resource.__hash__`` JSON-encodes the attributes each time (3% of a traced frontend's CPU at 100%
+    sampling, measured with py-spy)."""
+    from opentelemetry.sdk.resources import Resource
+
+    class HashedResource(Resource):
+        def __hash__(self) -> int:
+            cached: int | None = self.__dict__.get("_clipper_hash")
+            if cached is None:
+                cached = self.__dict__["_clipper_hash"] = super().__hash__()
+            return cached
+
+    return HashedResource(resource.attributes, resource.schema_url)
 
 
 def _exporter(env: Mapping[str, str]) -> Any:
