@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,7 +59,28 @@ def make_provider(service_name: str, *, exporter: Any = None, env: Mapping[str, 
     options: dict[str, Any] = {"resource": resource, "active_span_processor": SynchronousMultiSpanProcessor()}
     provider = TracerProvider(sampler=sampler, **options) if sampler is not None else TracerProvider(**options)
     provider.add_span_processor(SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter))
+    _shorter_switch_interval(env)
     return provider
+
+
+SWITCH_INTERVAL_S = 0.0002
+"""The thread switch interval a traced process runs with (``CLIPPER_TRACING_SWITCH_INTERVAL_S``; 0 keeps
+Python's 5 ms). The batch span processor's thread encodes spans holding the GIL; with Python's default, the
+event loop, which gives up the GIL at every system call, then waits up to 5 ms each time to get it back (the
+convoy effect), and a frontend at 1% sampling served 0.90x. Measured with bench/ab.py on noop, 1% sampling,
+0.2 ms against 5 ms: 1.048x the requests/s at 16 connections, 1.060x at 64, with 5% less CPU a request."""
+
+
+def _shorter_switch_interval(env: Mapping[str, str]) -> None:
+    text = env.get("CLIPPER_TRACING_SWITCH_INTERVAL_S", "").strip()
+    try:
+        interval = float(text) if text else SWITCH_INTERVAL_S
+    except ValueError:
+        log.warning("CLIPPER_TRACING_SWITCH_INTERVAL_S=%r is not a number of seconds; using %s", text,
+                    SWITCH_INTERVAL_S)
+        interval = SWITCH_INTERVAL_S
+    if interval > 0:
+        sys.setswitchinterval(interval)
 
 
 def _hashed(resource: Any) -> Any:
