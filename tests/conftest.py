@@ -54,6 +54,31 @@ class Deploy:
         return model_dir
 
 
+Run = Callable[..., tuple[int, str, str]]
+"""The ``cli`` fixture: ``cli("apps", "--json")`` → (exit code, stdout, stderr)."""
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Run:
+    """The ``clipper`` command run in this process (``clipper_core.cli.main``), its output captured."""
+    from clipper_core.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def ok(result: tuple[int, str, str]) -> str:
+    """The stdout of a ``cli`` call that succeeded silently on stderr."""
+    code, out, err = result
+    assert (code, err) == (0, ""), (code, out, err)
+    return out
+
+
 @pytest.fixture
 def deploy(clipper_server: ServerThread, tmp_path: Path) -> Deploy:
     return Deploy(clipper_server, tmp_path)

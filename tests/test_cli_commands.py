@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import ClassVar
@@ -17,33 +16,17 @@ from typing import ClassVar
 import pytest
 
 from clipper_core import hookimpl, plugins
-from clipper_core.cli import main
 from clipper_core.default_plugins.local_manager import LocalContainerManager
 from clipper_core.interfaces import ContainerManager
 from clipper_core.plugins import PluginRegistry
 from clipper_core.testing import ServerThread, http_json, wait_until
-
-Run = Callable[..., tuple[int, str, str]]
+from tests.conftest import Run, ok
 
 MODEL_SOURCE = "def predict(xs):\n    return [str(sum(x) * 2) for x in xs]\n"
 
 
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    """``cli("apps", "--json")`` → (exit code, stdout, stderr)."""
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
-def ok(result: tuple[int, str, str]) -> str:
-    code, out, err = result
-    assert (code, err) == (0, ""), (code, out, err)
-    return out
 
 
 def test_status_apps_and_models_of_an_empty_clipper(clipper_server: ServerThread, clipper_home: Path,

@@ -8,27 +8,17 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from clipper_core.cli import build_parser, main
 from clipper_core.testing import ServerThread
+from tests.conftest import Run
 
-Run = Callable[..., tuple[int, str, str]]
 MODEL = "def predict(xs):\n    return [str(len(x)) for x in xs]\n"
 
 
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def listing_commands() -> list[str]:

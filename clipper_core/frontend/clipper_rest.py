@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from clipper_core.errors import InvalidInput
-from clipper_core.frontend.fields import read_query_id, read_uid, read_version, request_key
+from clipper_core.frontend.fields import checked_key, read_query_id, read_uid, read_version
 from clipper_core.frontend.keys import QUERY_PATH
 from clipper_core.http_api import JSON, read_json_object
 from clipper_core.inputs import InputType, decode_input, decode_inputs
@@ -34,12 +34,7 @@ async def answer_query(request: web.BaseRequest, path: QueryPath, app_name: str)
     """``POST /{app_name}/predict`` (the query app's route, and the query port's front door)."""
     known = path.snapshot.apps.get(app_name)
     guard = known.guard if known is not None else None
-    api_key = None
-    if guard is not None:  # its key and body size before the body is read
-        size = request.content_length
-        api_key = guard.precheck(request_key(request), size)
-        if size is None and guard.max_body is not None:  # a chunked body: its size once it is read
-            guard.check_body(len(await request.read()))
+    api_key = await checked_key(request, guard) if guard is not None else None
     body = await read_json_object(request, EXPECTED_QUERY)
     rt = path.open_app(app_name)
     items, single = read_inputs(body, rt.app.input_type)

@@ -9,9 +9,20 @@ from aiohttp import web
 
 from clipper_core.errors import InvalidInput
 from clipper_core.inputs import INT64_MAX, INT64_MIN
-from clipper_core.serving.tenancy import presented_key
+from clipper_core.serving.tenancy import Guard, presented_key
+from clipper_core.state import ApiKey
 
-__all__ = ["read_query_id", "read_uid", "read_version", "request_key"]
+__all__ = ["checked_key", "read_query_id", "read_uid", "read_version", "request_key"]
+
+
+async def checked_key(request: web.BaseRequest, guard: Guard) -> ApiKey | None:
+    """An app's checks before its query body is parsed (``serving.tenancy``): the key's (401/403; its record,
+    for the query path) and the body's size (413: ``Content-Length``, or a chunked body once read)."""
+    size = request.content_length
+    key = guard.precheck(request_key(request), size)
+    if size is None and guard.max_body is not None:
+        guard.check_body(len(await request.read()))
+    return key
 
 
 def request_key(request: web.BaseRequest) -> str | None:

@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from clipper_core.errors import InvalidInput, NotFound
-from clipper_core.frontend.fields import read_uid, request_key
+from clipper_core.frontend.fields import checked_key, read_uid
 from clipper_core.frontend.health import not_ready_reason
 from clipper_core.frontend.keys import QUERY_PATH
 from clipper_core.frontend.v2_binary import (
@@ -119,12 +119,7 @@ async def infer_model(request: web.BaseRequest, path: QueryPath, app_name: str, 
     """``POST /v2/models/{app_name}[/versions/{version}]/infer`` (the route, and the query port's front door)."""
     rt = path.open_app(app_name)
     guard = rt.guard
-    api_key = None
-    if guard is not None:  # its key and body size before the body is read
-        size = request.content_length
-        api_key = guard.precheck(request_key(request), size)
-        if size is None and guard.max_body is not None:  # a chunked body: its size once it is read
-            guard.check_body(len(await request.read()))
+    api_key = await checked_key(request, guard) if guard is not None else None
     input_type = rt.app.input_type
     header_length = request.headers.get(HEADER_LENGTH)
     if header_length is None:

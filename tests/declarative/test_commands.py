@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-from clipper_core.cli import main
 from clipper_core.client.connection import ClipperConnection
 from clipper_core.declarative.schema import SCHEMA
 from clipper_core.default_plugins.local_manager import LocalContainerManager
 from clipper_core.testing import ServerThread
+from tests.conftest import Run, ok
 
-Run = Callable[..., tuple[int, str, str]]
 REPO = Path(__file__).resolve().parents[2]
 
 DOUBLE = "def predict(xs):\n    return [str(sum(x) * 2) for x in xs]\n"
@@ -46,22 +45,8 @@ FILE = """
     """
 
 
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    """``cli("apply", ...)`` → (exit code, stdout, stderr)."""
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
-def ok(result: tuple[int, str, str]) -> str:
-    code, out, err = result
-    assert (code, err) == (0, ""), (code, out, err)
-    return out
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ deployers onto a real server, each answering a prediction as the framework itsel
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +14,11 @@ import pytest
 from clipper_core.cli import main
 from clipper_core.plugins import PluginRegistry
 from clipper_core.testing import ServerThread
+from tests.conftest import Run
 
-Run = Callable[..., tuple[int, str, str]]
 X = [[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]]
 
 
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Run:
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def deploy_and_predict(cli: Run, server: ServerThread, home: Path, model: Path, *flags: str) -> list[Any]:
