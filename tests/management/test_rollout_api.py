@@ -21,6 +21,7 @@ from clipper_core.errors import ClipperException
 from clipper_core.management.openapi import admin_openapi
 from clipper_core.testing import ServerThread, http_json, wait_until
 from tests import models
+from tests.management.admin_calls import ok, refused
 
 _names = itertools.count(1)
 
@@ -38,22 +39,6 @@ def conn(server: ServerThread) -> ClipperConnection:
     return connection
 
 
-def call(server: ServerThread, endpoint: str, body: Any) -> tuple[int, Any]:
-    return http_json(f"{server.admin_url}/admin/{endpoint}", body)
-
-
-def ok(server: ServerThread, endpoint: str, body: Any) -> Any:
-    status, answer = call(server, endpoint, body)
-    assert status == 200, (endpoint, body, status, answer)
-    return answer
-
-
-def refused(server: ServerThread, endpoint: str, body: Any, status: int, cause: str) -> str:
-    got, answer = call(server, endpoint, body)
-    assert got == status, (endpoint, body, got, answer)
-    assert isinstance(answer, dict) and set(answer) == {"error", "cause"}, answer
-    assert cause in answer["cause"], answer
-    return str(answer["cause"])
 
 
 def register(server: ServerThread, name: str, version: str, make_current: bool | None = None) -> None:

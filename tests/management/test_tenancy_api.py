@@ -20,7 +20,8 @@ from clipper_core.errors import ClipperException
 from clipper_core.management.openapi import admin_openapi
 from clipper_core.state import ApiKey
 from clipper_core.tenancy.keys import matches, parse_key_id
-from clipper_core.testing import ServerThread, http_json
+from clipper_core.testing import ServerThread
+from tests.management.admin_calls import call, ok, refused
 
 _names = itertools.count(1)
 TOKEN = "tenancy-admin-token"
@@ -39,22 +40,6 @@ def conn(server: ServerThread) -> ClipperConnection:
     return connection
 
 
-def call(server: ServerThread, endpoint: str, body: Any, token: str | None = None) -> tuple[int, Any]:
-    return http_json(f"{server.admin_url}/admin/{endpoint}", body, token=token)
-
-
-def ok(server: ServerThread, endpoint: str, body: Any) -> Any:
-    status, answer = call(server, endpoint, body)
-    assert status == 200, (endpoint, body, status, answer)
-    return answer
-
-
-def refused(server: ServerThread, endpoint: str, body: Any, status: int, cause: str) -> str:
-    got, answer = call(server, endpoint, body)
-    assert got == status, (endpoint, body, got, answer)
-    assert isinstance(answer, dict) and set(answer) == {"error", "cause"}, answer
-    assert cause in answer["cause"], answer
-    return str(answer["cause"])
 
 
 def new_app(server: ServerThread, prefix: str = "t") -> str:
