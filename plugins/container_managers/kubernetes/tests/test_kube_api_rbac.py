@@ -192,9 +192,13 @@ def test_role_and_binding_crud_list_watch_patch(api: ApiServerHandle, rbac: Rbac
     core.create_namespace({"metadata": {"name": NS}})
     events: queue.Queue[tuple[str, str]] = queue.Queue()
     watch = kubernetes.watch.Watch()
+    # from the list's resourceVersion: every later event, however late the watch connects (without one, a watch
+    # that connected after the patch saw the patched role as ADDED and no MODIFIED; it failed once in CI)
+    since = rbac.list_namespaced_role(NS).metadata.resource_version
 
     def collect() -> None:
-        for event in watch.stream(rbac.list_namespaced_role, NS, timeout_seconds=int(WAIT)):
+        for event in watch.stream(rbac.list_namespaced_role, NS, resource_version=since,
+                                  timeout_seconds=int(WAIT)):
             events.put((event["type"], event["raw_object"]["metadata"]["name"]))
             if event["type"] == "DELETED":
                 return
