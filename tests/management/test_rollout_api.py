@@ -21,7 +21,7 @@ from clipper_core.errors import ClipperException
 from clipper_core.management.openapi import admin_openapi
 from clipper_core.testing import ServerThread, http_json, wait_until
 from tests import models
-from tests.management.admin_calls import ok, refused
+from tests.management.admin_calls import ok, refused, resolved
 
 _names = itertools.count(1)
 
@@ -73,19 +73,8 @@ def current(server: ServerThread, name: str) -> list[str]:
 
 # -- the OpenAPI document's Rollout schema, checked against every answer -------------------------------
 
-def _resolved(schema: Any, doc: dict[str, Any]) -> Any:
-    if isinstance(schema, dict):
-        ref = schema.get("$ref")
-        if ref is not None:
-            return _resolved(doc["components"]["schemas"][ref.rsplit("/", 1)[1]], doc)
-        return {key: _resolved(value, doc) for key, value in schema.items()}
-    if isinstance(schema, list):
-        return [_resolved(item, doc) for item in schema]
-    return schema
-
-
 DOC = admin_openapi()
-ROLLOUT = OAS30Validator(_resolved(DOC["components"]["schemas"]["Rollout"], DOC))
+ROLLOUT = OAS30Validator(resolved(DOC["components"]["schemas"]["Rollout"], DOC))
 
 
 def documented(view: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from clipper_core.management.openapi import admin_openapi
 from clipper_core.state import ApiKey
 from clipper_core.tenancy.keys import matches, parse_key_id
 from clipper_core.testing import ServerThread
-from tests.management.admin_calls import call, ok, refused
+from tests.management.admin_calls import call, ok, refused, resolved
 
 _names = itertools.count(1)
 TOKEN = "tenancy-admin-token"
@@ -58,24 +58,13 @@ def stored_key(server: ServerThread, key_id: str) -> ApiKey | None:
 
 # -- the OpenAPI document's schemas, checked against every answer ---------------------------------------
 
-def _resolved(schema: Any, doc: dict[str, Any]) -> Any:
-    if isinstance(schema, dict):
-        ref = schema.get("$ref")
-        if ref is not None:
-            return _resolved(doc["components"]["schemas"][ref.rsplit("/", 1)[1]], doc)
-        return {key: _resolved(value, doc) for key, value in schema.items()}
-    if isinstance(schema, list):
-        return [_resolved(item, doc) for item in schema]
-    return schema
-
-
 DOC = admin_openapi()
 
 
 def documented(endpoint: str, answer: Any) -> Any:
     """``answer``, once it is checked to be what the OpenAPI document says ``endpoint`` answers."""
     schema = DOC["paths"][f"/admin/{endpoint}"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
-    OAS30Validator(_resolved(schema, DOC)).validate(answer)
+    OAS30Validator(resolved(schema, DOC)).validate(answer)
     return answer
 
 

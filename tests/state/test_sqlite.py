@@ -17,6 +17,15 @@ from clipper_core.state.sqlite import SCHEMA_VERSION, SqliteStateStore
 from clipper_core.testing import StateStoreContract
 
 
+def _user_version(path: Path) -> int:
+    """The schema version a database file says it has (``PRAGMA user_version``)."""
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        db.close()
+
+
 class TestSqliteStateStore(StateStoreContract):
     persistent = True
 
@@ -164,11 +173,7 @@ async def test_a_version_2_file_is_migrated(tmp_path: Path) -> None:
         assert await store.list_load() == {"fe": {"old:1": {"queued": 1.0}}}
     finally:
         await store.close()
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    finally:
-        db.close()
+    assert _user_version(path) == SCHEMA_VERSION
     store = SqliteStateStore(path)
     await store.open()
     try:
@@ -217,11 +222,7 @@ async def test_a_version_3_file_is_migrated(tmp_path: Path) -> None:
         await store.put_rollout({"model": "m", "candidate": "2", "weight": 0.25})
     finally:
         await store.close()
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    finally:
-        db.close()
+    assert _user_version(path) == SCHEMA_VERSION
     store = SqliteStateStore(path)
     await store.open()
     try:
@@ -294,11 +295,7 @@ async def test_a_version_4_file_is_migrated(tmp_path: Path) -> None:
         await store.add_api_key(key)
     finally:
         await store.close()
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    finally:
-        db.close()
+    assert _user_version(path) == SCHEMA_VERSION
     store = SqliteStateStore(path)
     await store.open()
     try:
