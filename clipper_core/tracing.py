@@ -75,7 +75,7 @@ def configure(service_name: str, **kwargs: Any) -> bool:
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     STATE.provider = provider
-    STATE.processor = provider._active_span_processor  # make_provider gave it one SynchronousMultiSpanProcessor
+    STATE.processor = provider._active_span_processor  # the SDK's default: one SynchronousMultiSpanProcessor
     STATE.scope = InstrumentationScope("clipper_core")
     STATE.root_ratio = ratio
     STATE.tracer = provider.get_tracer("clipper_core")

@@ -46,7 +46,7 @@ def make_provider(service_name: str, *, exporter: Any = None, env: Mapping[str, 
         return None
     try:
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
+        from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
     except ImportError as exc:
         log.warning("OTEL_* variables ask for traces, but the OpenTelemetry SDK is not installed (%s)", exc)
@@ -56,8 +56,8 @@ def make_provider(service_name: str, *, exporter: Any = None, env: Mapping[str, 
         if exporter is None:
             return None
     resource = _hashed(Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or service_name}))
-    options: dict[str, Any] = {"resource": resource, "active_span_processor": SynchronousMultiSpanProcessor()}
-    provider = TracerProvider(sampler=sampler, **options) if sampler is not None else TracerProvider(**options)
+    provider = TracerProvider(resource=resource, sampler=sampler) if sampler is not None else \
+        TracerProvider(resource=resource)
     provider.add_span_processor(SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter))
     _shorter_switch_interval(env)
     return provider
