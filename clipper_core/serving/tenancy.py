@@ -180,12 +180,15 @@ class KeyTable:
 
     def __init__(self, keys: Iterable[ApiKey], refusals: Refusals | None = None) -> None:
         self.by_id = {key.key_id: key for key in keys}
+        self._by_app: dict[str, list[ApiKey]] = {}
+        for key in self.by_id.values():
+            self._by_app.setdefault(key.app_name, []).append(key)
         self._checked: dict[str, ApiKey] = {}
         """Secret -> its record, for secrets that matched (bounded by the number of keys)."""
         self.refusals = refusals if refusals is not None else Refusals()
 
     def of_app(self, app: str) -> list[ApiKey]:
-        return [key for key in self.by_id.values() if key.app_name == app]
+        return self._by_app.get(app, [])
 
     def authenticate(self, app: str, secret: str) -> ApiKey:
         """The record of a presented key of ``app``; 401 for a malformed, unknown or revoked key, 403 for a key
