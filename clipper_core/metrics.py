@@ -37,6 +37,12 @@ class FastHistogram:
         self.sum += value
         self.count += 1
 
+    def observe_many(self, value: float, n: int) -> None:
+        """``n`` observations of ``value``."""
+        self.counts[bisect_left(self.bounds, value)] += n
+        self.sum += n * value
+        self.count += n
+
     def buckets(self) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = []
         running = 0

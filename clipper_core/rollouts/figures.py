@@ -5,22 +5,23 @@ controller adds the reports up (:meth:`StepFigures.add`).
 The counts, per version (the candidate's, and the baseline's for comparison):
 
 ``queries``
-    queries routed to the version (in shadow mode, for the candidate: mirrored queries taken into its queue);
+    queries routed to the version (in shadow mode, for the candidate: the mirrored inputs it answered, failed or
+    lost, ``serving.shadow``);
 ``errors``
     of those, the ones the model failed (the whole batch, or that input);
 ``defaults``
     the ones with no output in time (the SLO passed, no replica);
 ``latency``
     bucket counts (``metrics.LATENCY_BUCKETS``, one more beyond the last) of the seconds from the query's arrival
-    to the version's output, for the outputs that arrived;
+    to the version's output, for the outputs that arrived (a shadow candidate's: its batch's round trip);
 ``slow``
     of those outputs, the ones later than the rollout's ``max_p99_ms`` (counted exactly, not by bucket: the
     guard trips when more than 1% are);
 ``agree`` / ``disagree``
     shadow mode, the candidate: outputs equal (numbers within the tolerance) or not to the current version's;
 ``dropped``
-    shadow mode, the candidate: mirrored queries not taken because its queue was too long (shadow work is
-    dropped first);
+    shadow mode, the candidate: mirrored inputs not taken because the mirror was full or the candidate had no
+    replica (shadow work is dropped first);
 ``reward_sum`` / ``reward_n``
     the rewards of the feedback on the version's answers.
 

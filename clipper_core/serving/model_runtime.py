@@ -29,6 +29,7 @@ from clipper_core.serving.batch_times import BatchTimes
 from clipper_core.serving.queue import ModelQueue, Task
 from clipper_core.serving.replica import Replica
 from clipper_core.serving.rollout import VersionCounters
+from clipper_core.serving.shadow import ShadowMirror
 from clipper_core.serving.trace_spans import batch_spans, end_batch_spans
 from clipper_core.state import Model
 from clipper_core.tracing import STATE as TRACING
@@ -88,6 +89,8 @@ class ModelRuntime:
         """The version's rollout counts, once it took part in a rollout (kept after it, for ``/metrics``)."""
         self.rollout_tracking = False
         """Whether it takes part in an active rollout now: the query path counts its queries' outcomes."""
+        self.shadow: ShadowMirror | None = None
+        """The current version of a shadow rollout: where its mirrored tasks go once answered."""
 
     @property
     def label(self) -> str:
@@ -125,7 +128,13 @@ class ModelRuntime:
         if loop is not None:
             loop.cancel()  # batches in flight come back through their answers (ReplicaLost: re-queued)
 
+    def set_shadow(self, shadow: ShadowMirror | None) -> None:
+        if self.shadow is not None and self.shadow is not shadow:
+            self.shadow.close()
+        self.shadow = shadow
+
     async def close(self) -> None:
+        self.set_shadow(None)
         tasks = list(self._loops.values())
         for task in tasks:
             task.cancel()
@@ -248,6 +257,8 @@ class ModelRuntime:
         self.errors += len(batch)
         for task in batch:
             task.fail(exc)
+        if self.shadow is not None:
+            self.shadow.offer(batch, None)
 
     def _spawn_put(self, cache: PredictionCache, key: CacheKey, output: Any) -> None:
         async def put() -> None:
@@ -285,3 +296,5 @@ class ModelRuntime:
                 else:
                     cache.put((self.name, self.version, task.key), output)
             task.resolve(output)
+        if self.shadow is not None:
+            self.shadow.offer(batch, outputs, item_errors)

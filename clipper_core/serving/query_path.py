@@ -32,7 +32,8 @@ from clipper_core.serving.model_runtime import ItemFailed, ModelFailed, ModelRun
 from clipper_core.serving.prediction import FeedbackReceipt, Prediction, ScalingFromZero
 from clipper_core.serving.queue import DeadlineExpired, Task
 from clipper_core.serving.recent import RecentPredictions
-from clipper_core.serving.rollout import SHADOW_BEHIND_S, Split, VersionCounters, agrees
+from clipper_core.serving.rollout import VersionCounters
+from clipper_core.serving.shadow import NO_OUTPUT, ShadowMirror
 from clipper_core.serving.snapshot import Snapshot
 from clipper_core.serving.waiting import wait_all, wait_one
 from clipper_core.state import ApiKey, Feedback, ModelKey, StateStore
@@ -48,13 +49,9 @@ Tracked = tuple[Query, "Plan", str, ModelRuntime, list[float | None]]
 """A query's model under a rollout: its plan, the version's runtime, and when that version's output arrived."""
 _UNTRACED: Any = object()
 """``QueryPath.predict``'s ``_span`` when the caller is not the traced path (the default)."""
-Mirror = tuple[str, ModelRuntime, Split]
-"""A shadow rollout's candidate a query is mirrored to: (model name, the candidate's runtime, the split)."""
-Route = tuple[Query, bytes | None, list[tuple[str, ModelRuntime]], list[Mirror] | None]
+Route = tuple[Query, bytes | None, list[tuple[str, ModelRuntime]], list[str] | None]
 """One input's query, its cache key (None: cache off), the (model name, runtime) pairs chosen for it and the
-shadow candidates it is mirrored to (None: none, the usual case)."""
-SHADOW_QUEUE_LIMIT = 1000
-"""Most tasks a shadow candidate's queue holds before mirrored queries are dropped (shadow work goes first)."""
+models whose shadow rollout mirrors it (None: none, the usual case)."""
 Plan = dict[str, Any]
 """Per model: its output (a cache hit), or the future that will hold it."""
 
@@ -219,11 +216,13 @@ class QueryPath:
         """(plan, model name, future) of tasks queued for a version scaled to zero (None: none, the usual case)."""
         tracked: list[Tracked] | None = None
         """The (query, plan, model name, runtime, arrival) of versions under an active rollout (None: none)."""
-        mirrored: list[tuple[ModelRuntime, Task]] | None = None
-        """Shadow tasks, queued behind the real work once it is admitted."""
+        unbatched: list[tuple[ShadowMirror, Any, Any]] | None = None
+        """Mirrored inputs the current version computes no task for (cache hits; no replica): offered to the
+        shadow once the real work is admitted. The tasks it computes carry ``mirror`` (``serving.shadow``)."""
         for query, key, chosen, mirrors in routes:
             plan: Plan = {}
             for name, mr in chosen:
+                shadow = mr.shadow if mirrors is not None and name in mirrors else None
                 if mr.rollout_tracking:
                     if tracked is None:
                         tracked = []
@@ -241,6 +240,8 @@ class QueryPath:
                     if hit:
                         mr.cache_hits += 1
                         plan[name] = value
+                        if shadow is not None:
+                            unbatched = [*(unbatched or ()), (shadow, query.input, value)]
                         continue
                     mr.cache_misses += 1
                     shared = self._single_flight.get(ckey)
@@ -261,6 +262,8 @@ class QueryPath:
                         continue
                 if not mr.replicas:
                     if not _scales_from_zero(mr):
+                        if shadow is not None:
+                            unbatched = [*(unbatched or ()), (shadow, query.input, NO_OUTPUT)]
                         continue
                     if cold is None:  # queued for the replica the autoscaler starts (it sees the queue)
                         cold = []
@@ -274,17 +277,14 @@ class QueryPath:
                     task.rank = deadline + rank_offset
                 if trace is not None:
                     task.trace = trace.get_span_context()
+                if shadow is not None:
+                    task.mirror = True
                 if key is not None:
                     self._single_flight[ckey] = task
                     leading.append((ckey, task))
                 enqueued.setdefault(mr, []).append(task)
                 waiting.append(fut)
                 plan[name] = fut
-            if mirrors is not None:
-                if mirrored is None:
-                    mirrored = []
-                for name, shadow, split in mirrors:
-                    self._mirror(rt, query, plan.get(name), shadow, split, deadline, now, loop, mirrored)
             plans.append((query, plan))
         try:
             if enqueued:
@@ -307,9 +307,9 @@ class QueryPath:
                     mr.queue.put_many(tasks)
                 if cold is not None and self.cold_demand is not None:
                     self.cold_demand()  # tell the autoscaler now, not at the next load report
-            if mirrored:  # shadow work, once the real work is admitted (an Overloaded query mirrors nothing)
-                for shadow, task in mirrored:
-                    shadow.queue.put(task)
+            if unbatched is not None:  # once the real work is admitted (an Overloaded query mirrors nothing)
+                for mirror, item, output in unbatched:
+                    mirror.offer_one(item, output)
             if tracked is not None:  # when each version's output arrives (its own latency, not the query's)
                 for entry in tracked:
                     value = entry[1].get(entry[2])
@@ -345,7 +345,7 @@ class QueryPath:
                 every_model: bool) -> list[Route]:
         """Per item: the policy's choice of models (or every linked model), resolved to their runtimes: the
         current version, or a rollout's candidate for the share of users it takes (a query naming its version is
-        never re-routed); a shadow rollout's candidate as a mirror."""
+        never re-routed); the models whose shadow rollout takes it, to be mirrored."""
         policy = rt.policy
         assert policy is not None
         current, models = self.snapshot.current, self.snapshot.models
@@ -354,7 +354,7 @@ class QueryPath:
         for item in items:
             query = Query(rt.app.name, uid, item, next(self._query_ids))
             chosen = []
-            mirrors: list[Mirror] | None = None
+            mirrors: list[str] | None = None
             for name in (rt.linked if every_model else policy.select(state, query, rt.linked)):
                 ver = version or current.get(name)
                 if splits:
@@ -362,8 +362,8 @@ class QueryPath:
                     if split is not None and split.takes(uid, query.query_id):
                         if not split.mirror:
                             ver = split.candidate
-                        elif (shadow := models.get((name, split.candidate))) is not None:
-                            mirrors = [*(mirrors or ()), (name, shadow, split)]
+                        else:
+                            mirrors = [*(mirrors or ()), name]
                 mr = models.get((name, ver)) if ver is not None else None
                 if mr is not None:
                     chosen.append((name, mr))
@@ -382,39 +382,6 @@ class QueryPath:
         return routes
 
     # -- rollouts ------------------------------------------------------------------------------------------
-    def _mirror(self, rt: AppRuntime, query: Query, primary: Any, shadow: ModelRuntime, split: Split,
-                deadline: float, now: float, loop: asyncio.AbstractEventLoop,
-                mirrored: list[tuple[ModelRuntime, Task]]) -> None:
-        """Mirror a query to a shadow candidate: a task that sorts behind every real one (and is dropped when the
-        candidate is backed up), whose output is compared with the current version's (``primary``: its future
-        or cached output; None when none was asked)."""
-        counters = shadow.rollout
-        if counters is None:
-            return
-        waiting = len(shadow.queue) + len(mirrored)  # (this request's mirrors are not queued yet)
-        if not shadow.replicas or waiting >= SHADOW_QUEUE_LIMIT or shadow.expected_wait(len(mirrored) + 1) > rt.slo:
-            counters.dropped()
-            return
-        fut = loop.create_future()
-        task = Task(query.input, None, deadline + SHADOW_BEHIND_S, fut, 0, now)
-        task.expires = deadline + rt.slo  # the candidate may take twice the SLO; it answers nobody
-        mirrored.append((shadow, task))
-        fut.add_done_callback(lambda done: self._shadow_answered(counters, primary, split.tolerance, now, done))
-
-    def _shadow_answered(self, counters: VersionCounters, primary: Any, tolerance: float, started: float,
-                         done: asyncio.Future[Any]) -> None:
-        if not _has_output(counters, done):
-            return
-        counters.answered(self.clock() - started)
-        output = done.result()
-        if not isinstance(primary, asyncio.Future):
-            if primary is not None:
-                counters.compared(agrees(primary, output, tolerance))
-        elif primary.done():
-            _compare(counters, primary, output, tolerance)
-        else:
-            primary.add_done_callback(lambda p: _compare(counters, p, output, tolerance))
-
     def _arrived(self, cell: list[float | None], _: asyncio.Future[Any]) -> None:
         cell[0] = self.clock()
 
@@ -522,13 +489,6 @@ def _has_output(counters: VersionCounters, fut: asyncio.Future[Any]) -> bool:
     else:
         counters.missed()
     return False
-
-
-def _compare(counters: VersionCounters, primary: asyncio.Future[Any], output: Any, tolerance: float) -> None:
-    """The shadow candidate's output against the current version's (when that one has an output)."""
-    if primary.cancelled() or primary.exception() is not None:
-        return
-    counters.compared(agrees(primary.result(), output, tolerance))
 
 
 def _scales_from_zero(mr: ModelRuntime) -> bool:

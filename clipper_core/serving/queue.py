@@ -32,8 +32,8 @@ class Task:
     identical queries that joined it through single flight) resolve to the model output or an exception; each
     query has its own, so one that stops waiting (its SLO passed, its client left) does not touch the others."""
 
-    __slots__ = ("deadline", "done", "enqueued", "expires", "future", "group", "item", "joined", "key", "rank",
-                 "seq", "trace")
+    __slots__ = ("deadline", "done", "enqueued", "expires", "future", "group", "item", "joined", "key", "mirror",
+                 "rank", "seq", "trace")
 
     def __init__(self, item: Any, key: bytes | None, deadline: float, future: asyncio.Future[Any],
                  group: int = 0, enqueued: float | None = None) -> None:
@@ -57,6 +57,8 @@ class Task:
         """Arrival order in its queue (ties between equal deadlines), set when first queued."""
         self.trace: Any = None
         """The span context of the traced request that made it (``clipper_core.tracing``; None: not traced)."""
+        self.mirror = False
+        """Its input and output go to the version's shadow candidate once answered (``serving.shadow``)."""
 
     def wanted(self) -> bool:
         """Whether any query still waits for this output."""

@@ -1,6 +1,7 @@
 """What the query path does for a model under a rollout (docs/rollouts.md): the :class:`Split` the snapshot makes
 of each active rollout record, the per-version :class:`VersionCounters` (the step's, which the load report
-publishes for the controller, and the totals, which ``/metrics`` exports), and the shadow comparison.
+publishes for the controller, and the totals, which ``/metrics`` exports), and the shadow comparison
+(:func:`agrees`; the mirroring itself is ``serving.shadow``).
 
 Nothing here runs for a model without an active rollout: the query path checks ``snapshot.splits`` (an empty
 dict) once per request.
@@ -19,11 +20,7 @@ from clipper_core.rollouts.record import Rollout
 from clipper_core.rollouts.split import point, to_basis_points
 from clipper_core.serving.app_runtime import as_json_value
 
-__all__ = ["SHADOW_BEHIND_S", "Split", "VersionCounters", "agrees"]
-
-SHADOW_BEHIND_S = 1e7
-"""Added to a mirrored task's deadline for the queue's order: shadow work sorts behind every real task (the
-lowest priority class included: :data:`clipper_core.serving.tenancy.RANK_OFFSET`)."""
+__all__ = ["Split", "VersionCounters", "agrees"]
 
 
 @dataclass(frozen=True)
@@ -79,38 +76,39 @@ class VersionCounters:
         if (rollout_id, step_id) != (self.rollout_id, self.step_id):
             self.rollout_id, self.step_id, self.step = rollout_id, step_id, StepFigures()
 
-    def answered(self, latency_s: float) -> None:
+    def answered(self, latency_s: float, n: int = 1) -> None:
+        """``n`` outputs, each ``latency_s`` late (a shadow candidate counts a batch at once)."""
+        if n <= 0:
+            return
         index = bisect_left(LATENCY_BUCKETS, latency_s)
-        slow = latency_s > self.slow_s
+        slow = n if latency_s > self.slow_s else 0
         for counts in (self.step, self.total):
-            counts.queries += 1
-            counts.latency[index] += 1
-            if slow:
-                counts.slow += 1
-        self.latency.observe(latency_s)
+            counts.queries += n
+            counts.latency[index] += n
+            counts.slow += slow
+        self.latency.observe_many(latency_s, n)
 
-    def failed(self) -> None:
+    def failed(self, n: int = 1) -> None:
         for counts in (self.step, self.total):
-            counts.queries += 1
-            counts.errors += 1
+            counts.queries += n
+            counts.errors += n
 
-    def missed(self) -> None:
+    def missed(self, n: int = 1) -> None:
         """No output in time."""
         for counts in (self.step, self.total):
-            counts.queries += 1
-            counts.defaults += 1
+            counts.queries += n
+            counts.defaults += n
 
-    def dropped(self) -> None:
-        """A mirrored query not taken (shadow work is dropped first)."""
+    def dropped(self, n: int = 1) -> None:
+        """Mirrored inputs not taken (shadow work is dropped first)."""
         for counts in (self.step, self.total):
-            counts.dropped += 1
+            counts.dropped += n
 
-    def compared(self, same: bool) -> None:
+    def compared(self, agree: int, disagree: int) -> None:
+        """Shadow outputs equal (numbers within the tolerance) or not to the current version's."""
         for counts in (self.step, self.total):
-            if same:
-                counts.agree += 1
-            else:
-                counts.disagree += 1
+            counts.agree += agree
+            counts.disagree += disagree
 
     def rewarded(self, reward: float) -> None:
         for counts in (self.step, self.total):

@@ -22,6 +22,7 @@ from clipper_core.rollouts.record import read_rollouts
 from clipper_core.serving.app_runtime import AppRuntime, as_json_value
 from clipper_core.serving.model_runtime import ModelRuntime, Replica
 from clipper_core.serving.rollout import Split, VersionCounters
+from clipper_core.serving.shadow import ShadowMirror
 from clipper_core.serving.tenancy import Guard, KeyTable, QuotaRegistry
 from clipper_core.state import Application, ChangeEvent, Model, ModelKey, StateStore
 
@@ -122,7 +123,8 @@ class Snapshot:
         return splits
 
     def _track(self, splits: dict[str, Split]) -> None:
-        """Count the queries of the versions under an active rollout (each step afresh)."""
+        """Count the queries of the versions under an active rollout (each step afresh), and give a shadow
+        rollout's current version the mirror to its candidate."""
         tracked = {(s.model, version): s for s in splits.values() for version in (s.candidate, s.baseline)}
         for key, mr in self.models.items():
             split = tracked.get(key)
@@ -132,6 +134,13 @@ class Snapshot:
                     mr.rollout = VersionCounters(split.salt, split.step_id, split.slow_s)
                 else:
                     mr.rollout.new_step(split.salt, split.step_id, split.slow_s)
+            candidate = self.models.get((split.model, split.candidate)) if split is not None else None
+            if split is None or not split.mirror or key[1] != split.baseline or candidate is None:
+                mr.set_shadow(None)
+            elif mr.shadow is not None and mr.shadow.candidate is candidate:
+                mr.shadow.tolerance = split.tolerance
+            else:
+                mr.set_shadow(ShadowMirror(candidate, split.tolerance, clock=self.clock))
 
     async def _update_models(self, models: list[Model], apps: dict[str, AppRuntime]) -> None:
         """Give every registered version a runtime whose batch budget follows the tightest linked SLO; close the

@@ -1,7 +1,8 @@
 """The query path under a rollout, over fake replicas: a canary takes its share of the users (sticky, never a
 query naming its version; composing with an ensemble policy, which chooses the models while the rollout chooses
 the version of each), counts each version's outcomes per step, joins feedback to the version that answered;
-a shadow candidate gets mirrored queries behind real work, never changes an answer, and its agreement with the
+a shadow candidate gets the inputs of mirrored queries once the current version answered them, when it has no
+real work, never changes an answer, and its agreement with the
 current version is counted."""
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from clipper_core.config import Config
 from clipper_core.rollouts.figures import StepFigures
 from clipper_core.rollouts.record import Rollout
 from clipper_core.rollouts.settings import RolloutSettings
-from clipper_core.serving.rollout import SHADOW_BEHIND_S
 from tests.serving.fakes import FakeReplica, HarnessFactory, ServingHarness, doubles, run_until
 
 
@@ -88,54 +88,66 @@ async def test_failures_and_misses_count_against_the_candidate_and_feedback_is_i
     assert not current.batches
 
 
-async def test_a_shadow_candidate_is_mirrored_behind_real_work_and_never_changes_the_answer(
+async def test_a_shadow_candidate_is_mirrored_once_answered_and_never_changes_the_answer(
         serving: ServingHarness) -> None:
     current, candidate, _ = await _two_versions(serving, mode="shadow", agreement_tolerance=0.01)
     query = serving.predict_soon("app", [doubles(1.0)], uid=1)
     primary = await current.next_batch()
-    mirrored = await candidate.next_batch()
-    assert serving.runtime(version="2").queue is not None
+    assert not candidate.batches  # nothing is mirrored before the current version answered
     primary.answer(["3.0"])
     [p] = await query
-    assert p.output == 3.0 and not p.default  # answered before the shadow even replied
+    assert p.output == 3.0 and not p.default  # answered before the shadow was even asked
+    mirrored = await candidate.next_batch()
+    assert mirrored.inputs == [[1.0]]
     mirrored.answer(["3.001"])
     counts = serving.runtime(version="2").rollout
     assert counts is not None
     await run_until(lambda: counts.step.agree == 1)
     query = serving.predict_soon("app", [doubles(2.0)], uid=1)
     (await current.next_batch()).answer(["5.0"])
-    (await candidate.next_batch()).answer(["9.0"])
     [p] = await query
     assert p.output == 5.0
+    (await candidate.next_batch()).answer(["9.0"])
     await run_until(lambda: counts.step.disagree == 1)
     assert counts.step.queries == 2 and counts.step.errors == 0
+    assert serving.runtime(version="2").predictions == 2
 
 
-async def test_shadow_tasks_sort_behind_real_ones_and_are_dropped_without_replicas(
+async def test_shadow_work_waits_for_the_candidates_real_work_and_is_dropped_without_replicas(
         make_serving: HarnessFactory) -> None:
     serving = await make_serving(Config(state_store="memory", batches_in_flight=1))  # one batch at a time
     current, candidate, _ = await _two_versions(serving, mode="shadow")
-    # The candidate busy with one batch; then two mirrored queries and a query naming the candidate queue up:
-    # the real one is sent first, although it came last.
     serving_current = asyncio.get_running_loop().create_task(_answer_all(current, "1"))
+    shadow = serving.runtime(version="1").shadow
+    assert shadow is not None and shadow.candidate is serving.runtime(version="2")
     try:
-        await serving.predict_soon("app", [doubles(1.0)], uid=1)
+        # The candidate busy with a query naming it; two mirrored queries answered meanwhile wait in the mirror,
+        # and a second query naming the candidate, queued behind the busy batch, is sent before them.
+        first = serving.predict_soon("app", [doubles(9.0)], uid=1, version="2")
         busy = await candidate.next_batch()
         await asyncio.gather(*[serving.predict_soon("app", [doubles(float(i))], uid=1) for i in (2, 3)])
-        explicit = serving.predict_soon("app", [doubles(9.0)], uid=1, version="2")
-        await run_until(lambda: len(serving.runtime(version="2").queue) == 3)
+        await run_until(lambda: len(shadow.pending) == 2)
+        second = serving.predict_soon("app", [doubles(8.0)], uid=1, version="2")
+        await run_until(lambda: len(serving.runtime(version="2").queue) == 1)
         busy.answer(["1"])
-        nxt = await candidate.next_batch()
-        assert float(nxt.inputs[0][0]) == 9.0, nxt.inputs  # the real task overtook the shadow ones
-        nxt.answer(["1"] * len(nxt))
-        assert (await explicit)[0].output == 1
-        await serving.disconnect(candidate)  # no replica: mirrored queries are dropped, not queued
+        real = await candidate.next_batch()
+        assert real.inputs == [[8.0]]  # real work first, although the mirrored inputs came before it
+        assert not candidate.waiting_batches  # nothing is mirrored while the real batch is in flight
+        real.answer(["1"])
+        mirrored = await candidate.next_batch()
+        assert mirrored.inputs == [[2.0], [3.0]]  # the mirrored inputs batched anew, together
+        mirrored.answer(["1", "2"])
+        assert [p.output for p in await first] == [1] and [p.output for p in await second] == [1]
+        counts = serving.runtime(version="2").rollout
+        assert counts is not None
+        await run_until(lambda: counts.step.agree + counts.step.disagree == 2)
+        assert (counts.step.agree, counts.step.disagree, shadow.sent) == (1, 1, 2)
+        await serving.disconnect(candidate)  # no replica: mirrored queries are dropped, not held
         await serving.predict_soon("app", [doubles(1.0)], uid=1)
+        await run_until(lambda: counts.step.dropped == 1)
+        assert not shadow.pending
     finally:
         serving_current.cancel()
-    counts = serving.runtime(version="2").rollout
-    assert counts is not None and counts.step.dropped == 1
-    assert SHADOW_BEHIND_S > 1000  # a shadow task's deadline orders it behind any real task
 
 
 async def _serve(replica: FakeReplica, output: str) -> None:
