@@ -310,8 +310,8 @@ class QueryPath:
             if unbatched is not None:  # once the real work is admitted (an Overloaded query mirrors nothing)
                 for mirror, item, output in unbatched:
                     mirror.offer_one(item, output)
-            if tracked is not None:  # when each version's output arrives (its own latency, not the query's)
-                for entry in tracked:
+            if tracked is not None and len(waiting) > 1:  # when each version's output arrives (its own latency,
+                for entry in tracked:  # not the query's; with one output the query ends as it arrives)
                     value = entry[1].get(entry[2])
                     if isinstance(value, asyncio.Future) and not value.done():
                         value.add_done_callback(partial(self._arrived, entry[4]))

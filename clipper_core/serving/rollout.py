@@ -17,7 +17,7 @@ from typing import Any
 from clipper_core.metrics import LATENCY_BUCKETS, FastHistogram
 from clipper_core.rollouts.figures import StepFigures
 from clipper_core.rollouts.record import Rollout
-from clipper_core.rollouts.split import point, to_basis_points
+from clipper_core.rollouts.split import BASIS_POINTS, point, to_basis_points
 from clipper_core.serving.app_runtime import as_json_value
 
 __all__ = ["Split", "VersionCounters", "agrees"]
@@ -53,7 +53,7 @@ class Split:
 
     def takes(self, uid: int, query_id: int) -> bool:
         """Whether this query goes to (or, mirroring, is mirrored to) the candidate."""
-        return point(self.salt, uid, query_id) < self.points
+        return self.points >= BASIS_POINTS or point(self.salt, uid, query_id) < self.points
 
 
 class VersionCounters:
