@@ -3,10 +3,15 @@ mirrored queries, with its outputs, batched anew for the candidate and sent to i
 
 The query path marks a mirrored query's task (``Task.mirror``); when the current version's batch is answered,
 :meth:`ShadowMirror.offer` takes those tasks' inputs and outputs, and nothing else happens per query: no second
-task, future or callback. The mirror's own loop sends the candidate a batch (its replica's batch size) when one of
-its replicas has nothing in flight and no real task waits in its queue, and compares the candidate's outputs with
-the current version's in one pass over the answer. Shadow work is dropped first: an input is not taken when the
-mirror holds :data:`SHADOW_QUEUE_LIMIT` inputs already or the candidate has no replica (``dropped``).
+task, future or callback. The mirror's own loop sends the candidate a batch when one of its replicas has nothing in
+flight and no real task waits in its queue, and compares the candidate's outputs with the current version's in one
+pass over the answer. Nobody waits for a shadow output, so the mirror batches for the candidate's cost, not for
+latency: it sends a full batch (the replica's adaptive batch size) at once and a smaller one only once its oldest
+input has waited :data:`SHADOW_HOLD_S`; a fast candidate otherwise gets a batch of one or two per round trip,
+and on a small machine their RPCs cost the served traffic more than the model does.
+
+Shadow work is dropped first: an input is not taken when the mirror holds :data:`SHADOW_QUEUE_LIMIT` inputs
+already or the candidate has no replica (``dropped``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ log = logging.getLogger(__name__)
 
 SHADOW_QUEUE_LIMIT = 1000
 """Most inputs a mirror holds for its candidate; more are dropped (shadow work goes first)."""
+SHADOW_HOLD_S = 0.02
+"""Longest the mirror holds inputs for a fuller batch while the candidate is idle."""
 BUSY_RETRY_S = 0.001
 """How long the mirror waits before looking again when the candidate's only work is real work not sent yet."""
 NO_OUTPUT: Any = object()
@@ -47,16 +54,21 @@ class ShadowMirror:
     """
 
     def __init__(self, candidate: ModelRuntime, tolerance: float, *, limit: int = SHADOW_QUEUE_LIMIT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 hold: float = SHADOW_HOLD_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.candidate = candidate
         self.tolerance = tolerance
         self.limit = limit
+        self.hold = hold
         self.clock = clock
         self.pending: list[tuple[Any, Any]] = []
         """(input, the current version's output or :data:`NO_OUTPUT`), oldest first."""
         self.sent = 0
         """Inputs sent to the candidate (the bench reads it beside ``dropped``)."""
-        self._wake = asyncio.Event()
+        self._oldest = 0.0
+        """When the oldest input pending arrived (about: reset at each send)."""
+        self._waiter: asyncio.Future[None] | None = None
+        self._want = 1
+        """How many pending inputs end the loop's wait (:meth:`_until_offered`)."""
         self._loop = asyncio.get_running_loop().create_task(self._run())
 
     # -- what the current version computed ------------------------------------------------------------
@@ -69,36 +81,58 @@ class ShadowMirror:
                 ok = outputs is not None and not (errors and i in errors)
                 taken += self._take(task.item, outputs[i] if ok else NO_OUTPUT)  # type: ignore[index]
         if taken:
-            self._wake.set()
+            self._offered()
 
     def offer_one(self, item: Any, output: Any) -> None:
         """One input answered without a batch (a cache hit), or whose current version was not asked."""
         if self._take(item, output):
-            self._wake.set()
+            self._offered()
 
     def _take(self, item: Any, output: Any) -> int:
-        if len(self.pending) >= self.limit or not self.candidate.replicas:
+        pending = self.pending
+        if len(pending) >= self.limit or not self.candidate.replicas:
             counters = self.candidate.rollout
             if counters is not None:
                 counters.dropped()
             return 0
-        self.pending.append((item, output))
+        if not pending:
+            self._oldest = self.clock()
+        pending.append((item, output))
         return 1
+
+    def _offered(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and len(self.pending) >= self._want:
+            waiter.set_result(None)
+
+    async def _until_offered(self, want: int, timeout: float | None) -> None:
+        """Until ``want`` inputs are pending, or ``timeout`` passed."""
+        self._want = want
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait([waiter], timeout=timeout)
+        finally:
+            self._waiter = None
 
     # -- the candidate ----------------------------------------------------------------------------------
     async def _run(self) -> None:
         candidate = self.candidate
         while True:
             if not self.pending:
-                self._wake.clear()
-                await self._wake.wait()
+                await self._until_offered(1, None)
                 continue
             if not candidate.replicas:
                 self._drop_pending()
                 continue
             replica = self._idle_replica()
             if replica is not None:
-                self._send(replica)
+                sizer = candidate.sizers.get(replica.identity)
+                size = sizer.batch_size if sizer is not None else len(self.pending)
+                wait = self._oldest + self.hold - self.clock()
+                if len(self.pending) < size and wait > 0:  # hold for a fuller batch
+                    await self._until_offered(size, wait)
+                else:
+                    self._send(replica, size)
                 continue
             busy = [f for r in candidate.replicas.values() for f in r.pending.values()]
             if busy:  # wait for an answer of the candidate's
@@ -122,12 +156,12 @@ class ShadowMirror:
             counters.dropped(len(self.pending))
         self.pending.clear()
 
-    def _send(self, replica: Replica) -> None:
+    def _send(self, replica: Replica, size: int) -> None:
         candidate = self.candidate
-        sizer = candidate.sizers.get(replica.identity)
-        size = sizer.batch_size if sizer is not None else len(self.pending)
         batch = self.pending[:size]
         del self.pending[:size]
+        if self.pending:
+            self._oldest = self.clock()
         fields, buffers = encode_inputs([item for item, _ in batch], candidate.dtype)
         answer = replica.predict(fields, buffers)
         sent = self.clock()
@@ -182,3 +216,5 @@ class ShadowMirror:
         """The rollout ended (or changed candidate): stop sending; what is pending is forgotten."""
         self._loop.cancel()
         self.pending.clear()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.cancel()

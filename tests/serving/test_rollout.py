@@ -16,6 +16,7 @@ from clipper_core.config import Config
 from clipper_core.rollouts.figures import StepFigures
 from clipper_core.rollouts.record import Rollout
 from clipper_core.rollouts.settings import RolloutSettings
+from clipper_core.serving.shadow import SHADOW_HOLD_S
 from tests.serving.fakes import FakeReplica, HarnessFactory, ServingHarness, doubles, run_until
 
 
@@ -97,7 +98,7 @@ async def test_a_shadow_candidate_is_mirrored_once_answered_and_never_changes_th
     primary.answer(["3.0"])
     [p] = await query
     assert p.output == 3.0 and not p.default  # answered before the shadow was even asked
-    mirrored = await candidate.next_batch()
+    mirrored = await candidate.next_batch()  # (a full batch: the candidate's adaptive size starts at one)
     assert mirrored.inputs == [[1.0]]
     mirrored.answer(["3.001"])
     counts = serving.runtime(version="2").rollout
@@ -107,6 +108,7 @@ async def test_a_shadow_candidate_is_mirrored_once_answered_and_never_changes_th
     (await current.next_batch()).answer(["5.0"])
     [p] = await query
     assert p.output == 5.0
+    serving.clock.advance(SHADOW_HOLD_S)  # one input, the batch size now two: held for a fuller batch until then
     (await candidate.next_batch()).answer(["9.0"])
     await run_until(lambda: counts.step.disagree == 1)
     assert counts.step.queries == 2 and counts.step.errors == 0
@@ -134,6 +136,7 @@ async def test_shadow_work_waits_for_the_candidates_real_work_and_is_dropped_wit
         assert real.inputs == [[8.0]]  # real work first, although the mirrored inputs came before it
         assert not candidate.waiting_batches  # nothing is mirrored while the real batch is in flight
         real.answer(["1"])
+        serving.clock.advance(SHADOW_HOLD_S)  # (the candidate's batch size is above two now)
         mirrored = await candidate.next_batch()
         assert mirrored.inputs == [[2.0], [3.0]]  # the mirrored inputs batched anew, together
         mirrored.answer(["1", "2"])

@@ -1,6 +1,7 @@
 """A shadow rollout's mirror (``serving.shadow``), over fake replicas: cache hits are mirrored too; the current
 version's failure leaves nothing to compare; the candidate's failures, per-item errors and lost replicas count as
-its outcomes; a full mirror drops inputs; the mirror goes away with the rollout."""
+its outcomes; a full mirror drops inputs; a batch smaller than the candidate's waits for the hold; the mirror goes
+away with the rollout."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from clipper_core.config import Config
 from clipper_core.rollouts.record import Rollout
 from clipper_core.rollouts.settings import RolloutSettings
 from clipper_core.serving.rollout import VersionCounters
-from clipper_core.serving.shadow import ShadowMirror
-from tests.serving.fakes import FakeReplica, HarnessFactory, ServingHarness, doubles, run_until
+from clipper_core.serving.shadow import SHADOW_HOLD_S, ShadowMirror
+from tests.serving.fakes import FakeReplica, HarnessFactory, ServingHarness, doubles, run_until, settle
 
 
 async def _shadow(serving: ServingHarness) -> tuple[FakeReplica, FakeReplica, ShadowMirror, VersionCounters]:
@@ -25,6 +26,7 @@ async def _shadow(serving: ServingHarness) -> tuple[FakeReplica, FakeReplica, Sh
     await serving.snapshot.sync()
     shadow, counts = serving.runtime(version="1").shadow, serving.runtime(version="2").rollout
     assert shadow is not None and counts is not None
+    shadow.hold = 0.0  # a batch as soon as the candidate is idle (the hold has a test of its own)
     return current, candidate, shadow, counts
 
 
@@ -103,6 +105,27 @@ async def test_a_full_mirror_drops_what_it_cannot_hold(make_serving: HarnessFact
         await busy
         (await candidate.next_batch()).answer(["1", "1"])
         await run_until(lambda: counts.step.agree == 2)
+    finally:
+        serving_current.cancel()
+
+
+async def test_the_mirror_holds_inputs_for_a_fuller_batch_until_the_oldest_waited_the_hold(
+        serving: ServingHarness) -> None:
+    current, candidate, shadow, _ = await _shadow(serving)
+    shadow.hold = SHADOW_HOLD_S
+    serving_current = asyncio.get_running_loop().create_task(_serve(current, "1"))
+    try:
+        await serving.predict_soon("app", [doubles(float(i)) for i in range(3)], uid=1)
+        await settle()
+        assert not candidate.batches and len(shadow.pending) == 3  # three of a batch of eight: held
+        serving.clock.advance(SHADOW_HOLD_S)
+        held = await candidate.next_batch()
+        assert len(held) == 3
+        held.answer(["1"] * 3)
+        await serving.predict_soon("app", [doubles(float(i)) for i in range(10, 18)], uid=1)
+        full = await candidate.next_batch()  # a full batch goes at once
+        assert len(full) == 8 and not shadow.pending
+        full.answer(["1"] * 8)
     finally:
         serving_current.cancel()
 
