@@ -59,6 +59,14 @@ Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
+def receiver() -> Iterator[Any]:
+    """An OTLP/HTTP trace receiver on 127.0.0.1 (``tests.otlp.Receiver``: the spans it was sent, decoded)."""
+    from tests.otlp import started  # (the tracing extra's protobuf modules, only where a test asks for it)
+
+    yield from started()
+
+
+@pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Run:
     """The ``clipper`` command run in this process (``clipper_core.cli.main``), its output captured."""
     from clipper_core.cli import main

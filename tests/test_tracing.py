@@ -6,7 +6,6 @@ model's compute span. Also: the OTEL_* rules, trace ids in the logs, and the JSO
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
 import threading
@@ -16,58 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from clipper_container.trace_export import PipeSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from clipper_core import tracing
 from clipper_core.testing import ServerThread, http_json, wait_until
 from tests import models
 from tests.conftest import Deploy
+from tests.otlp import Receiver
 
 pytestmark = pytest.mark.timeout(120)
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
-
-
-class Receiver(http.server.ThreadingHTTPServer):
-    """An OTLP/HTTP trace receiver on 127.0.0.1: every span it is sent, decoded (protobuf)."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.spans: list[Any] = []
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1/traces"
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        assert isinstance(self.server, Receiver)
-        for resource_spans in request.resource_spans:
-            service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
-            for scope in resource_spans.scope_spans:
-                self.server.spans += [(service, span) for span in scope.spans]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
@@ -223,3 +183,28 @@ def test_new_traces_are_sampled_at_the_ratio_and_a_callers_sampled_trace_always(
         assert [f"{s.context.trace_id:032x}" for s in spans] == [TRACE_ID]  # the caller's sampled one only
     finally:
         tracing.shutdown()
+
+
+def test_a_server_traced_by_the_otel_variables_exports_through_its_exporter_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    with ServerThread(tmp_path) as server:
+        assert tracing.STATE.enabled
+        [pipe] = tracing.STATE.processor._span_processors
+        assert isinstance(pipe, PipeSpanProcessor)  # the frontend's spans go to its exporter process
+        deploy = Deploy(server, tmp_path)
+        deploy.app("piped", slo_micros=5_000_000)
+        deploy("psum", 1, models.float_sum, app="piped")
+        status, _ = http_json(f"{server.query_url}/piped/predict", {"input": [1.0, 2.0]},
+                              headers={"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01"})
+        assert status == 200
+        wait_until(lambda: {"predict piped", "model.predict"} <= {s.name for _, s in receiver.spans}, 20,
+                   what="the frontend's and the container's spans at the receiver")
+    assert not tracing.STATE.enabled and pipe._child.returncode == 0  # flushed and ended with the server
+    spans = [(service, s) for service, s in receiver.spans if s.trace_id.hex() == TRACE_ID]
+    [(service, request)] = [(service, s) for service, s in spans if s.name == "predict piped"]
+    assert service == "clipper" and request.parent_span_id.hex() == CALLER_SPAN
+    names = {s.name for _, s in spans}
+    assert {"policy.select", "queue.wait", "batch psum:1", "rpc psum:1", "model.predict"} <= names, names

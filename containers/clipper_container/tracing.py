@@ -38,9 +38,10 @@ def tracing_wanted(env: Mapping[str, str] | None = None) -> bool:
 
 def make_provider(service_name: str, *, exporter: Any = None, env: Mapping[str, str] | None = None,
                   simple: bool = False, sampler: Any = None) -> Any:
-    """A ``TracerProvider`` exporting to ``exporter`` (default: the one the variables name), or None when
-    tracing is off or cannot be had (logged). ``OTEL_SERVICE_NAME`` overrides ``service_name``; the sampler is
-    the SDK's (``OTEL_TRACES_SAMPLER``) unless ``sampler`` is given."""
+    """A ``TracerProvider`` exporting to ``exporter`` (default: the one the variables name, from an exporter
+    process: :mod:`clipper_container.trace_export`), or None when tracing is off or cannot be had (logged).
+    ``OTEL_SERVICE_NAME`` overrides ``service_name``; the sampler is the SDK's (``OTEL_TRACES_SAMPLER``) unless
+    ``sampler`` is given."""
     env = os.environ if env is None else env
     if exporter is None and not tracing_wanted(env):
         return None
@@ -48,17 +49,24 @@ def make_provider(service_name: str, *, exporter: Any = None, env: Mapping[str, 
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        from clipper_container.trace_export import PipeSpanProcessor, export_in_child
     except ImportError as exc:
         log.warning("OTEL_* variables ask for traces, but the OpenTelemetry SDK is not installed (%s)", exc)
         return None
+    processor: Any = None
     if exporter is None:
-        exporter = _exporter(env)
+        exporter = _exporter(env)  # (made here too when a child exports: a variable it cannot use is told here)
         if exporter is None:
             return None
+        if not simple and export_in_child(env):
+            processor = PipeSpanProcessor(service_name, env)
+    if processor is None:
+        processor = SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter)
     resource = _hashed(Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or service_name}))
     provider = TracerProvider(resource=resource, sampler=sampler) if sampler is not None else \
         TracerProvider(resource=resource)
-    provider.add_span_processor(SimpleSpanProcessor(exporter) if simple else BatchSpanProcessor(exporter))
+    provider.add_span_processor(processor)
     _shorter_switch_interval(env)
     return provider
 
