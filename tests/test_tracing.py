@@ -208,3 +208,33 @@ def test_a_server_traced_by_the_otel_variables_exports_through_its_exporter_proc
     assert service == "clipper" and request.parent_span_id.hex() == CALLER_SPAN
     names = {s.name for _, s in spans}
     assert {"policy.select", "queue.wait", "batch psum:1", "rpc psum:1", "model.predict"} <= names, names
+    # (the frontend's inner spans go to the pipe as rows, without the SDK's span: their links and parents too)
+    [batch] = [s for _, s in spans if s.name == "batch psum:1"]
+    assert [link.span_id for link in batch.links] == [request.span_id]
+    [rpc] = [s for _, s in spans if s.name == "rpc psum:1"]
+    [compute] = [s for _, s in spans if s.name == "model.predict"]
+    assert rpc.parent_span_id == batch.span_id and compute.parent_span_id == rpc.span_id
+    assert rpc.kind == 3  # SPAN_KIND_CLIENT
+
+
+def test_a_span_recorded_with_an_error_reaches_the_exporter_process_as_one(receiver: Receiver) -> None:
+    from opentelemetry.trace import SpanKind
+
+    assert tracing.configure("errs", env={"OTEL_TRACES_EXPORTER": "otlp",
+                                          "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint})
+    try:
+        assert isinstance(tracing.STATE.pipe, PipeSpanProcessor)
+        parent = tracing.STATE.tracer.start_span("request").get_span_context()
+        span = tracing.child_context(parent)
+        tracing.record("rpc m:1", span, parent, 10, 20, {"clipper.replica": 3}, kind=SpanKind.CLIENT,
+                       error=ValueError("no"))
+    finally:
+        tracing.shutdown()  # written, exported by the exporter process as the pipe closes
+    [(service, got)] = [(service, s) for service, s in receiver.spans if s.name == "rpc m:1"]
+    assert service == "errs" and got.span_id == span.span_id.to_bytes(8, "big")
+    assert got.parent_span_id == parent.span_id.to_bytes(8, "big") and got.kind == 3
+    assert (got.start_time_unix_nano, got.end_time_unix_nano) == (10, 20)
+    assert (got.status.code, got.status.message) == (2, "ValueError: no")  # STATUS_CODE_ERROR
+    [event] = got.events
+    assert event.name == "exception" and {a.key: a.value.string_value for a in event.attributes} == {
+        "exception.type": "ValueError", "exception.message": "no"}

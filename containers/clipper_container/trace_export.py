@@ -32,7 +32,7 @@ from typing import IO, Any
 
 import msgpack
 
-__all__ = ["PipeSpanProcessor", "export_in_child", "main", "read_frames", "row_of", "span_of"]
+__all__ = ["PipeSpanProcessor", "export_in_child", "main", "make_row", "read_frames", "row_of", "span_of"]
 
 log = logging.getLogger("clipper_container")
 
@@ -95,9 +95,11 @@ class PipeSpanProcessor:
         pass
 
     def on_end(self, span: Any) -> None:
-        if not span.context.trace_flags.sampled:
-            return
-        row = row_of(span)
+        if span.context.trace_flags.sampled:
+            self.add(row_of(span))
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        """An ended span as its row (:func:`row_of`, or made as :func:`clipper_core.tracing.record` does)."""
         with self._lock:
             rows = self._rows
             if len(rows) >= self.limit:
@@ -167,16 +169,26 @@ def _tid(trace_id: int) -> bytes:
 
 def row_of(span: Any) -> tuple[Any, ...]:
     """A ``ReadableSpan`` as a row of plain values (:func:`span_of` makes it back)."""
-    context, parent, status, scope = span.context, span.parent, span.status, span.instrumentation_scope
-    return (span.name, _tid(context.trace_id), context.span_id, int(context.trace_flags),
+    status, scope = span.status, span.instrumentation_scope
+    return make_row(span.name, span.context, span.parent, span.start_time, span.end_time, span.kind.value,
+                    dict(span.attributes or {}), span.links,
+                    [(event.name, event.timestamp, dict(event.attributes or {})) for event in span.events],
+                    status.status_code.value, status.description or "",
+                    scope.name if scope is not None else "", scope.version if scope is not None else None)
+
+
+def make_row(name: str, context: Any, parent: Any, start_ns: int, end_ns: int, kind: int,
+             attributes: dict[str, Any], links: Any = (), events: Any = (), status_code: int = 0,
+             description: str = "", scope: str = "", scope_version: str | None = None) -> tuple[Any, ...]:
+    """A span's row from its parts (``context`` and ``parent``: span contexts; ``links``: the SDK's; ``events``:
+    (name, time, attributes); ``status_code``: ``StatusCode``'s value, 0 unset)."""
+    return (name, _tid(context.trace_id), context.span_id, int(context.trace_flags),
             context.trace_state.to_header() if context.trace_state else "",
             parent.span_id if parent is not None else 0, bool(parent is not None and parent.is_remote),
-            span.start_time, span.end_time, span.kind.value, dict(span.attributes or {}),
+            start_ns, end_ns, kind, attributes,
             [(_tid(link.context.trace_id), link.context.span_id, int(link.context.trace_flags),
-              dict(link.attributes or {})) for link in span.links],
-            [(event.name, event.timestamp, dict(event.attributes or {})) for event in span.events],
-            status.status_code.value, status.description or "",
-            scope.name if scope is not None else "", scope.version if scope is not None else None)
+              dict(link.attributes or {})) for link in links],
+            list(events), status_code, description, scope, scope_version)
 
 
 def span_of(row: tuple[Any, ...], resource: Any) -> Any:
