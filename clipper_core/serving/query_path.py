@@ -39,7 +39,7 @@ from clipper_core.serving.waiting import wait_all, wait_one
 from clipper_core.state import ApiKey, Feedback, ModelKey, StateStore
 from clipper_core.timeouts import wait_event
 from clipper_core.tracing import STATE as TRACING
-from clipper_core.tracing import child_context, record
+from clipper_core.tracing import child_context, record, request_context
 
 __all__ = ["QueryPath"]
 
@@ -167,27 +167,31 @@ class QueryPath:
 
     async def _traced_predict(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None,
                               traceparent: str | None, api_key: str | ApiKey | None) -> list[Prediction]:
-        """:meth:`predict` in a request span (the caller's trace continued), current for the logs."""
+        """:meth:`predict` in a request span (the caller's trace continued), current for the logs while it runs
+        and recorded when it ends, as the inner spans are (``tracing.record``: not the SDK's ``Span``)."""
         from opentelemetry import context as otel_context
         from opentelemetry import trace
 
-        parent = TRACING.propagator.extract({"traceparent": traceparent}) if traceparent else None
-        span = TRACING.tracer.start_span(f"predict {rt.app.name}", context=parent, kind=trace.SpanKind.SERVER,
-                                         attributes={"clipper.app": rt.app.name, "clipper.inputs": len(items)})
-        if not span.is_recording():  # the caller's trace is not sampled: nothing more to do for it
+        made = request_context(traceparent)
+        if made is None:  # the caller's trace is not sampled: nothing more to do for it
             return await self.predict(rt, items, uid=uid, version=version, api_key=api_key, _span=None)
+        context, parent = made
+        span = trace.NonRecordingSpan(context)  # (what the inner spans and the logs need of it: its context)
         token = otel_context.attach(trace.set_span_in_context(span))
+        attributes: dict[str, Any] = {"clipper.app": rt.app.name, "clipper.inputs": len(items)}
+        error: BaseException | None = None
+        started = time.time_ns()
         try:
             results = await self.predict(rt, items, uid=uid, version=version, api_key=api_key, _span=span)
-            span.set_attribute("clipper.defaults", sum(p.default for p in results))
+            attributes["clipper.defaults"] = sum(p.default for p in results)
             return results
         except Exception as exc:
-            span.record_exception(exc)
-            span.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
+            error = exc
             raise
         finally:
             otel_context.detach(token)
-            span.end()
+            record(f"predict {rt.app.name}", context, parent, started, time.time_ns(), attributes,
+                   kind=trace.SpanKind.SERVER, error=error)
 
     async def _run(self, rt: AppRuntime, items: list[Any], uid: int, version: str | None, started: float,
                    state: Any, every_model: bool = False, trace: Any = None) -> list[tuple[Query, Plan]]:

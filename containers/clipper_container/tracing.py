@@ -12,14 +12,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping
+from random import getrandbits
 from typing import Any
 
-__all__ = ["compute_span", "configure", "make_provider", "shutdown", "tracing_wanted"]
+from clipper_container.trace_export import PipeSpanProcessor, make_row
+
+__all__ = ["RowSpan", "compute_span", "configure", "make_provider", "shutdown", "tracing_wanted"]
 
 log = logging.getLogger("clipper_container")
 
 _tracer: Any = None
+_pipe: Any = None
+"""The provider's only processor when it is the exporter process's pipe (:mod:`clipper_container.trace_export`)."""
 _provider: Any = None
 _propagator: Any = None
 
@@ -50,7 +56,7 @@ def make_provider(service_name: str, *, exporter: Any = None, env: Mapping[str, 
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-        from clipper_container.trace_export import PipeSpanProcessor, export_in_child
+        from clipper_container.trace_export import export_in_child
     except ImportError as exc:
         log.warning("OTEL_* variables ask for traces, but the OpenTelemetry SDK is not installed (%s)", exc)
         return None
@@ -126,7 +132,7 @@ def _exporter(env: Mapping[str, str]) -> Any:
 
 def configure(service_name: str, **kwargs: Any) -> bool:
     """Turn the container's tracing on when the variables ask for it (see :func:`make_provider`)."""
-    global _tracer, _provider, _propagator
+    global _tracer, _provider, _propagator, _pipe
     provider = make_provider(service_name, **kwargs)
     if provider is None:
         return False
@@ -134,22 +140,62 @@ def configure(service_name: str, **kwargs: Any) -> bool:
 
     _provider, _propagator = provider, TraceContextTextMapPropagator()
     _tracer = provider.get_tracer("clipper_container")
+    processors = tuple(getattr(provider._active_span_processor, "_span_processors", ()))
+    _pipe = processors[0] if len(processors) == 1 and isinstance(processors[0], PipeSpanProcessor) else None
     log.info("tracing on (%s)", service_name)
     return True
 
 
 def compute_span(traceparent: Any, n: int) -> Any:
     """A started ``model.predict`` span under ``traceparent`` (None when tracing is off or there is none); the
-    caller ends it."""
+    caller ends it (``end``; ``record_exception`` and ``set_attribute`` before). With the exporter process as the
+    provider's only processor, a :class:`RowSpan`, which hands its row to the pipe as it ends, not the SDK's."""
     if _tracer is None or not isinstance(traceparent, str):
         return None
     context = _propagator.extract({"traceparent": traceparent})
-    return _tracer.start_span("model.predict", context=context, attributes={"clipper.batch_size": n})
+    if _pipe is None:
+        return _tracer.start_span("model.predict", context=context, attributes={"clipper.batch_size": n})
+    from opentelemetry.trace import get_current_span
+
+    parent = get_current_span(context).get_span_context()
+    if not parent.is_valid or not parent.trace_flags.sampled:
+        return None
+    return RowSpan("model.predict", parent, {"clipper.batch_size": n})
+
+
+class RowSpan:
+    """A span of this container's that becomes a row for the exporter pipe when it ends (the few calls
+    ``worker.build_result`` makes of a span)."""
+
+    __slots__ = ("attributes", "context", "error", "name", "parent", "started_ns")
+
+    def __init__(self, name: str, parent: Any, attributes: dict[str, Any]) -> None:
+        from opentelemetry.trace import SpanContext
+
+        self.name, self.parent, self.attributes = name, parent, attributes
+        self.context = SpanContext(parent.trace_id, getrandbits(64) or 1, is_remote=False,
+                                   trace_flags=parent.trace_flags, trace_state=parent.trace_state)
+        self.error: BaseException | None = None
+        self.started_ns = time.time_ns()
+
+    def record_exception(self, exc: BaseException) -> None:
+        self.error = exc
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.attributes[key] = value
+
+    def end(self) -> None:
+        error = self.error
+        events = () if error is None else (("exception", time.time_ns(), {
+            "exception.type": type(error).__name__, "exception.message": str(error)}),)
+        _pipe.add(make_row(self.name, self.context, self.parent, self.started_ns, time.time_ns(), 0, self.attributes,
+                           (), events, 2 if error is not None else 0,  # (StatusCode.ERROR: 2)
+                           f"{type(error).__name__}: {error}" if error is not None else "", "clipper_container"))
 
 
 def shutdown() -> None:
     """Export what is buffered and stop (at the container's exit)."""
-    global _tracer, _provider
-    provider, _provider, _tracer = _provider, None, None
+    global _tracer, _provider, _pipe
+    provider, _provider, _tracer, _pipe = _provider, None, None, None
     if provider is not None:
         provider.shutdown()

@@ -131,3 +131,26 @@ def test_a_dead_exporter_process_costs_the_spans_not_the_traced_process(receiver
     pipe.force_flush()
     assert pipe.dropped >= 2 and not receiver.spans
     provider.shutdown()
+
+
+def test_the_containers_compute_span_is_a_row_for_the_pipe(receiver: Receiver) -> None:
+    from clipper_container import tracing
+
+    assert tracing.configure("clipper-model m:1", env=_env(receiver))
+    try:
+        assert tracing.compute_span(f"00-{TRACE:032x}-00f067aa0ba902b7-00", 2) is None  # not sampled by the caller
+        span = tracing.compute_span(f"00-{TRACE:032x}-00f067aa0ba902b7-01", 3)
+        assert isinstance(span, tracing.RowSpan)
+        span.record_exception(ValueError("bad input"))
+        span.set_attribute("error.type", "ValueError")
+        span.end()
+    finally:
+        tracing.shutdown()  # the exporter process exports the row as the pipe closes
+    [(service, got)] = receiver.spans
+    assert (service, got.name) == ("clipper-model m:1", "model.predict")
+    assert got.trace_id == TRACE.to_bytes(16, "big") and got.parent_span_id.hex() == "00f067aa0ba902b7"
+    assert {a.key: (a.value.int_value or a.value.string_value) for a in got.attributes} == {
+        "clipper.batch_size": 3, "error.type": "ValueError"}
+    assert (got.status.code, got.status.message) == (2, "ValueError: bad input")
+    assert [e.name for e in got.events] == ["exception"]
+    assert got.end_time_unix_nano >= got.start_time_unix_nano
