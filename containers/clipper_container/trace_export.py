@@ -36,6 +36,8 @@ __all__ = ["PipeSpanProcessor", "export_in_child", "main", "make_row", "read_fra
 
 log = logging.getLogger("clipper_container")
 
+NICE = 10
+"""How much lower the exporter process's CPU priority is than the traced process's."""
 _HEADER = struct.Struct("!I")
 """A frame's length before its msgpack body (a list of rows)."""
 
@@ -235,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     # The traced process's signals are not this one's: it exits when the pipe closes, after exporting the rest.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Exporting can wait; serving cannot: on a busy machine the traced process goes first (and, should this one
+    # fall behind, the spans beyond OTEL_BSP_MAX_QUEUE_SIZE are dropped there, never waited for).
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from opentelemetry.sdk.resources import Resource
 
