@@ -278,8 +278,8 @@ def test_the_mounted_token_serves_the_official_in_cluster_configuration(kube_api
                                                                         kubelet: Kubelet, ns: str) -> None:
     grant_pod_reader(rbac, ns, "default")
     make_pod(core, ns, "plain", [sleeper('echo "ns=$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)"; '
-                                         'env')])
-    out = log_when(core, ns, "plain", "ns=")
+                                         'env; echo env-done')])
+    out = log_when(core, ns, "plain", "env-done")  # (all of env's lines: the log read at "ns=" may end before them)
     assert f"ns={ns}" in out
     source = token_source(kubelet, ns, "plain")
     assert source is not None
