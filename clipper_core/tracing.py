@@ -160,11 +160,8 @@ def record(name: str, context: Any, parent: Any, start_ns: int, end_ns: int, att
     span this way; each traced request makes about eight."""
     pipe = STATE.pipe
     if pipe is not None:  # the only processor hands spans to the exporter process: their rows are all it needs
-        message = f"{type(error).__name__}: {error}" if error is not None else ""
         pipe.add(make_row(name, context, parent, start_ns, end_ns, 0 if kind is None else kind.value, attributes,
-                          links, () if error is None else (("exception", end_ns, {
-                              "exception.type": type(error).__name__, "exception.message": str(error)}),),
-                          2 if error is not None else 0, message, "clipper_core"))  # (StatusCode.ERROR: 2)
+                          links, scope="clipper_core", error=error))
         return
     from opentelemetry.sdk.trace import Event, ReadableSpan
     from opentelemetry.trace import SpanKind, Status, StatusCode

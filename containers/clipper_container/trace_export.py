@@ -181,9 +181,15 @@ def row_of(span: Any) -> tuple[Any, ...]:
 
 def make_row(name: str, context: Any, parent: Any, start_ns: int, end_ns: int, kind: int,
              attributes: dict[str, Any], links: Any = (), events: Any = (), status_code: int = 0,
-             description: str = "", scope: str = "", scope_version: str | None = None) -> tuple[Any, ...]:
+             description: str = "", scope: str = "", scope_version: str | None = None, *,
+             error: BaseException | None = None) -> tuple[Any, ...]:
     """A span's row from its parts (``context`` and ``parent``: span contexts; ``links``: the SDK's; ``events``:
-    (name, time, attributes); ``status_code``: ``StatusCode``'s value, 0 unset)."""
+    (name, time, attributes); ``status_code``: ``StatusCode``'s value, 0 unset). ``error``: the span failed with
+    it (the ERROR status and an ``exception`` event at its end, as the SDK's ``record_exception`` gives)."""
+    if error is not None:
+        events = (*events, ("exception", end_ns, {"exception.type": type(error).__name__,
+                                                  "exception.message": str(error)}))
+        status_code, description = 2, f"{type(error).__name__}: {error}"  # (StatusCode.ERROR)
     return (name, _tid(context.trace_id), context.span_id, int(context.trace_flags),
             context.trace_state.to_header() if context.trace_state else "",
             parent.span_id if parent is not None else 0, bool(parent is not None and parent.is_remote),

@@ -185,12 +185,8 @@ class RowSpan:
         self.attributes[key] = value
 
     def end(self) -> None:
-        error = self.error
-        events = () if error is None else (("exception", time.time_ns(), {
-            "exception.type": type(error).__name__, "exception.message": str(error)}),)
         _pipe.add(make_row(self.name, self.context, self.parent, self.started_ns, time.time_ns(), 0, self.attributes,
-                           (), events, 2 if error is not None else 0,  # (StatusCode.ERROR: 2)
-                           f"{type(error).__name__}: {error}" if error is not None else "", "clipper_container"))
+                           scope="clipper_container", error=self.error))
 
 
 def shutdown() -> None:
