@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from random import getrandbits
 from typing import Any
 
-from clipper_container.trace_export import PipeSpanProcessor, make_row
+from clipper_container.trace_export import make_row, pipe_of
 from clipper_container.tracing import make_provider, tracing_wanted
 
 __all__ = ["STATE", "TraceLogFilter", "child_context", "configure", "epoch_ns", "record", "request_context",
@@ -80,8 +80,7 @@ def configure(service_name: str, **kwargs: Any) -> bool:
 
     STATE.provider = provider
     STATE.processor = provider._active_span_processor  # the SDK's default: one SynchronousMultiSpanProcessor
-    processors: tuple[Any, ...] = tuple(getattr(STATE.processor, "_span_processors", ()))
-    STATE.pipe = processors[0] if len(processors) == 1 and isinstance(processors[0], PipeSpanProcessor) else None
+    STATE.pipe = pipe_of(provider)
     STATE.scope = InstrumentationScope("clipper_core")
     STATE.root_ratio = ratio
     STATE.tracer = provider.get_tracer("clipper_core")

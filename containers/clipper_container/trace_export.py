@@ -32,7 +32,8 @@ from typing import IO, Any
 
 import msgpack
 
-__all__ = ["PipeSpanProcessor", "export_in_child", "main", "make_row", "read_frames", "row_of", "span_of"]
+__all__ = ["PipeSpanProcessor", "export_in_child", "main", "make_row", "pipe_of", "read_frames", "row_of",
+           "span_of"]
 
 log = logging.getLogger("clipper_container")
 
@@ -162,6 +163,14 @@ class PipeSpanProcessor:
                 self.dropped += len(rows)
                 log.warning("the span exporter process %d is gone (%s); spans are dropped from now on",
                             self._child.pid, exc)
+
+
+def pipe_of(provider: Any) -> PipeSpanProcessor | None:
+    """The provider's span processor when it is its only one and an exporter pipe (then a span can be handed to
+    it as a row, without the SDK's span objects); None otherwise (a test's in-memory exporter, the SDK's batch
+    processor)."""
+    processors = tuple(getattr(provider._active_span_processor, "_span_processors", ()))
+    return processors[0] if len(processors) == 1 and isinstance(processors[0], PipeSpanProcessor) else None
 
 
 # -- rows: a span as msgpack carries it ------------------------------------------------------------------------

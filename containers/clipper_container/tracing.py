@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from random import getrandbits
 from typing import Any
 
-from clipper_container.trace_export import PipeSpanProcessor, make_row
+from clipper_container.trace_export import PipeSpanProcessor, make_row, pipe_of
 
 __all__ = ["RowSpan", "compute_span", "configure", "make_provider", "shutdown", "tracing_wanted"]
 
@@ -140,8 +140,7 @@ def configure(service_name: str, **kwargs: Any) -> bool:
 
     _provider, _propagator = provider, TraceContextTextMapPropagator()
     _tracer = provider.get_tracer("clipper_container")
-    processors = tuple(getattr(provider._active_span_processor, "_span_processors", ()))
-    _pipe = processors[0] if len(processors) == 1 and isinstance(processors[0], PipeSpanProcessor) else None
+    _pipe = pipe_of(provider)
     log.info("tracing on (%s)", service_name)
     return True
 
