@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from random import getrandbits
 from typing import Any
 
-from clipper_container.trace_export import make_row, pipe_of
+from clipper_container.trace_export import child_context, make_row, pipe_of
 from clipper_container.tracing import make_provider, tracing_wanted
 
 __all__ = ["STATE", "TraceLogFilter", "child_context", "configure", "epoch_ns", "record", "request_context",
@@ -123,31 +123,18 @@ def shutdown() -> None:
         provider.shutdown()
 
 
-def child_context(parent: Any) -> Any:
-    """A new sampled span context in ``parent``'s trace (for a span :func:`record` reports once it has ended)."""
-    from opentelemetry.trace import SpanContext, TraceFlags
-
-    return SpanContext(parent.trace_id, getrandbits(64) or 1, is_remote=False,
-                       trace_flags=TraceFlags(TraceFlags.SAMPLED), trace_state=parent.trace_state)
-
-
 def request_context(traceparent: str | None) -> tuple[Any, Any] | None:
     """A new request span's context and its parent's: in the caller's trace (``traceparent``: W3C, as the SDK's
     propagator reads it), or in a new one when there is none or it is not valid; None when the caller's trace is
     not sampled (parent-based sampling: the query path drew the ratio for new traces already)."""
     from opentelemetry.trace import SpanContext, TraceFlags, get_current_span
 
-    parent = None
     if traceparent:
         parent = get_current_span(STATE.propagator.extract({"traceparent": traceparent})).get_span_context()
-        if not parent.is_valid:
-            parent = None
-        elif not parent.trace_flags.sampled:
-            return None
-    trace_id = parent.trace_id if parent is not None else getrandbits(128) or 1
-    context = SpanContext(trace_id, getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED),
-                          trace_state=parent.trace_state if parent is not None else None)
-    return context, parent
+        if parent.is_valid:
+            return (child_context(parent), parent) if parent.trace_flags.sampled else None
+    return SpanContext(getrandbits(128) or 1, getrandbits(64) or 1, is_remote=False,
+                       trace_flags=TraceFlags(TraceFlags.SAMPLED)), None
 
 
 def record(name: str, context: Any, parent: Any, start_ns: int, end_ns: int, attributes: dict[str, Any], *,

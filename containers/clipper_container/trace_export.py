@@ -28,12 +28,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping
+from random import getrandbits
 from typing import IO, Any
 
 import msgpack
 
-__all__ = ["PipeSpanProcessor", "export_in_child", "main", "make_row", "pipe_of", "read_frames", "row_of",
-           "span_of"]
+__all__ = ["PipeSpanProcessor", "child_context", "export_in_child", "main", "make_row", "pipe_of", "read_frames",
+           "row_of", "span_of"]
 
 log = logging.getLogger("clipper_container")
 
@@ -171,6 +172,15 @@ def pipe_of(provider: Any) -> PipeSpanProcessor | None:
     processor)."""
     processors = tuple(getattr(provider._active_span_processor, "_span_processors", ()))
     return processors[0] if len(processors) == 1 and isinstance(processors[0], PipeSpanProcessor) else None
+
+
+def child_context(parent: Any) -> Any:
+    """A new sampled span context in ``parent``'s trace (for a span reported as a row, or by
+    ``clipper_core.tracing.record``, once it has ended)."""
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    return SpanContext(parent.trace_id, getrandbits(64) or 1, is_remote=False,
+                       trace_flags=TraceFlags(TraceFlags.SAMPLED), trace_state=parent.trace_state)
 
 
 # -- rows: a span as msgpack carries it ------------------------------------------------------------------------

@@ -14,10 +14,9 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from random import getrandbits
 from typing import Any
 
-from clipper_container.trace_export import PipeSpanProcessor, make_row, pipe_of
+from clipper_container.trace_export import PipeSpanProcessor, child_context, make_row, pipe_of
 
 __all__ = ["RowSpan", "compute_span", "configure", "make_provider", "shutdown", "tracing_wanted"]
 
@@ -169,11 +168,8 @@ class RowSpan:
     __slots__ = ("attributes", "context", "error", "name", "parent", "started_ns")
 
     def __init__(self, name: str, parent: Any, attributes: dict[str, Any]) -> None:
-        from opentelemetry.trace import SpanContext
-
         self.name, self.parent, self.attributes = name, parent, attributes
-        self.context = SpanContext(parent.trace_id, getrandbits(64) or 1, is_remote=False,
-                                   trace_flags=parent.trace_flags, trace_state=parent.trace_state)
+        self.context = child_context(parent)  # (the parent is sampled: compute_span makes none otherwise)
         self.error: BaseException | None = None
         self.started_ns = time.time_ns()
 
